@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): system packages and real-client binaries if missing,
+# type-check, lint, then every test file under test/ with Node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/system-deps.sh
+bash test/e2e/clients/build.sh
+npx tsc -p tsconfig.json --noEmit
+npx eslint .
+npm run build --silent
+
+mapfile -t files < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+exec node --import tsx --test --test-concurrency="${SHELF_TEST_CONCURRENCY:-2}" "${files[@]}"
