@@ -1,0 +1,181 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest } from './digest.js';
+import {
+  BlobError,
+  type BlobStore,
+  type ByteRange,
+  type IngestExpectation,
+  type IngestResult,
+} from './store.js';
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Blobs under `ROOT/blobs/<alg>/<2 hex>/<hex>`, temporary objects under `ROOT/uploads/`.
+ * A commit fsyncs the file, renames it into place and fsyncs the directory, so an acknowledged
+ * blob survives a crash and a half-written one is never at a blob path.
+ */
+export class FilesystemBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly uploadsDir: string;
+
+  constructor(root: string) {
+    this.blobsDir = path.join(root, 'blobs');
+    this.uploadsDir = path.join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.uploadsDir, { recursive: true });
+  }
+
+  private blobPath(digest: string): string {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new BlobError('invalid-digest', `invalid digest: ${digest}`);
+    return path.join(this.blobsDir, parsed.algorithm, parsed.hex.slice(0, 2), parsed.hex);
+  }
+
+  private tempPath(uploadId: string): string {
+    if (!/^[A-Za-z0-9_-]{8,128}$/.test(uploadId)) {
+      throw new BlobError('not-found', `invalid upload id`);
+    }
+    return path.join(this.uploadsDir, uploadId);
+  }
+
+  async stat(digest: string): Promise<number | null> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async open(digest: string, range?: ByteRange): Promise<Readable> {
+    return this.openFile(this.blobPath(digest), range, `blob ${digest} not found`);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  async ingest(body: Readable, expected: IngestExpectation): Promise<IngestResult> {
+    const wanted = expected.digest === undefined ? undefined : parseDigest(expected.digest);
+    if (wanted === null) throw new BlobError('invalid-digest', `invalid digest: ${expected.digest}`);
+    const algorithm = wanted?.algorithm ?? 'sha256';
+    const tempId = `ingest-${randomBytes(12).toString('hex')}`;
+    const hash = createHash(algorithm);
+    try {
+      const size = await this.writeTemp(tempId, 0, body, {
+        maxBytes: expected.size,
+        observe: (chunk) => hash.update(chunk),
+      });
+      if (expected.size !== undefined && size !== expected.size) {
+        throw new BlobError('size-mismatch', `received ${size} bytes, expected ${expected.size}`);
+      }
+      const digest = `${algorithm}:${hash.digest('hex')}`;
+      if (wanted && digest !== `${wanted.algorithm}:${wanted.hex}`) {
+        throw new BlobError('digest-mismatch', `content digest ${digest} does not match ${expected.digest}`);
+      }
+      if ((await this.stat(digest)) !== null) {
+        await this.deleteTemp(tempId);
+        return { digest, size, existed: true };
+      }
+      await this.commitTemp(tempId, digest);
+      return { digest, size, existed: false };
+    } catch (err) {
+      await this.deleteTemp(tempId);
+      throw err;
+    }
+  }
+
+  async writeTemp(
+    uploadId: string,
+    offset: number,
+    body: Readable,
+    opts: { maxBytes?: number | undefined; observe?: (chunk: Buffer) => void } = {},
+  ): Promise<number> {
+    const file = this.tempPath(uploadId);
+    // 'r+' writes at an offset without truncating; create the file first if needed.
+    await (await open(file, 'a')).close();
+    const handle = await open(file, 'r+');
+    let written = 0;
+    const { maxBytes, observe } = opts;
+    // The stream owns the handle and closes it when it finishes or fails.
+    const out = createWriteStream('', { fd: handle, start: offset, highWaterMark: READ_CHUNK });
+    await pipeline(
+      body,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          written += chunk.length;
+          if (maxBytes !== undefined && written > maxBytes) {
+            throw new BlobError('size-mismatch', `more than the announced ${maxBytes} bytes`);
+          }
+          observe?.(chunk);
+          yield chunk;
+        }
+      },
+      out,
+    );
+    return written;
+  }
+
+  async readTemp(uploadId: string, range?: ByteRange): Promise<Readable> {
+    return this.openFile(this.tempPath(uploadId), range, `upload ${uploadId} not found`);
+  }
+
+  async tempSize(uploadId: string): Promise<number | null> {
+    try {
+      return (await stat(this.tempPath(uploadId))).size;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async commitTemp(uploadId: string, digest: string): Promise<void> {
+    const from = this.tempPath(uploadId);
+    const to = this.blobPath(digest);
+    const handle = await open(from, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await mkdir(path.dirname(to), { recursive: true });
+    await rename(from, to);
+    await syncDirectory(path.dirname(to));
+  }
+
+  async deleteTemp(uploadId: string): Promise<void> {
+    await rm(this.tempPath(uploadId), { force: true });
+  }
+
+  private async openFile(file: string, range: ByteRange | undefined, notFound: string): Promise<Readable> {
+    // Opening first turns a missing file into a clean error instead of a stream 'error' event.
+    let handle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobError('not-found', notFound);
+      throw err;
+    }
+    return createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK });
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';

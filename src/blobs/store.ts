@@ -1,0 +1,58 @@
+import type { Readable } from 'node:stream';
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface IngestExpectation {
+  /** `sha256:<hex>` or `sha512:<hex>`; when absent the digest is computed with sha256 and returned. */
+  digest?: string;
+  size?: number;
+}
+
+export interface IngestResult {
+  digest: string;
+  size: number;
+  /** The blob was already stored; nothing new was written. */
+  existed: boolean;
+}
+
+export type BlobErrorCode = 'not-found' | 'digest-mismatch' | 'size-mismatch' | 'invalid-digest' | 'invalid-range';
+
+export class BlobError extends Error {
+  constructor(
+    readonly code: BlobErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BlobError';
+  }
+}
+
+/**
+ * Content-addressed byte storage. Blobs become visible only whole and verified; partial data
+ * lives in temporary objects named by an upload ID until it is committed or deleted.
+ */
+export interface BlobStore {
+  /** Size of a committed blob, or null. */
+  stat(digest: string): Promise<number | null>;
+  open(digest: string, range?: ByteRange): Promise<Readable>;
+  delete(digest: string): Promise<void>;
+  /** Streams `body` into a temporary object while hashing it, and commits only if it matches. */
+  ingest(body: Readable, expected: IngestExpectation): Promise<IngestResult>;
+
+  /** Writes `body` at `offset` of the temporary object `uploadId`; `observe` sees every chunk. */
+  writeTemp(
+    uploadId: string,
+    offset: number,
+    body: Readable,
+    opts?: { maxBytes?: number; observe?: (chunk: Buffer) => void },
+  ): Promise<number>;
+  readTemp(uploadId: string, range?: ByteRange): Promise<Readable>;
+  tempSize(uploadId: string): Promise<number | null>;
+  /** Makes the temporary object the blob `digest`, durably and atomically. The caller verified it. */
+  commitTemp(uploadId: string, digest: string): Promise<void>;
+  deleteTemp(uploadId: string): Promise<void>;
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8080');
+
+const urlString = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'must be an http:// or https:// URL');
+
+/** Byte sizes accept plain numbers or strings such as `64MiB`, `10GiB`, `500MB`. */
+export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const parsed = parseByteSize(v);
+  if (parsed === null) {
+    ctx.addIssue({ code: 'custom', message: `not a byte size: "${v}" (use e.g. 1048576, 64MiB, 10GiB)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
+  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+};
+
+export function parseByteSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) return null;
+  const unit = UNITS[m[2]!.toLowerCase()];
+  if (unit === undefined) return null;
+  const value = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+export const configSchema = z
+  .object({
+    listen: hostPort.default('127.0.0.1:8080'),
+    data: z.string().min(1).default('./data'),
+    /** `sqlite:PATH` / a plain path, or `postgres://…`; default: SQLite in the data folder. */
+    db: z.string().min(1).optional(),
+    /** The URL clients reach this server at; defaults to http://LISTEN. */
+    publicUrl: urlString.optional(),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+    bootstrapToken: z.string().min(8, 'must be at least 8 characters').optional(),
+    library: z
+      .object({
+        /** Part size offered to clients for v2 multipart uploads. */
+        multipartPartSize: byteSize.default(64 * 2 ** 20),
+        /** How long a capability URL for an upload or a download stays valid, in seconds. */
+        uploadUrlTtl: z.number().int().positive().default(3600),
+        downloadUrlTtl: z.number().int().positive().default(3600),
+        /** Quota given to a new entity, in bytes; 0 = unlimited. */
+        defaultQuota: byteSize.default(0),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

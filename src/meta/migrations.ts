@@ -1,0 +1,142 @@
+import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Migrations are code, not files, so the same list runs on SQLite and PostgreSQL from
+ * both `src/` and the built `dist/`. Never edit a released migration; add a new one.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_library': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('username', 'text', (c) => c.notNull().unique())
+        .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('entities')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('owner_user_id', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('private', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('default_private', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('quota', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('collections')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('entity_id', 'text', (c) => c.notNull().references('entities.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('private', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('collections_entity_name', ['entity_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('containers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('collection_id', 'text', (c) =>
+          c.notNull().references('collections.id').onDelete('cascade'),
+        )
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('full_description', 'text', (c) => c.notNull())
+        .addColumn('private', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('read_only', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('download_count', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('containers_collection_name', ['collection_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('blobs')
+        .addColumn('digest', 'text', (c) => c.primaryKey())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('images')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('uploaded', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('arch', 'text')
+        .addColumn('signed', 'integer')
+        .addColumn('fingerprints', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('encrypted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deffile', 'text')
+        .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('sif_info', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('download_count', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('images_container_digest', ['container_id', 'digest'])
+        .execute();
+      await db.schema.createIndex('images_digest').on('images').column('digest').execute();
+      await db.schema
+        .createTable('tags')
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('arch', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('image_id', 'text', (c) => c.notNull().references('images.id').onDelete('cascade'))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tags_pk', ['container_id', 'arch', 'name'])
+        .execute();
+      await db.schema.createIndex('tags_image').on('tags').column('image_id').execute();
+      await db.schema
+        .createTable('uploads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('image_id', 'text', (c) => c.notNull().references('images.id').onDelete('cascade'))
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('filesize', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('part_size', 'bigint', (c) => c.notNull())
+        .addColumn('total_parts', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('upload_parts')
+        .addColumn('upload_id', 'text', (c) => c.notNull().references('uploads.id').onDelete('cascade'))
+        .addColumn('part_number', 'integer', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('token', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('upload_parts_pk', ['upload_id', 'part_number'])
+        .execute();
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};

@@ -1,0 +1,145 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table types of the metadata database. Times are stored as ISO-8601 UTC text and sizes as
+ * 64-bit integers in both dialects; booleans are 0/1 integers so one query serves both.
+ */
+export interface Database {
+  users: UsersTable;
+  tokens: TokensTable;
+  entities: EntitiesTable;
+  collections: CollectionsTable;
+  containers: ContainersTable;
+  blobs: BlobsTable;
+  images: ImagesTable;
+  tags: TagsTable;
+  uploads: UploadsTable;
+  upload_parts: UploadPartsTable;
+  settings: SettingsTable;
+}
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  is_admin: number;
+  disabled: number;
+  created_at: string;
+}
+
+export interface TokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface EntitiesTable {
+  id: string;
+  name: string;
+  description: string;
+  owner_user_id: string | null;
+  private: number;
+  default_private: number;
+  quota: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+export interface CollectionsTable {
+  id: string;
+  entity_id: string;
+  name: string;
+  description: string;
+  private: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+export interface ContainersTable {
+  id: string;
+  collection_id: string;
+  name: string;
+  description: string;
+  full_description: string;
+  private: number;
+  read_only: number;
+  download_count: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** A stored, digest-verified blob. `digest` is `sha256:<hex>`. */
+export interface BlobsTable {
+  digest: string;
+  size: number;
+  created_at: string;
+}
+
+export interface ImagesTable {
+  id: string;
+  container_id: string;
+  /** `sha256:<hex>` of the whole SIF: the blob it points at once uploaded. */
+  digest: string;
+  description: string;
+  size: number;
+  uploaded: number;
+  arch: string | null;
+  signed: number | null;
+  fingerprints: string;
+  encrypted: number;
+  deffile: string | null;
+  labels: string;
+  /** JSON of what was read from the SIF on upload (signatures, objects); `{}` before upload. */
+  sif_info: string;
+  download_count: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** A tag points at one image per architecture of a container. */
+export interface TagsTable {
+  container_id: string;
+  arch: string;
+  name: string;
+  image_id: string;
+  updated_at: string;
+}
+
+/** A Library upload in progress: single-part capability URL or multipart session. */
+export interface UploadsTable {
+  id: string;
+  image_id: string;
+  user_id: string;
+  kind: string;
+  filesize: number;
+  sha256: string;
+  part_size: number;
+  total_parts: number;
+  created_at: string;
+  expires_at: string;
+}
+
+/** One received part: `size` -1 while only announced; `token` is what the client echoes back. */
+export interface UploadPartsTable {
+  upload_id: string;
+  part_number: number;
+  size: number;
+  /** SHA-256 the client announced for the part, or '' */
+  sha256: string;
+  token: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export type Row<T> = { [K in keyof T]: T[K] extends Generated<infer U> ? U : T[K] };
