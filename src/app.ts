@@ -1,0 +1,73 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { FilesystemBlobStore } from './blobs/filesystem.js';
+import type { Config } from './config/schema.js';
+import { buildServer } from './http/server.js';
+import { openMetaDb, type MetaDb } from './meta/db.js';
+import { Registry } from './registry/registry.js';
+
+export interface RunningShelf {
+  app: FastifyInstance;
+  registry: Registry;
+  meta: MetaDb;
+  /** The URL the server listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The database URL the config names, or SQLite in the data folder. */
+export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
+
+/** Opens the stores, bootstraps the admin, and starts listening. */
+export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+  const meta = await openMetaDb(databaseUrl(config));
+  const blobs = new FilesystemBlobStore(config.data);
+  await blobs.init();
+  const registry = await Registry.open(meta, blobs, {
+    multipartPartSize: config.library.multipartPartSize,
+    uploadUrlTtl: config.library.uploadUrlTtl,
+    defaultQuota: config.library.defaultQuota,
+  });
+
+  const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
+  if (boot.generatedToken) {
+    log(`Created user "admin". Its API token, shown only this once:\n\n    ${boot.generatedToken}\n`);
+  } else if (boot.created) {
+    log('Created user "admin" with the token from SHELF_BOOTSTRAP_TOKEN.');
+  }
+
+  const app = await buildServer({
+    registry,
+    publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
+    downloadUrlTtl: config.library.downloadUrlTtl,
+    logger: { level: config.log.level, redact: ['req.headers.authorization'] },
+  });
+  const { host, port } = splitHostPort(config.listen);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  log(`Shelf listening on ${url}`);
+
+  const sweeper = setInterval(() => {
+    registry.uploads.sweepExpired().catch((err: unknown) => app.log.warn({ err }, 'upload sweep failed'));
+  }, 10 * 60_000);
+  sweeper.unref();
+
+  return {
+    app,
+    registry,
+    meta,
+    url,
+    async close() {
+      clearInterval(sweeper);
+      await app.close();
+      await meta.close();
+    },
+  };
+}
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}

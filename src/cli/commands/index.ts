@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+import { registerServe } from './serve.js';
+
+/** Every `shelf` sub-command registers itself here; one line per command module. */
+export function registerCommands(program: Command): void {
+  registerServe(program);
+}

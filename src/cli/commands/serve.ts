@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { startShelf } from '../../app.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import { CliError } from '../errors.js';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the Shelf server (Library API, OCI registry, keyserver, web UI)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8080)')
+    .option('--data <dir>', 'data folder for blobs and the default SQLite database (default ./data)')
+    .option('--db <url>', 'metadata database: postgres://… or sqlite:PATH (default SQLite in the data folder)')
+    .option('--config <file>', 'YAML config file (also SHELF_CONFIG)')
+    .option('--public-url <url>', 'URL clients reach this server at (default: from the request)')
+    .action(async (flags: { listen?: string; data?: string; db?: string; config?: string; publicUrl?: string }) => {
+      let config;
+      try {
+        config = await loadConfig({
+          file: flags.config,
+          flags: { listen: flags.listen, data: flags.data, db: flags.db, publicUrl: flags.publicUrl },
+        });
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(err.message, 2);
+        throw err;
+      }
+      const shelf = await startShelf(config);
+      const stop = (signal: string) => {
+        shelf.app.log.info(`${signal}: shutting down`);
+        shelf.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+}

@@ -1,0 +1,25 @@
+import type { FastifyRequest } from 'fastify';
+import type { Principal } from '../registry/accounts.js';
+import type { Registry } from '../registry/registry.js';
+import { RegistryError } from '../registry/errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/** The API token of `Authorization: Bearer <token>` (any case: the Library client sends `BEARER`). */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (!header) return null;
+  const m = /^bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new RegistryError('unauthorized', 'unsupported Authorization header');
+  return m[1]!;
+}
+
+/** Resolves the caller: null without credentials, a 401 for credentials that do not check out. */
+export async function authenticate(registry: Registry, request: FastifyRequest): Promise<Principal | null> {
+  const token = bearerToken(request);
+  return token === null ? null : registry.accounts.authenticate(token);
+}

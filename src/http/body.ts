@@ -1,0 +1,71 @@
+import type { FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../registry/errors.js';
+
+const MAX_JSON = 1 << 20;
+
+export class PayloadTooLarge extends Error {}
+
+/** The raw request body stream; every content type is left unparsed by the server. */
+export const bodyStream = (request: FastifyRequest): Readable => request.body as Readable;
+
+/**
+ * Reads a JSON request body whatever its Content-Type (the Library client sends none).
+ * An empty body reads as `{}`.
+ */
+export async function readJson(request: FastifyRequest): Promise<Record<string, unknown>> {
+  const stream = request.body as Readable | undefined;
+  if (!stream || typeof (stream as Readable).on !== 'function') return {};
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_JSON) {
+      stream.destroy();
+      throw new PayloadTooLarge(`request body larger than ${MAX_JSON} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new RegistryError('invalid', `malformed JSON body: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RegistryError('invalid', 'JSON body must be an object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Field readers that turn a wrong type into a clear 400. */
+export const field = {
+  string(body: Record<string, unknown>, key: string, required = false): string {
+    const v = body[key];
+    if (v === undefined || v === null) {
+      if (required) throw new RegistryError('invalid', `field "${key}" is required`);
+      return '';
+    }
+    if (typeof v !== 'string') throw new RegistryError('invalid', `field "${key}" must be a string`);
+    return v;
+  },
+  integer(body: Record<string, unknown>, key: string, required = false): number {
+    const v = body[key];
+    if (v === undefined || v === null) {
+      if (required) throw new RegistryError('invalid', `field "${key}" is required`);
+      return 0;
+    }
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new RegistryError('invalid', `field "${key}" must be a non-negative integer`);
+    }
+    return v;
+  },
+  boolean(body: Record<string, unknown>, key: string): boolean {
+    const v = body[key];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== 'boolean') throw new RegistryError('invalid', `field "${key}" must be a boolean`);
+    return v;
+  },
+};

@@ -1,0 +1,64 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { BlobError } from '../blobs/store.js';
+import { RegistryError } from '../registry/errors.js';
+import type { Registry } from '../registry/registry.js';
+import { PayloadTooLarge } from './body.js';
+import { libraryStatusOf, sendLibraryError } from './library/errors.js';
+import { libraryRoutes } from './library/routes.js';
+
+export interface ServerOptions {
+  registry: Registry;
+  publicUrl: string | null;
+  downloadUrlTtl: number;
+  logger: FastifyServerOptions['logger'];
+}
+
+/** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger,
+    // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    bodyLimit: 1 << 20,
+    trustProxy: true,
+    // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
+  });
+
+  // Every body stays a stream: uploads stream to storage, JSON is read by the routes that
+  // expect it whatever the Content-Type (the Library client sends none).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  app.setErrorHandler((err: Error, req, reply) => {
+    if (err instanceof RegistryError) return sendLibraryError(reply, libraryStatusOf(err), err.message);
+    if (err instanceof BlobError) {
+      return sendLibraryError(reply, err.code === 'not-found' ? 404 : 400, err.message);
+    }
+    if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
+    if (isClientAbort(err)) {
+      req.log.info({ err: err.message }, 'client went away during the request');
+      return sendLibraryError(reply, 400, 'request body ended early');
+    }
+    req.log.error({ err }, 'request failed');
+    return sendLibraryError(reply, 500, 'internal server error');
+  });
+
+  app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+
+  await app.register(libraryRoutes, {
+    registry: opts.registry,
+    publicUrl: opts.publicUrl,
+    downloadUrlTtl: opts.downloadUrlTtl,
+  });
+  return app;
+}
+
+function isClientAbort(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED';
+}

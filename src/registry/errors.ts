@@ -1,0 +1,25 @@
+export type RegistryErrorKind =
+  | 'invalid'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not-found'
+  | 'conflict'
+  | 'quota'
+  | 'digest-mismatch'
+  | 'size-mismatch'
+  | 'not-sif'
+  | 'range';
+
+/** A rule of the domain was not met. Protocol doors map `kind` to their own status and format. */
+export class RegistryError extends Error {
+  constructor(
+    readonly kind: RegistryErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+export const notFound = (what: string): RegistryError => new RegistryError('not-found', `${what} not found`);
+export const invalid = (message: string): RegistryError => new RegistryError('invalid', message);

@@ -1,0 +1,213 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, ImagesTable } from '../meta/schema.js';
+import { isUniqueViolation } from '../meta/errors.js';
+import { access } from './access.js';
+import type { Principal } from './accounts.js';
+import { RegistryError, notFound } from './errors.js';
+import { checkArch, checkTag, type LibraryRef } from './names.js';
+import { containerChain, type Container, type Namespaces } from './namespaces.js';
+import { newId, nowIso } from './util.js';
+
+export type ImageRow = Selectable<ImagesTable>;
+export type ImageWithContainer = { image: ImageRow; container: Container };
+/** arch → tag → image ID */
+export type ArchTags = Record<string, Record<string, string>>;
+
+/** The architecture assumed where a client names none (v1 tags, `arch=`). */
+export const DEFAULT_ARCH = 'amd64';
+
+export class Images {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly namespaces: Namespaces,
+  ) {}
+
+  async byId(id: string): Promise<ImageRow | undefined> {
+    return this.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async listByContainer(containerId: string): Promise<ImageRow[]> {
+    return this.db.selectFrom('images').selectAll().where('container_id', '=', containerId).orderBy('created_at').execute();
+  }
+
+  /** An image the caller may see, with its container. */
+  async getById(principal: Principal | null, id: string): Promise<ImageWithContainer> {
+    const image = await this.byId(id);
+    if (!image) throw notFound(`image ${id}`);
+    const container = await this.namespaces.getContainerById(principal, image.container_id);
+    return { image, container };
+  }
+
+  /** Resolves `e/c/k:tag` for an architecture, or `e/c/k:sha256.<hex>` regardless of it. */
+  async resolve(principal: Principal | null, ref: LibraryRef, arch: string): Promise<ImageWithContainer> {
+    const container = await this.namespaces.getContainer(principal, ref);
+    const name = `${ref.entity}/${ref.collection}/${ref.container}:${ref.tag ?? ref.digest}`;
+    if (ref.digest) {
+      const image = await this.db
+        .selectFrom('images')
+        .selectAll()
+        .where('container_id', '=', container.id)
+        .where('digest', '=', ref.digest)
+        .executeTakeFirst();
+      if (!image) throw notFound(`image ${name}`);
+      return { image, container };
+    }
+    const candidates = await this.db
+      .selectFrom('tags')
+      .innerJoin('images', 'images.id', 'tags.image_id')
+      .selectAll('images')
+      .select('tags.arch as tagArch')
+      .where('tags.container_id', '=', container.id)
+      .where('tags.name', '=', ref.tag!)
+      .orderBy('tags.arch')
+      .execute();
+    const pick = arch
+      ? candidates.find((c) => c.tagArch === arch)
+      : (candidates.find((c) => c.tagArch === DEFAULT_ARCH) ?? candidates[0]);
+    if (!pick) throw notFound(`image ${name} (${arch || 'any arch'})`);
+    const { tagArch: _tagArch, ...image } = pick;
+    return { image, container };
+  }
+
+  /** `POST v1/images`: get-or-create the image record for a hash in a container. */
+  async create(
+    principal: Principal | null,
+    containerId: string,
+    digest: string,
+    description: string,
+  ): Promise<{ image: ImageRow; container: Container; created: boolean }> {
+    const container = await this.namespaces.getContainerById(principal, containerId);
+    access.assertWrite(principal, containerChain(container));
+    const existing = await this.findInContainer(container.id, digest);
+    if (existing) return { image: existing, container, created: false };
+    const now = nowIso();
+    const row: ImageRow = {
+      id: newId(),
+      container_id: container.id,
+      digest,
+      description: description.slice(0, 4096),
+      size: 0,
+      uploaded: 0,
+      arch: null,
+      signed: null,
+      fingerprints: '[]',
+      encrypted: 0,
+      deffile: null,
+      labels: '{}',
+      sif_info: '{}',
+      download_count: 0,
+      created_at: now,
+      created_by: principal!.username,
+      updated_at: now,
+    };
+    try {
+      await this.db.insertInto('images').values(row).execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const raced = await this.findInContainer(container.id, digest);
+      if (raced) return { image: raced, container, created: false };
+      throw err;
+    }
+    return { image: row, container, created: true };
+  }
+
+  private findInContainer(containerId: string, digest: string) {
+    return this.db
+      .selectFrom('images')
+      .selectAll()
+      .where('container_id', '=', containerId)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+  }
+
+  /** An uploaded image elsewhere with the same bytes, to reuse its facts instead of a new upload. */
+  async findUploadedTwin(digest: string): Promise<ImageRow | undefined> {
+    return this.db
+      .selectFrom('images')
+      .selectAll()
+      .where('digest', '=', digest)
+      .where('uploaded', '=', 1)
+      .executeTakeFirst();
+  }
+
+  async delete(principal: Principal | null, ref: LibraryRef, arch: string): Promise<ImageWithContainer> {
+    const found = await this.resolve(principal, ref, arch);
+    access.assertWrite(principal, containerChain(found.container));
+    await this.db.deleteFrom('images').where('id', '=', found.image.id).execute();
+    return found;
+  }
+
+  async tagsOf(principal: Principal | null, containerId: string): Promise<{ container: Container; tags: ArchTags }> {
+    const container = await this.namespaces.getContainerById(principal, containerId);
+    const rows = await this.db
+      .selectFrom('tags')
+      .select(['arch', 'name', 'image_id'])
+      .where('container_id', '=', container.id)
+      .orderBy('arch')
+      .orderBy('name')
+      .execute();
+    const tags: ArchTags = {};
+    for (const r of rows) (tags[r.arch] ??= {})[r.name] = r.image_id;
+    return { container, tags };
+  }
+
+  /** Tags of one image, for one architecture or all. */
+  async tagNamesOf(imageId: string, arch?: string): Promise<string[]> {
+    let q = this.db.selectFrom('tags').select('name').where('image_id', '=', imageId);
+    if (arch) q = q.where('arch', '=', arch);
+    const rows = await q.orderBy('name').execute();
+    return [...new Set(rows.map((r) => r.name))];
+  }
+
+  /**
+   * Points `tag` of `arch` at an image of the container, moving it if it pointed elsewhere;
+   * an empty image ID removes the tag. `arch` null means the image's own architecture (v1 tags).
+   */
+  async setTag(
+    principal: Principal | null,
+    containerId: string,
+    arch: string | null,
+    tag: string,
+    imageId: string,
+  ): Promise<void> {
+    const container = await this.namespaces.getContainerById(principal, containerId);
+    access.assertWrite(principal, containerChain(container));
+    checkTag(tag);
+    if (!imageId) {
+      let q = this.db.deleteFrom('tags').where('container_id', '=', container.id).where('name', '=', tag);
+      if (arch) q = q.where('arch', '=', checkArch(arch));
+      await q.execute();
+      return;
+    }
+    const image = await this.byId(imageId);
+    if (!image || image.container_id !== container.id) {
+      throw new RegistryError('invalid', `image ${imageId} is not in container ${container.name}`);
+    }
+    if (image.uploaded !== 1) throw new RegistryError('invalid', `image ${imageId} has not been uploaded`);
+    const tagArch = checkArch(arch || image.arch || DEFAULT_ARCH);
+    const now = nowIso();
+    await this.db
+      .insertInto('tags')
+      .values({ container_id: container.id, arch: tagArch, name: tag, image_id: image.id, updated_at: now })
+      .onConflict((oc) => oc.columns(['container_id', 'arch', 'name']).doUpdateSet({ image_id: image.id, updated_at: now }))
+      .execute();
+    await this.db.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
+    if (!image.arch) {
+      // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.
+      await this.db.updateTable('images').set({ arch: tagArch }).where('id', '=', image.id).execute();
+    }
+  }
+
+  async countDownload(image: ImageRow): Promise<void> {
+    await this.db
+      .updateTable('images')
+      .set((eb) => ({ download_count: eb('download_count', '+', 1) }))
+      .where('id', '=', image.id)
+      .execute();
+    await this.db
+      .updateTable('containers')
+      .set((eb) => ({ download_count: eb('download_count', '+', 1) }))
+      .where('id', '=', image.container_id)
+      .execute();
+  }
+}

@@ -1,0 +1,92 @@
+import { invalid } from './errors.js';
+
+/** The name a missing entity or collection segment of a short Library ref stands for. */
+export const DEFAULT_NAMESPACE = 'default';
+
+const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+const MAX_NAME = 128;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const ARCH = /^[a-z0-9_]{1,32}$/;
+
+/** Entity, collection and container names: lower case, as the Library client requires on push. */
+export function checkName(kind: string, name: string): string {
+  if (name.length === 0) throw invalid(`${kind} name must not be empty`);
+  if (name.length > MAX_NAME) throw invalid(`${kind} name is longer than ${MAX_NAME} characters`);
+  if (!NAME.test(name)) {
+    throw invalid(
+      `invalid ${kind} name ${JSON.stringify(name)}: use lower-case letters and digits, separated by single '.', '_' or '-'`,
+    );
+  }
+  return name;
+}
+
+export function checkTag(tag: string): string {
+  if (!TAG.test(tag) || isImageHash(tag)) {
+    throw invalid(`invalid tag ${JSON.stringify(tag)}: up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -`);
+  }
+  return tag;
+}
+
+export function checkArch(arch: string): string {
+  if (!ARCH.test(arch)) throw invalid(`invalid architecture ${JSON.stringify(arch)}`);
+  return arch;
+}
+
+export interface ContainerPath {
+  entity: string;
+  collection: string;
+  container: string;
+}
+
+export interface LibraryRef extends ContainerPath {
+  /** A tag, or null when the ref names an image by hash. */
+  tag: string | null;
+  /** `sha256:<hex>` when the ref names an image by hash. */
+  digest: string | null;
+}
+
+/**
+ * Parses the `{ref}` of `v1/images/{ref}` and `v1/imagefile/{ref}`: one to three path segments
+ * (`k`, `c/k`, `e/c/k`; empty leading segments as in `//c/k`), then `:tag` or `:sha256.<hex>`.
+ * Missing entity or collection segments map to `default`.
+ */
+export function parseLibraryRef(ref: string): LibraryRef {
+  const colon = ref.lastIndexOf(':');
+  const pathPart = colon >= 0 ? ref.slice(0, colon) : ref;
+  const tagPart = colon >= 0 ? ref.slice(colon + 1) : 'latest';
+  const path = parseContainerPath(pathPart);
+  const digest = parseImageHash(tagPart);
+  if (digest) return { ...path, tag: null, digest };
+  return { ...path, tag: checkTag(tagPart), digest: null };
+}
+
+export function parseContainerPath(text: string): ContainerPath {
+  const segments = text.replace(/^\/+/, '').split('/');
+  if (segments.length > 3) throw invalid(`invalid container path ${JSON.stringify(text)}: at most entity/collection/container`);
+  while (segments.length < 3) segments.unshift('');
+  const [entity, collection, container] = segments.map((s) => s || DEFAULT_NAMESPACE) as [string, string, string];
+  if (segments[2] === '') throw invalid('container name must not be empty');
+  return {
+    entity: checkName('entity', entity),
+    collection: checkName('collection', collection),
+    container: checkName('container', container),
+  };
+}
+
+const IMAGE_HASH = /^sha256\.([0-9a-f]{64})$/;
+
+export const isImageHash = (text: string): boolean => IMAGE_HASH.test(text);
+
+/** `sha256.<hex>` (the Library's image hash) → `sha256:<hex>`; anything else → null. */
+export function parseImageHash(text: string): string | null {
+  const m = IMAGE_HASH.exec(text);
+  return m ? `sha256:${m[1]}` : null;
+}
+
+/** Accepts `sha256.<hex>`, `sha256:<hex>` or bare hex, as clients send all three. */
+export function parseAnySha256(text: string): string | null {
+  const m = /^(?:sha256[.:])?([0-9a-fA-F]{64})$/.exec(text.trim());
+  return m ? `sha256:${m[1]!.toLowerCase()}` : null;
+}
+
+export const toImageHash = (digest: string): string => digest.replace(/^sha256:/, 'sha256.');

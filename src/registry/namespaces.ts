@@ -1,0 +1,194 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { CollectionsTable, ContainersTable, Database, EntitiesTable } from '../meta/schema.js';
+import { access, type NamespaceChain } from './access.js';
+import type { Principal } from './accounts.js';
+import { RegistryError, notFound } from './errors.js';
+import { checkName, type ContainerPath } from './names.js';
+import { newId, nowIso } from './util.js';
+
+export type Entity = Selectable<EntitiesTable>;
+export type Collection = Selectable<CollectionsTable> & { entity: Entity };
+export type Container = Selectable<ContainersTable> & { collection: Collection };
+
+export const chainOf = (e: Entity, ...rest: Array<{ private: number }>): NamespaceChain => ({
+  ownerUserId: e.owner_user_id,
+  entityName: e.name,
+  private: e.private === 1 || rest.some((r) => r.private === 1),
+});
+
+export const containerChain = (k: Container): NamespaceChain =>
+  chainOf(k.collection.entity, k.collection, k);
+
+const LIBRARY_NO_DESCRIPTION = 'No description';
+
+/** Entities, collections and containers: lookup with visibility, and creation with permission. */
+export class Namespaces {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly defaultQuota: number,
+  ) {}
+
+  async findEntity(name: string): Promise<Entity | undefined> {
+    return this.db.selectFrom('entities').selectAll().where('name', '=', name).executeTakeFirst();
+  }
+
+  async getEntity(principal: Principal | null, name: string): Promise<Entity> {
+    const e = await this.findEntity(name);
+    if (!e || !access.canRead(principal, chainOf(e))) throw notFound(`entity ${name}`);
+    return e;
+  }
+
+  async getEntityById(principal: Principal | null, id: string): Promise<Entity> {
+    const e = await this.db.selectFrom('entities').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!e || !access.canRead(principal, chainOf(e))) throw notFound(`entity ${id}`);
+    return e;
+  }
+
+  async createEntity(principal: Principal | null, name: string, description?: string): Promise<Entity> {
+    checkName('entity', name);
+    access.assertCreateEntity(principal, name);
+    if (await this.findEntity(name)) throw new RegistryError('conflict', `entity ${name} already exists`);
+    const owner = principal!.username === name ? principal!.userId : await this.userIdByName(name);
+    const now = nowIso();
+    const row: Entity = {
+      id: newId(),
+      name,
+      description: description || LIBRARY_NO_DESCRIPTION,
+      owner_user_id: owner,
+      private: 0,
+      default_private: 0,
+      quota: this.defaultQuota,
+      created_at: now,
+      created_by: principal!.username,
+      updated_at: now,
+    };
+    await this.db.insertInto('entities').values(row).execute();
+    return row;
+  }
+
+  private async userIdByName(name: string): Promise<string | null> {
+    const u = await this.db.selectFrom('users').select('id').where('username', '=', name).executeTakeFirst();
+    return u?.id ?? null;
+  }
+
+  async getCollection(principal: Principal | null, entityName: string, name: string): Promise<Collection> {
+    const entity = await this.getEntity(principal, entityName);
+    const c = await this.db
+      .selectFrom('collections')
+      .selectAll()
+      .where('entity_id', '=', entity.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!c || !access.canRead(principal, chainOf(entity, c))) throw notFound(`collection ${entityName}/${name}`);
+    return { ...c, entity };
+  }
+
+  async getCollectionById(principal: Principal | null, id: string): Promise<Collection> {
+    const c = await this.db.selectFrom('collections').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!c) throw notFound(`collection ${id}`);
+    const entity = await this.getEntityById(principal, c.entity_id);
+    if (!access.canRead(principal, chainOf(entity, c))) throw notFound(`collection ${id}`);
+    return { ...c, entity };
+  }
+
+  async createCollection(
+    principal: Principal | null,
+    entityId: string,
+    name: string,
+    opts: { description?: string; private?: boolean } = {},
+  ): Promise<Collection> {
+    checkName('collection', name);
+    const entity = await this.getEntityById(principal, entityId);
+    access.assertWrite(principal, chainOf(entity));
+    const existing = await this.db
+      .selectFrom('collections')
+      .select('id')
+      .where('entity_id', '=', entity.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (existing) throw new RegistryError('conflict', `collection ${entity.name}/${name} already exists`);
+    const now = nowIso();
+    const row = {
+      id: newId(),
+      entity_id: entity.id,
+      name,
+      description: opts.description || LIBRARY_NO_DESCRIPTION,
+      private: opts.private || entity.default_private === 1 ? 1 : 0,
+      created_at: now,
+      created_by: principal!.username,
+      updated_at: now,
+    };
+    await this.db.insertInto('collections').values(row).execute();
+    return { ...row, entity };
+  }
+
+  async getContainer(principal: Principal | null, path: ContainerPath): Promise<Container> {
+    const collection = await this.getCollection(principal, path.entity, path.collection);
+    const k = await this.db
+      .selectFrom('containers')
+      .selectAll()
+      .where('collection_id', '=', collection.id)
+      .where('name', '=', path.container)
+      .executeTakeFirst();
+    const full = k && { ...k, collection };
+    if (!full || !access.canRead(principal, containerChain(full))) {
+      throw notFound(`container ${path.entity}/${path.collection}/${path.container}`);
+    }
+    return full;
+  }
+
+  async getContainerById(principal: Principal | null, id: string): Promise<Container> {
+    const k = await this.db.selectFrom('containers').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!k) throw notFound(`container ${id}`);
+    const collection = await this.getCollectionById(principal, k.collection_id);
+    const full = { ...k, collection };
+    if (!access.canRead(principal, containerChain(full))) throw notFound(`container ${id}`);
+    return full;
+  }
+
+  async createContainer(
+    principal: Principal | null,
+    collectionId: string,
+    name: string,
+    opts: { description?: string; fullDescription?: string; private?: boolean } = {},
+  ): Promise<Container> {
+    checkName('container', name);
+    const collection = await this.getCollectionById(principal, collectionId);
+    access.assertWrite(principal, chainOf(collection.entity, collection));
+    const existing = await this.db
+      .selectFrom('containers')
+      .select('id')
+      .where('collection_id', '=', collection.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (existing) {
+      throw new RegistryError('conflict', `container ${collection.entity.name}/${collection.name}/${name} already exists`);
+    }
+    const now = nowIso();
+    const row = {
+      id: newId(),
+      collection_id: collection.id,
+      name,
+      description: opts.description || LIBRARY_NO_DESCRIPTION,
+      full_description: opts.fullDescription ?? '',
+      private: opts.private || collection.private === 1 ? 1 : 0,
+      read_only: 0,
+      download_count: 0,
+      created_at: now,
+      created_by: principal!.username,
+      updated_at: now,
+    };
+    await this.db.insertInto('containers').values(row).execute();
+    return { ...row, collection };
+  }
+
+  async containerIdsOfCollection(collectionId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('containers').select('id').where('collection_id', '=', collectionId).execute();
+    return rows.map((r) => r.id);
+  }
+
+  async collectionIdsOfEntity(entityId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('collections').select('id').where('entity_id', '=', entityId).execute();
+    return rows.map((r) => r.id);
+  }
+}

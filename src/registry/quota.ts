@@ -1,0 +1,77 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Dialect } from '../meta/db.js';
+import type { Database } from '../meta/schema.js';
+import { RegistryError } from './errors.js';
+import type { Entity } from './namespaces.js';
+
+export interface QuotaReport {
+  /** Bytes allowed; 0 means unlimited. */
+  quotaTotal: number;
+  quotaUsage: number;
+}
+
+/**
+ * Byte quotas per entity, dedupe-aware: the same blob counts once per entity however many
+ * images or containers of it refer to it.
+ */
+export class Quotas {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
+
+  async usage(entityId: string, db: Kysely<Database> = this.db): Promise<number> {
+    const row = await db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('images')
+          .innerJoin('containers', 'containers.id', 'images.container_id')
+          .innerJoin('collections', 'collections.id', 'containers.collection_id')
+          .where('collections.entity_id', '=', entityId)
+          .where('images.uploaded', '=', 1)
+          .select(['images.digest', 'images.size'])
+          .distinct()
+          .as('d'),
+      )
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('d.size'), sql<number>`0`).as('total'))
+      .executeTakeFirstOrThrow();
+    return Number(row.total);
+  }
+
+  async holdsDigest(entityId: string, digest: string, db: Kysely<Database> = this.db): Promise<boolean> {
+    const row = await db
+      .selectFrom('images')
+      .innerJoin('containers', 'containers.id', 'images.container_id')
+      .innerJoin('collections', 'collections.id', 'containers.collection_id')
+      .where('collections.entity_id', '=', entityId)
+      .where('images.digest', '=', digest)
+      .where('images.uploaded', '=', 1)
+      .select('images.id')
+      .executeTakeFirst();
+    return !!row;
+  }
+
+  async report(entity: Entity): Promise<QuotaReport> {
+    return { quotaTotal: entity.quota, quotaUsage: await this.usage(entity.id) };
+  }
+
+  /** Refuses when adding `size` bytes of `digest` would take the entity over its quota. */
+  async assertRoom(entity: Entity, digest: string, size: number, db: Kysely<Database> = this.db): Promise<void> {
+    if (entity.quota <= 0) return;
+    if (await this.holdsDigest(entity.id, digest, db)) return;
+    const used = await this.usage(entity.id, db);
+    if (used + size > entity.quota) {
+      throw new RegistryError(
+        'quota',
+        `Upload would exceed quota: ${entity.name} uses ${used} of ${entity.quota} bytes, the image needs ${size}`,
+      );
+    }
+  }
+
+  /** Serialises quota-relevant commits of one entity across processes (PostgreSQL) or the file (SQLite). */
+  async lockEntity(trx: Transaction<Database>, entityId: string): Promise<void> {
+    if (this.dialect === 'postgres') {
+      await sql`select pg_advisory_xact_lock(hashtext(${entityId}))`.execute(trx);
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import type { BlobStore } from '../blobs/store.js';
+import type { MetaDb } from '../meta/db.js';
+import { Accounts } from './accounts.js';
+import { Capabilities } from './capabilities.js';
+import { Images } from './images.js';
+import { Namespaces } from './namespaces.js';
+import { Quotas } from './quota.js';
+import { Search } from './search.js';
+import { Uploads, type UploadSettings } from './uploads.js';
+
+export interface RegistrySettings extends UploadSettings {
+  defaultQuota: number;
+}
+
+/** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
+export class Registry {
+  readonly accounts: Accounts;
+  readonly namespaces: Namespaces;
+  readonly images: Images;
+  readonly quotas: Quotas;
+  readonly uploads: Uploads;
+  readonly search: Search;
+
+  private constructor(
+    readonly meta: MetaDb,
+    readonly blobs: BlobStore,
+    readonly capabilities: Capabilities,
+    settings: RegistrySettings,
+  ) {
+    const db = meta.db;
+    this.accounts = new Accounts(db);
+    this.namespaces = new Namespaces(db, settings.defaultQuota);
+    this.images = new Images(db, this.namespaces);
+    this.quotas = new Quotas(db, meta.dialect);
+    this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
+    this.search = new Search(db);
+  }
+
+  static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
+    return new Registry(meta, blobs, await Capabilities.load(meta.db), settings);
+  }
+}

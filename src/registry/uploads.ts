@@ -1,0 +1,407 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '../blobs/store.js';
+import { BlobError } from '../blobs/store.js';
+import type { Database } from '../meta/schema.js';
+import { access } from './access.js';
+import type { Principal } from './accounts.js';
+import { RegistryError, invalid, notFound } from './errors.js';
+import type { ImageRow, Images } from './images.js';
+import { containerChain, type Container, type Namespaces } from './namespaces.js';
+import type { QuotaReport, Quotas } from './quota.js';
+import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
+import { newSecret, nowIso } from './util.js';
+
+/** Full rights for the registry's own lookups, after the caller's rights were checked. */
+const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true };
+
+export interface UploadSettings {
+  multipartPartSize: number;
+  uploadUrlTtl: number;
+}
+
+export interface CommitResult {
+  image: ImageRow;
+  container: Container;
+  quota: QuotaReport;
+}
+
+/** A running SHA-256 over the parts received in order; a cache, rebuilt from the stored bytes. */
+interface RunningHash {
+  hash: Hash;
+  nextPart: number;
+}
+
+/**
+ * Library uploads: v1 (one POST), v2 single-part (capability URL) and v2 multipart.
+ * Bytes are hashed on their way to a temporary object; the image becomes visible only after
+ * digest, size and SIF header check out, in one metadata transaction.
+ */
+export class Uploads {
+  private readonly running = new Map<string, RunningHash>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly blobs: BlobStore,
+    private readonly namespaces: Namespaces,
+    private readonly images: Images,
+    private readonly quotas: Quotas,
+    private readonly settings: UploadSettings,
+  ) {}
+
+  private async writableImage(principal: Principal | null, imageId: string) {
+    const found = await this.images.getById(principal, imageId);
+    access.assertWrite(principal, containerChain(found.container));
+    return found;
+  }
+
+  /** `POST v2/imagefile/{id}`: announces a single-part upload; returns the capability ID. */
+  async startSingle(principal: Principal | null, imageId: string, filesize: number, sha256: string | null): Promise<string> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    if (sha256 && `sha256:${sha256}` !== image.digest) {
+      throw invalid(`sha256sum ${sha256} does not match the image hash`);
+    }
+    await this.quotas.assertRoom(container.collection.entity, image.digest, filesize);
+    return this.openSession(principal!, image, 'single', filesize, filesize, 1);
+  }
+
+  /** `PUT` to the capability URL of a single-part upload. */
+  async receiveSingle(uploadId: string, body: Readable): Promise<CommitResult> {
+    const session = await this.session(uploadId, 'single');
+    try {
+      return await this.ingestAndCommit(session.image_id, uploadId, body, session.filesize);
+    } finally {
+      await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+    }
+  }
+
+  /** `POST v1/imagefile/{id}`: the legacy upload, the SIF as the request body. */
+  async receiveLegacy(
+    principal: Principal | null,
+    imageId: string,
+    body: Readable,
+    contentLength: number | undefined,
+  ): Promise<CommitResult> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    if (contentLength !== undefined) {
+      await this.quotas.assertRoom(container.collection.entity, image.digest, contentLength);
+    }
+    const tempId = `v1-${newSecret(16)}`;
+    return this.ingestAndCommit(image.id, tempId, body, contentLength);
+  }
+
+  private async ingestAndCommit(
+    imageId: string,
+    tempId: string,
+    body: Readable,
+    expectedSize: number | undefined,
+  ): Promise<CommitResult> {
+    const hash = createHash('sha256');
+    try {
+      const size = await this.blobs.writeTemp(tempId, 0, body, {
+        maxBytes: expectedSize,
+        observe: (chunk) => hash.update(chunk),
+      });
+      if (expectedSize !== undefined && size !== expectedSize) {
+        throw new RegistryError('size-mismatch', `received ${size} bytes, expected ${expectedSize}`);
+      }
+      return await this.commit(imageId, tempId, size, `sha256:${hash.digest('hex')}`);
+    } catch (err) {
+      await this.blobs.deleteTemp(tempId);
+      throw translateBlobError(err);
+    }
+  }
+
+  /** `POST v2/imagefile/{id}/_multipart`. */
+  async startMultipart(principal: Principal | null, imageId: string, filesize: number) {
+    const { image, container } = await this.writableImage(principal, imageId);
+    await this.quotas.assertRoom(container.collection.entity, image.digest, filesize);
+    const partSize = this.settings.multipartPartSize;
+    const totalParts = Math.max(1, Math.ceil(filesize / partSize));
+    const uploadId = await this.openSession(principal!, image, 'multipart', filesize, partSize, totalParts);
+    this.running.set(uploadId, { hash: createHash('sha256'), nextPart: 1 });
+    return { uploadId, totalParts, partSize };
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart`: checks one part's announcement; the caller builds its URL. */
+  async announcePart(
+    principal: Principal | null,
+    imageId: string,
+    uploadId: string,
+    partNumber: number,
+    partSize: number,
+    sha256: string,
+  ): Promise<void> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    const expected = expectedPartSize(session, partNumber);
+    if (partSize !== expected) throw invalid(`part ${partNumber} must be ${expected} bytes, not ${partSize}`);
+    if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) throw invalid('part sha256sum must be 64 hex digits');
+    await this.db
+      .insertInto('upload_parts')
+      .values({ upload_id: uploadId, part_number: partNumber, size: -1, sha256, token: '' })
+      .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size: -1, sha256, token: '' }))
+      .execute();
+  }
+
+  /**
+   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. The part is
+   * hashed on its own only when the client announced its SHA-256; the whole-file digest
+   * verifies every byte in any case.
+   */
+  async receivePart(uploadId: string, partNumber: number, body: Readable): Promise<string> {
+    const session = await this.session(uploadId, 'multipart');
+    const expected = expectedPartSize(session, partNumber);
+    const announced = await this.db
+      .selectFrom('upload_parts')
+      .select('sha256')
+      .where('upload_id', '=', uploadId)
+      .where('part_number', '=', partNumber)
+      .executeTakeFirst();
+    const running = this.running.get(uploadId);
+    // A part sent again after it was hashed may differ: forget the running hash, re-read at the end.
+    if (running && partNumber < running.nextPart) this.running.delete(uploadId);
+    const inOrder = running?.nextPart === partNumber;
+    const whole = inOrder ? running.hash.copy() : null;
+    const partHash = announced?.sha256 ? createHash('sha256') : null;
+    let size: number;
+    try {
+      size = await this.blobs.writeTemp(uploadId, (partNumber - 1) * session.part_size, body, {
+        maxBytes: expected,
+        observe: (chunk) => {
+          partHash?.update(chunk);
+          whole?.update(chunk);
+        },
+      });
+    } catch (err) {
+      throw translateBlobError(err);
+    }
+    if (size !== expected) throw new RegistryError('size-mismatch', `part ${partNumber}: received ${size} bytes, expected ${expected}`);
+    const sha = partHash?.digest('hex') ?? '';
+    if (partHash && announced?.sha256 !== sha) {
+      throw new RegistryError('digest-mismatch', `part ${partNumber}: content sha256 ${sha} does not match ${announced?.sha256}`);
+    }
+    const token = sha || `${partNumber}-${newSecret(9)}`;
+    if (inOrder && whole) {
+      running.hash = whole;
+      running.nextPart += 1;
+    }
+    await this.db
+      .insertInto('upload_parts')
+      .values({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token })
+      .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size, sha256: sha, token }))
+      .execute();
+    await this.db.updateTable('uploads').set({ expires_at: this.expiry() }).where('id', '=', uploadId).execute();
+    return token;
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart_complete`. */
+  async completeMultipart(
+    principal: Principal | null,
+    imageId: string,
+    uploadId: string,
+    completed: Array<{ partNumber: number; token: string }>,
+  ): Promise<CommitResult> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    const parts = await this.db
+      .selectFrom('upload_parts')
+      .selectAll()
+      .where('upload_id', '=', uploadId)
+      .orderBy('part_number')
+      .execute();
+    for (let n = 1; n <= session.total_parts; n++) {
+      const part = parts.find((p) => p.part_number === n);
+      if (!part || part.size !== expectedPartSize(session, n)) throw invalid(`part ${n} of ${session.total_parts} was not uploaded`);
+      const token = completed.find((c) => c.partNumber === n)?.token.replace(/"/g, '');
+      if (token !== undefined && token !== part.token) throw invalid(`part ${n}: token does not match the uploaded part`);
+    }
+    try {
+      const digest = await this.finishHash(uploadId, session);
+      const result = await this.commit(imageId, uploadId, session.filesize, digest);
+      await this.closeSession(uploadId);
+      return result;
+    } catch (err) {
+      if (err instanceof RegistryError && (err.kind === 'digest-mismatch' || err.kind === 'not-sif' || err.kind === 'quota')) {
+        await this.closeSession(uploadId);
+      }
+      throw translateBlobError(err);
+    }
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart_abort`. */
+  async abortMultipart(principal: Principal | null, imageId: string, uploadId: string): Promise<void> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    await this.closeSession(uploadId);
+  }
+
+  /** `PUT v2/imagefile/{id}/_complete`: the upload itself was committed when its bytes arrived. */
+  async completeSingle(principal: Principal | null, imageId: string): Promise<CommitResult> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    if (image.uploaded !== 1) throw invalid(`image ${imageId}: no upload was received`);
+    return { image, container, quota: await this.quotas.report(container.collection.entity) };
+  }
+
+  /**
+   * When the same bytes are already stored for another image, a new image record takes their
+   * facts instead of an upload (the client then skips it). Refused quietly if over quota.
+   */
+  async adoptStoredBytes(image: ImageRow, container: Container): Promise<ImageRow> {
+    if (image.uploaded === 1) return image;
+    const twin = await this.images.findUploadedTwin(image.digest);
+    if (!twin || (await this.blobs.stat(image.digest)) === null) return image;
+    try {
+      await this.markUploaded(image, container, twin.size, {
+        arch: twin.arch,
+        deffile: twin.deffile,
+        labels: JSON.parse(twin.labels) as Record<string, string>,
+        fingerprints: JSON.parse(twin.fingerprints) as string[],
+        encrypted: twin.encrypted === 1,
+        info: JSON.parse(twin.sif_info) as unknown,
+      });
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'quota') return image;
+      throw err;
+    }
+    return (await this.images.byId(image.id)) ?? image;
+  }
+
+  /** Removes sessions (and their bytes) that expired. */
+  async sweepExpired(): Promise<number> {
+    const expired = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', nowIso()).execute();
+    for (const { id } of expired) await this.closeSession(id);
+    return expired.length;
+  }
+
+  private async commit(imageId: string, tempId: string, size: number, digest: string): Promise<CommitResult> {
+    const image = await this.images.byId(imageId);
+    if (!image) throw notFound(`image ${imageId}`);
+    if (digest !== image.digest) {
+      throw new RegistryError('digest-mismatch', `uploaded content has ${digest}, the image announced ${image.digest}`);
+    }
+    const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
+    const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
+    await this.quotas.assertRoom(container.collection.entity, digest, size);
+    if ((await this.blobs.stat(digest)) === null) await this.blobs.commitTemp(tempId, digest);
+    else await this.blobs.deleteTemp(tempId);
+    await this.markUploaded(image, container, size, facts);
+    const updated = (await this.images.byId(imageId))!;
+    return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
+  }
+
+  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
+    const entity = container.collection.entity;
+    const now = nowIso();
+    await this.db.transaction().execute(async (trx) => {
+      await this.quotas.lockEntity(trx, entity.id);
+      await this.quotas.assertRoom(entity, image.digest, size, trx);
+      await trx
+        .insertInto('blobs')
+        .values({ digest: image.digest, size, created_at: now })
+        .onConflict((oc) => oc.column('digest').doNothing())
+        .execute();
+      await trx
+        .updateTable('images')
+        .set({
+          uploaded: 1,
+          size,
+          arch: facts.arch ?? image.arch,
+          deffile: facts.deffile,
+          labels: JSON.stringify(facts.labels),
+          fingerprints: JSON.stringify(facts.fingerprints),
+          signed: 0,
+          encrypted: facts.encrypted ? 1 : 0,
+          sif_info: JSON.stringify(facts.info),
+          updated_at: now,
+        })
+        .where('id', '=', image.id)
+        .execute();
+      await trx.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
+    });
+  }
+
+  /** The whole-file digest: from the running hash where it covers every part, else re-read. */
+  private async finishHash(uploadId: string, session: { total_parts: number; part_size: number; filesize: number }) {
+    const running = this.running.get(uploadId);
+    let hash: Hash;
+    let from: number;
+    if (running) {
+      hash = running.hash.copy();
+      from = (running.nextPart - 1) * session.part_size;
+    } else {
+      hash = createHash('sha256');
+      from = 0;
+    }
+    if (from < session.filesize) {
+      for await (const chunk of await this.blobs.readTemp(uploadId, { start: from, end: session.filesize - 1 })) {
+        hash.update(chunk as Buffer);
+      }
+    }
+    return `sha256:${hash.digest('hex')}`;
+  }
+
+  private async openSession(
+    principal: Principal,
+    image: ImageRow,
+    kind: 'single' | 'multipart',
+    filesize: number,
+    partSize: number,
+    totalParts: number,
+  ): Promise<string> {
+    if (!Number.isSafeInteger(filesize) || filesize < 0) throw invalid('filesize must be a non-negative integer');
+    const id = newSecret(24);
+    await this.db
+      .insertInto('uploads')
+      .values({
+        id,
+        image_id: image.id,
+        user_id: principal.userId,
+        kind,
+        filesize,
+        sha256: image.digest,
+        part_size: partSize,
+        total_parts: totalParts,
+        created_at: nowIso(),
+        expires_at: this.expiry(),
+      })
+      .execute();
+    return id;
+  }
+
+  private async session(uploadId: string, kind: 'single' | 'multipart') {
+    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    if (!row || row.kind !== kind || row.expires_at < nowIso()) throw notFound('upload');
+    return row;
+  }
+
+  private async closeSession(uploadId: string): Promise<void> {
+    this.running.delete(uploadId);
+    await this.blobs.deleteTemp(uploadId);
+    await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+  }
+
+  private expiry(): string {
+    return new Date(Date.now() + this.settings.uploadUrlTtl * 1000).toISOString();
+  }
+}
+
+function expectedPartSize(session: { filesize: number; part_size: number; total_parts: number }, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > session.total_parts) {
+    throw invalid(`part number must be between 1 and ${session.total_parts}`);
+  }
+  return Math.min(session.part_size, session.filesize - (n - 1) * session.part_size);
+}
+
+function translateBlobError(err: unknown): unknown {
+  if (err instanceof BlobError) {
+    if (err.code === 'size-mismatch') return new RegistryError('size-mismatch', err.message);
+    if (err.code === 'digest-mismatch') return new RegistryError('digest-mismatch', err.message);
+    if (err.code === 'not-found') return notFound('upload');
+  }
+  return err;
+}
