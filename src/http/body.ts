@@ -16,16 +16,7 @@ export const bodyStream = (request: FastifyRequest): Readable => request.body as
 export async function readJson(request: FastifyRequest): Promise<Record<string, unknown>> {
   const stream = request.body as Readable | undefined;
   if (!stream || typeof (stream as Readable).on !== 'function') return {};
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > MAX_JSON) {
-      stream.destroy();
-      throw new PayloadTooLarge(`request body larger than ${MAX_JSON} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
+  const chunks = await collect(stream, Number(request.headers['content-length'] ?? 0));
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return {};
   let value: unknown;
@@ -38,6 +29,37 @@ export async function readJson(request: FastifyRequest): Promise<Record<string, 
     throw new RegistryError('invalid', 'JSON body must be an object');
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * Collects at most MAX_JSON bytes. Past that it keeps draining (and dropping) the body instead
+ * of destroying the socket, so the client can still read the 413.
+ */
+function collect(stream: Readable, declaredLength: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let overflow = declaredLength > MAX_JSON;
+    const fail = () => reject(new PayloadTooLarge(`request body larger than ${MAX_JSON} bytes`));
+    if (overflow) {
+      stream.resume();
+      fail();
+      return;
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (overflow) return;
+      total += chunk.length;
+      if (total > MAX_JSON) {
+        overflow = true;
+        chunks.length = 0;
+        fail();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('end', () => resolve(chunks));
+    stream.on('error', reject);
+  });
 }
 
 /** Field readers that turn a wrong type into a clear 400. */

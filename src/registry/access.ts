@@ -12,10 +12,22 @@ export interface NamespaceChain {
  * One place decides who may read and write. Private content the caller may not read is
  * reported as not found, so its existence does not leak.
  */
-export const access = {
+interface Access {
+  canRead(principal: Principal | null, chain: NamespaceChain): boolean;
+  requireUser(principal: Principal | null): asserts principal is Principal;
+  assertWrite(principal: Principal | null, chain: NamespaceChain): void;
+  assertCreateEntity(principal: Principal | null, name: string): void;
+}
+
+export const access: Access = {
   canRead(principal: Principal | null, chain: NamespaceChain): boolean {
     if (!chain.private) return true;
     return !!principal && (principal.isAdmin || principal.userId === chain.ownerUserId);
+  },
+
+  /** Writes need a caller before anything is looked up, so anonymous writes are 401, not 404. */
+  requireUser(principal: Principal | null): asserts principal is Principal {
+    if (!principal) throw new RegistryError('unauthorized', 'a token is required to write');
   },
 
   assertWrite(principal: Principal | null, chain: NamespaceChain): void {

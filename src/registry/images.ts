@@ -76,6 +76,7 @@ export class Images {
     digest: string,
     description: string,
   ): Promise<{ image: ImageRow; container: Container; created: boolean }> {
+    access.requireUser(principal);
     const container = await this.namespaces.getContainerById(principal, containerId);
     access.assertWrite(principal, containerChain(container));
     const existing = await this.findInContainer(container.id, digest);
@@ -131,6 +132,7 @@ export class Images {
   }
 
   async delete(principal: Principal | null, ref: LibraryRef, arch: string): Promise<ImageWithContainer> {
+    access.requireUser(principal);
     const found = await this.resolve(principal, ref, arch);
     access.assertWrite(principal, containerChain(found.container));
     await this.db.deleteFrom('images').where('id', '=', found.image.id).execute();
@@ -170,6 +172,7 @@ export class Images {
     tag: string,
     imageId: string,
   ): Promise<void> {
+    access.requireUser(principal);
     const container = await this.namespaces.getContainerById(principal, containerId);
     access.assertWrite(principal, containerChain(container));
     checkTag(tag);

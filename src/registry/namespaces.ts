@@ -97,6 +97,7 @@ export class Namespaces {
     name: string,
     opts: { description?: string; private?: boolean } = {},
   ): Promise<Collection> {
+    access.requireUser(principal);
     checkName('collection', name);
     const entity = await this.getEntityById(principal, entityId);
     access.assertWrite(principal, chainOf(entity));
@@ -152,6 +153,7 @@ export class Namespaces {
     name: string,
     opts: { description?: string; fullDescription?: string; private?: boolean } = {},
   ): Promise<Container> {
+    access.requireUser(principal);
     checkName('container', name);
     const collection = await this.getCollectionById(principal, collectionId);
     access.assertWrite(principal, chainOf(collection.entity, collection));

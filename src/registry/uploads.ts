@@ -51,6 +51,7 @@ export class Uploads {
   ) {}
 
   private async writableImage(principal: Principal | null, imageId: string) {
+    access.requireUser(principal);
     const found = await this.images.getById(principal, imageId);
     access.assertWrite(principal, containerChain(found.container));
     return found;
@@ -282,7 +283,7 @@ export class Uploads {
     const image = await this.images.byId(imageId);
     if (!image) throw notFound(`image ${imageId}`);
     if (digest !== image.digest) {
-      throw new RegistryError('digest-mismatch', `uploaded content has ${digest}, the image announced ${image.digest}`);
+      throw new RegistryError('digest-mismatch', `uploaded content ${digest} does not match the announced hash ${image.digest}`);
     }
     const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
     const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));

@@ -1,0 +1,14 @@
+import { openMetaDb } from '../../src/meta/db.js';
+import { Accounts } from '../../src/registry/accounts.js';
+
+/** Creates a user with one API token directly in the server's database (admin CLI comes later). */
+export async function createUserWithToken(dbUrl: string, username: string): Promise<string> {
+  const meta = await openMetaDb(dbUrl);
+  try {
+    const accounts = new Accounts(meta.db);
+    const user = await accounts.createUser(username);
+    return await accounts.createToken(user.userId, 'test');
+  } finally {
+    await meta.close();
+  }
+}
