@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { parseByteSize } from '../../src/config/schema.js';
+
+test('defaults: 127.0.0.1:8080, ./data, 64 MiB parts', async () => {
+  const c = await loadConfig({ env: {} });
+  assert.equal(c.listen, '127.0.0.1:8080');
+  assert.equal(c.data, './data');
+  assert.equal(c.db, undefined);
+  assert.equal(c.library.multipartPartSize, 64 * 2 ** 20);
+  assert.equal(c.log.level, 'info');
+});
+
+test('precedence: defaults < YAML file < SHELF_* environment < flags', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'shelf-config-'));
+  const file = path.join(dir, 'shelf.yaml');
+  await writeFile(file, 'listen: 0.0.0.0:9000\ndata: /srv/file\npublicUrl: https://file.example\nlibrary:\n  multipartPartSize: 32MiB\n  defaultQuota: 1GiB\n');
+  const fileOnly = await loadConfig({ file, env: {} });
+  assert.equal(fileOnly.listen, '0.0.0.0:9000');
+  assert.equal(fileOnly.library.multipartPartSize, 32 * 2 ** 20);
+  assert.equal(fileOnly.library.defaultQuota, 2 ** 30);
+
+  const withEnv = await loadConfig({
+    file,
+    env: { SHELF_DATA: '/srv/env', SHELF_LIBRARY_MULTIPART_PART_SIZE: '16MiB', SHELF_LOG_LEVEL: 'debug', SHELF_LIBRARY_UPLOAD_URL_TTL: '60' },
+  });
+  assert.equal(withEnv.data, '/srv/env');
+  assert.equal(withEnv.listen, '0.0.0.0:9000');
+  assert.equal(withEnv.library.multipartPartSize, 16 * 2 ** 20);
+  assert.equal(withEnv.library.uploadUrlTtl, 60);
+  assert.equal(withEnv.library.defaultQuota, 2 ** 30);
+  assert.equal(withEnv.log.level, 'debug');
+
+  const withFlags = await loadConfig({ file, env: { SHELF_DATA: '/srv/env' }, flags: { data: '/srv/flag', listen: undefined } });
+  assert.equal(withFlags.data, '/srv/flag');
+  assert.equal(withFlags.listen, '0.0.0.0:9000');
+
+  const viaEnvFile = await loadConfig({ env: { SHELF_CONFIG: file } });
+  assert.equal(viaEnvFile.publicUrl, 'https://file.example');
+});
+
+test('validation names the key and the problem', async () => {
+  await assert.rejects(loadConfig({ env: {}, flags: { listen: 'nonsense' } }), (e: Error) => e instanceof ConfigError && /listen: must be HOST:PORT/.test(e.message));
+  await assert.rejects(loadConfig({ env: { SHELF_PUBLIC_URL: 'ftp://x' } }), /publicUrl: must be an http/);
+  await assert.rejects(loadConfig({ env: { SHELF_LIBRARY_MULTIPART_PART_SIZE: 'lots' } }), /library.multipartPartSize: not a byte size/);
+  await assert.rejects(loadConfig({ env: { SHELF_BOOTSTRAP_TOKEN: 'short' } }), /bootstrapToken: must be at least 8/);
+  await assert.rejects(loadConfig({ file: '/nonexistent/shelf.yaml', env: {} }), /cannot read config file/);
+  const dir = await mkdtemp(path.join(tmpdir(), 'shelf-config-'));
+  await writeFile(path.join(dir, 'bad.yaml'), 'listen: [unclosed');
+  await assert.rejects(loadConfig({ file: path.join(dir, 'bad.yaml'), env: {} }), /not valid YAML/);
+  await writeFile(path.join(dir, 'unknown.yaml'), 'listn: 1.2.3.4:5');
+  await assert.rejects(loadConfig({ file: path.join(dir, 'unknown.yaml'), env: {} }), /Unrecognized key.*listn/);
+});
+
+test('byte sizes', () => {
+  assert.equal(parseByteSize('1MiB'), 1048576);
+  assert.equal(parseByteSize('10GiB'), 10 * 2 ** 30);
+  assert.equal(parseByteSize('500MB'), 500e6);
+  assert.equal(parseByteSize('1.5 KiB'), 1536);
+  assert.equal(parseByteSize('12'), 12);
+  assert.equal(parseByteSize('12 parsecs'), null);
+  assert.equal(parseByteSize(''), null);
+});
