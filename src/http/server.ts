@@ -5,6 +5,7 @@ import type { Registry } from '../registry/registry.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import { libraryRoutes } from './library/routes.js';
+import { ociRoutes } from './oci/routes.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -50,6 +51,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
+  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl });
   await app.register(libraryRoutes, {
     registry: opts.registry,
     publicUrl: opts.publicUrl,

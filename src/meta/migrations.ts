@@ -135,6 +135,58 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_oci': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('repo_blobs')
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('repo_blobs_pk', ['container_id', 'digest'])
+        .execute();
+      await db.schema.createIndex('repo_blobs_digest').on('repo_blobs').column('digest').execute();
+      await db.schema
+        .createTable('manifests')
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('media_type', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('artifact_type', 'text')
+        .addColumn('subject_digest', 'text')
+        .addColumn('annotations', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('image_id', 'text', (c) => c.references('images.id').onDelete('set null'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('manifests_pk', ['container_id', 'digest'])
+        .execute();
+      await db.schema.createIndex('manifests_subject').on('manifests').columns(['container_id', 'subject_digest']).execute();
+      await db.schema
+        .createTable('manifest_refs')
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('manifest_digest', 'text', (c) => c.notNull())
+        .addColumn('ref_digest', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('manifest_refs_pk', ['container_id', 'manifest_digest', 'ref_digest'])
+        .execute();
+      await db.schema.createIndex('manifest_refs_ref').on('manifest_refs').column('ref_digest').execute();
+      await db.schema
+        .createTable('oci_tags')
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('manifest_digest', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('oci_tags_pk', ['container_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('oci_uploads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('container_id', 'text', (c) => c.notNull().references('containers.id').onDelete('cascade'))
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('received', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -16,6 +16,11 @@ export interface Database {
   uploads: UploadsTable;
   upload_parts: UploadPartsTable;
   settings: SettingsTable;
+  repo_blobs: RepoBlobsTable;
+  manifests: ManifestsTable;
+  manifest_refs: ManifestRefsTable;
+  oci_tags: OciTagsTable;
+  oci_uploads: OciUploadsTable;
 }
 
 export interface UsersTable {
@@ -143,3 +148,49 @@ export interface SettingsTable {
 }
 
 export type Row<T> = { [K in keyof T]: T[K] extends Generated<infer U> ? U : T[K] };
+
+/** A blob linked into a repository (container): what OCI blob GETs and mounts may see. */
+export interface RepoBlobsTable {
+  container_id: string;
+  digest: string;
+  size: number;
+  created_at: string;
+}
+
+/** An OCI manifest or index stored byte-exact (its bytes are the blob `digest`). */
+export interface ManifestsTable {
+  container_id: string;
+  digest: string;
+  media_type: string;
+  size: number;
+  artifact_type: string | null;
+  subject_digest: string | null;
+  annotations: string;
+  /** The Library image this manifest carries as its one SIF layer, if any. */
+  image_id: string | null;
+  created_at: string;
+}
+
+/** Blobs and child manifests a manifest refers to (config, layers, index entries). */
+export interface ManifestRefsTable {
+  container_id: string;
+  manifest_digest: string;
+  ref_digest: string;
+}
+
+export interface OciTagsTable {
+  container_id: string;
+  name: string;
+  manifest_digest: string;
+  updated_at: string;
+}
+
+/** An OCI blob upload session; its bytes are the temporary object of the same ID. */
+export interface OciUploadsTable {
+  id: string;
+  container_id: string;
+  user_id: string;
+  received: number;
+  created_at: string;
+  expires_at: string;
+}

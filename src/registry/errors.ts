@@ -8,18 +8,22 @@ export type RegistryErrorKind =
   | 'digest-mismatch'
   | 'size-mismatch'
   | 'not-sif'
-  | 'range';
+  | 'range'
+  | 'too-large';
 
 /** A rule of the domain was not met. Protocol doors map `kind` to their own status and format. */
 export class RegistryError extends Error {
   constructor(
     readonly kind: RegistryErrorKind,
     message: string,
+    /** What the error is about ('blob', 'manifest', 'upload', 'name', 'digest', 'tag'), for protocols with finer codes. */
+    readonly subject?: string,
   ) {
     super(message);
     this.name = 'RegistryError';
   }
 }
 
-export const notFound = (what: string): RegistryError => new RegistryError('not-found', `${what} not found`);
+export const notFound = (what: string, subject?: string): RegistryError =>
+  new RegistryError('not-found', `${what} not found`, subject);
 export const invalid = (message: string): RegistryError => new RegistryError('invalid', message);

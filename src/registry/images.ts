@@ -17,6 +17,9 @@ export type ArchTags = Record<string, Record<string, string>>;
 export const DEFAULT_ARCH = 'amd64';
 
 export class Images {
+  /** Told which tag names of a container changed, so the OCI view follows (set by the Registry). */
+  onTagsChanged: (containerId: string, tags: string[]) => Promise<void> = async () => {};
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly namespaces: Namespaces,
@@ -135,7 +138,9 @@ export class Images {
     access.requireUser(principal);
     const found = await this.resolve(principal, ref, arch);
     access.assertWrite(principal, containerChain(found.container));
+    const tags = await this.tagNamesOf(found.image.id);
     await this.db.deleteFrom('images').where('id', '=', found.image.id).execute();
+    await this.onTagsChanged(found.container.id, tags);
     return found;
   }
 
@@ -180,6 +185,7 @@ export class Images {
       let q = this.db.deleteFrom('tags').where('container_id', '=', container.id).where('name', '=', tag);
       if (arch) q = q.where('arch', '=', checkArch(arch));
       await q.execute();
+      await this.onTagsChanged(container.id, [tag]);
       return;
     }
     const image = await this.byId(imageId);
@@ -188,17 +194,23 @@ export class Images {
     }
     if (image.uploaded !== 1) throw new RegistryError('invalid', `image ${imageId} has not been uploaded`);
     const tagArch = checkArch(arch || image.arch || DEFAULT_ARCH);
-    const now = nowIso();
-    await this.db
-      .insertInto('tags')
-      .values({ container_id: container.id, arch: tagArch, name: tag, image_id: image.id, updated_at: now })
-      .onConflict((oc) => oc.columns(['container_id', 'arch', 'name']).doUpdateSet({ image_id: image.id, updated_at: now }))
-      .execute();
-    await this.db.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
+    await this.upsertTag(container.id, tagArch, tag, image.id);
     if (!image.arch) {
       // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.
       await this.db.updateTable('images').set({ arch: tagArch }).where('id', '=', image.id).execute();
     }
+    await this.onTagsChanged(container.id, [tag]);
+  }
+
+  /** Points a Library tag at an image, without telling the OCI view (for changes that came from it). */
+  async upsertTag(containerId: string, arch: string, tag: string, imageId: string): Promise<void> {
+    const now = nowIso();
+    await this.db
+      .insertInto('tags')
+      .values({ container_id: containerId, arch, name: tag, image_id: imageId, updated_at: now })
+      .onConflict((oc) => oc.columns(['container_id', 'arch', 'name']).doUpdateSet({ image_id: imageId, updated_at: now }))
+      .execute();
+    await this.db.updateTable('containers').set({ updated_at: now }).where('id', '=', containerId).execute();
   }
 
   async countDownload(image: ImageRow): Promise<void> {

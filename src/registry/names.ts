@@ -1,4 +1,4 @@
-import { invalid } from './errors.js';
+import { RegistryError, invalid } from './errors.js';
 
 /** The name a missing entity or collection segment of a short Library ref stands for. */
 export const DEFAULT_NAMESPACE = 'default';
@@ -90,3 +90,34 @@ export function parseAnySha256(text: string): string | null {
 }
 
 export const toImageHash = (digest: string): string => digest.replace(/^sha256:/, 'sha256.');
+
+const OCI_NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+
+/**
+ * The one rule between OCI repository names and Library containers:
+ * `k` is `default/default/k`, `e/k` is `e/default/k` (OCI names start with their owner), and
+ * `e/c/k` is itself. Longer names are refused, as are separators the Library cannot hold (`__`, `--`).
+ */
+export function parseRepositoryName(name: string): ContainerPath {
+  if (name.length > 255 || !OCI_NAME.test(name)) throw new RegistryError('invalid', `invalid repository name ${JSON.stringify(name)}`, 'name');
+  const parts = name.split('/');
+  if (parts.length > 3) {
+    throw new RegistryError('invalid', `repository names have at most three parts (entity/collection/container): ${name}`, 'name');
+  }
+  const [entity, collection, container] =
+    parts.length === 3 ? parts : parts.length === 2 ? [parts[0]!, DEFAULT_NAMESPACE, parts[1]!] : [DEFAULT_NAMESPACE, DEFAULT_NAMESPACE, parts[0]!];
+  try {
+    return {
+      entity: checkName('entity', entity!),
+      collection: checkName('collection', collection!),
+      container: checkName('container', container!),
+    };
+  } catch (err) {
+    throw new RegistryError('invalid', (err as Error).message, 'name');
+  }
+}
+
+export const repositoryNameOf = (p: ContainerPath): string => `${p.entity}/${p.collection}/${p.container}`;
+
+const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+export const isOciTag = (text: string): boolean => OCI_TAG.test(text);

@@ -5,6 +5,7 @@ import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkName, type ContainerPath } from './names.js';
 import { newId, nowIso } from './util.js';
+import { isUniqueViolation } from '../meta/errors.js';
 
 export type Entity = Selectable<EntitiesTable>;
 export type Collection = Selectable<CollectionsTable> & { entity: Entity };
@@ -182,6 +183,47 @@ export class Namespaces {
     };
     await this.db.insertInto('containers').values(row).execute();
     return { ...row, collection };
+  }
+
+  /**
+   * The container at `path`, created with its entity and collection when missing, for a caller
+   * who may write there (OCI pushes create namespaces implicitly, as registries do).
+   */
+  async ensureContainer(principal: Principal | null, path: ContainerPath): Promise<Container> {
+    access.requireUser(principal);
+    const existing = await this.getContainer(principal, path).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.kind === 'not-found') return null;
+      throw err;
+    });
+    if (existing) {
+      access.assertWrite(principal, containerChain(existing));
+      return existing;
+    }
+    const entity = (await this.findEntity(path.entity)) ?? (await this.createIfAbsent(() => this.createEntity(principal, path.entity), () => this.findEntity(path.entity)));
+    access.assertWrite(principal, chainOf(entity));
+    const collection = await this.getCollection(principal, path.entity, path.collection).catch(() =>
+      this.createIfAbsent(
+        () => this.createCollection(principal, entity.id, path.collection),
+        () => this.getCollection(principal, path.entity, path.collection),
+      ),
+    );
+    return this.createIfAbsent(
+      () => this.createContainer(principal, collection.id, path.container),
+      () => this.getContainer(principal, path),
+    );
+  }
+
+  /** Creation that tolerates a concurrent creator of the same name. */
+  private async createIfAbsent<T>(create: () => Promise<T>, find: () => Promise<T | undefined>): Promise<T> {
+    try {
+      return await create();
+    } catch (err) {
+      if ((err instanceof RegistryError && err.kind === 'conflict') || isUniqueViolation(err)) {
+        const found = await find();
+        if (found) return found;
+      }
+      throw err;
+    }
   }
 
   async containerIdsOfCollection(collectionId: string): Promise<string[]> {

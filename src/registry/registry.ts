@@ -5,7 +5,11 @@ import { Capabilities } from './capabilities.js';
 import { Images } from './images.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
+import { Manifests } from './manifests.js';
+import { OciAccess } from './oci-access.js';
+import { OciBlobs } from './oci-blobs.js';
 import { Search } from './search.js';
+import { SifBridge } from './sif-bridge.js';
 import { Uploads, type UploadSettings } from './uploads.js';
 
 export interface RegistrySettings extends UploadSettings {
@@ -20,6 +24,10 @@ export class Registry {
   readonly quotas: Quotas;
   readonly uploads: Uploads;
   readonly search: Search;
+  readonly ociBlobs: OciBlobs;
+  readonly manifests: Manifests;
+  readonly bridge: SifBridge;
+  readonly ociAccess: OciAccess;
 
   private constructor(
     readonly meta: MetaDb,
@@ -34,6 +42,11 @@ export class Registry {
     this.quotas = new Quotas(db, meta.dialect);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
     this.search = new Search(db);
+    this.ociBlobs = new OciBlobs(db, blobs);
+    this.manifests = new Manifests(db, blobs);
+    this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);
+    this.ociAccess = new OciAccess(db, this.namespaces, capabilities);
+    this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {

@@ -26,7 +26,8 @@ const LIMIT = 200;
 export class Search {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async run(principal: Principal | null, q: SearchQuery): Promise<SearchResults> {
+  /** Every container the caller may read, with its collection and entity. */
+  async visibleContainers(principal: Principal | null): Promise<Container[]> {
     const rows = await this.db
       .selectFrom('containers as k')
       .innerJoin('collections as c', 'c.id', 'k.collection_id')
@@ -40,8 +41,6 @@ export class Search {
         'e.created_at as e_created_at', 'e.created_by as e_created_by', 'e.updated_at as e_updated_at',
       ])
       .execute();
-    const matches = (...texts: string[]) => texts.some((t) => t.toLowerCase().includes(q.value.toLowerCase()));
-
     const containers: Container[] = [];
     for (const r of rows) {
       const entity: Entity = {
@@ -61,7 +60,13 @@ export class Search {
       };
       if (access.canRead(principal, chainOf(entity, collection, container))) containers.push(container);
     }
+    return containers;
+  }
 
+  async run(principal: Principal | null, q: SearchQuery): Promise<SearchResults> {
+    const containers = await this.visibleContainers(principal);
+
+    const matches = (...texts: string[]) => texts.some((t) => t.toLowerCase().includes(q.value.toLowerCase()));
     const entities = new Map<string, Entity>();
     const collections = new Map<string, Collection>();
     const matchedContainers: Container[] = [];

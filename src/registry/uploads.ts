@@ -11,6 +11,7 @@ import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
+import { linkBlob } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -295,17 +296,18 @@ export class Uploads {
     return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
   }
 
+  /** Makes an image of bytes already stored and verified (an ORAS push) an uploaded Library image. */
+  async registerStored(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
+    await this.markUploaded(image, container, size, facts);
+  }
+
   private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
     const entity = container.collection.entity;
     const now = nowIso();
     await this.db.transaction().execute(async (trx) => {
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, image.digest, size, trx);
-      await trx
-        .insertInto('blobs')
-        .values({ digest: image.digest, size, created_at: now })
-        .onConflict((oc) => oc.column('digest').doNothing())
-        .execute();
+      await linkBlob(trx, container.id, image.digest, size);
       await trx
         .updateTable('images')
         .set({

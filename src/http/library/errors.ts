@@ -13,6 +13,7 @@ const STATUS: Record<RegistryErrorKind, number> = {
   'size-mismatch': 400,
   'not-sif': 422,
   range: 416,
+  'too-large': 413,
 };
 
 /** Sends `{"error":{"code","message"}}`, the json-resp envelope the Library client reads. */

@@ -1,0 +1,372 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { parseDigest } from '../../blobs/digest.js';
+import { BlobError } from '../../blobs/store.js';
+import { RegistryError } from '../../registry/errors.js';
+import { MAX_MANIFEST_BYTES, MEDIA } from '../../registry/manifests.js';
+import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
+import type { Container } from '../../registry/namespaces.js';
+import { TOKEN_TTL_SECONDS, type OciAction } from '../../registry/oci-access.js';
+import type { Registry } from '../../registry/registry.js';
+import { bodyStream } from '../body.js';
+import { parseRange } from '../range.js';
+import { Challenge, authorize, checkPassword, identify, parseBasic } from './auth.js';
+import { OciError, ociErrorOf, sendOciError } from './errors.js';
+
+export interface OciRoutesOptions {
+  registry: Registry;
+  publicUrl: string | null;
+}
+
+type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | string[]> }>;
+
+const SERVICE = 'shelf';
+
+/** OCI Distribution v1.1 (`/v2/`), and the token endpoint on the same host and port. */
+export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): Promise<void> {
+  const { registry } = opts;
+  const baseUrl = (req: FastifyRequest): string => opts.publicUrl ?? `${req.protocol}://${req.host}`;
+  const realm = (req: FastifyRequest) => `${baseUrl(req)}/v2/token`;
+
+  app.setErrorHandler((err: Error, req, reply) => {
+    let oci: OciError;
+    if (err instanceof OciError) oci = err;
+    else if (err instanceof RegistryError) oci = ociErrorOf(err);
+    else if (err instanceof BlobError) oci = new OciError(err.code === 'not-found' ? 404 : 400, err.code === 'not-found' ? 'BLOB_UNKNOWN' : 'DIGEST_INVALID', err.message);
+    else if (clientStatus(err)) oci = new OciError(clientStatus(err)!, 'UNSUPPORTED', err.message);
+    else {
+      req.log.error({ err }, 'request failed');
+      oci = new OciError(500, 'UNKNOWN', 'internal server error');
+    }
+    if (oci.status === 401) {
+      const scope = err instanceof Challenge ? err.scope : (req as unknown as { ociScope?: string }).ociScope;
+      const error = err instanceof Challenge && err.error ? `,error="${err.error}"` : '';
+      reply.header('www-authenticate', `Bearer realm="${realm(req)}",service="${SERVICE}"${scope ? `,scope="${scope}"` : ''}${error}`);
+    }
+    return sendOciError(reply, oci);
+  });
+
+  // Credentials that are sent are checked here: `docker login` and ORAS login rely on it.
+  app.get('/v2/', async (req, reply) => {
+    await identify(registry, req);
+    return reply.header('docker-distribution-api-version', 'registry/2.0').send({});
+  });
+
+  // --- token endpoint (Docker token protocol: GET with Basic, or POST form) --------------------
+
+  const issueToken = async (req: FastifyRequest, reply: FastifyReply, creds: { username: string; password: string } | null, scopes: string[]) => {
+    const principal = creds ? await checkPassword(registry, creds.username, creds.password) : null;
+    const grants = await registry.ociAccess.grant(principal, scopes);
+    const token = registry.ociAccess.issue(principal, grants);
+    return reply.send({ token, access_token: token, expires_in: TOKEN_TTL_SECONDS, issued_at: new Date().toISOString() });
+  };
+
+  app.get('/v2/token', async (req: Req, reply) => {
+    const header = req.headers.authorization;
+    const creds = header ? parseBasic(header) : null;
+    if (header && !creds) throw new OciError(401, 'UNAUTHORIZED', 'the token endpoint takes Basic credentials');
+    return issueToken(req, reply, creds, asList(req.query.scope));
+  });
+
+  app.post('/v2/token', async (req: Req, reply) => {
+    const form = new URLSearchParams(await readText(bodyStream(req), 1 << 16));
+    if (form.get('grant_type') !== 'password') throw new OciError(400, 'UNSUPPORTED', 'only grant_type=password is supported');
+    const creds = { username: form.get('username') ?? '', password: form.get('password') ?? '' };
+    return issueToken(req, reply, creds, form.getAll('scope'));
+  });
+
+  app.get('/v2/_catalog', async (req: Req, reply) => {
+    const caller = await identify(registry, req);
+    const names = (await registry.search.visibleContainers(caller.principal))
+      .map((k) => repositoryNameOf({ entity: k.collection.entity.name, collection: k.collection.name, container: k.name }))
+      .sort();
+    const page = paginate(names, req.query);
+    if (page.next) reply.header('link', `</v2/_catalog?n=${page.n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+    return reply.send({ repositories: page.items });
+  });
+
+  // --- repositories ----------------------------------------------------------------------------
+
+  const routes: Array<[RegExp, (req: Req, reply: FastifyReply, name: string, arg: string) => Promise<unknown>]> = [
+    [/^(.+)\/blobs\/uploads\/?$/, uploadsCollection],
+    [/^(.+)\/blobs\/uploads\/([A-Za-z0-9_-]+)$/, uploadSession],
+    [/^(.+)\/blobs\/([^/]+)$/, blob],
+    [/^(.+)\/manifests\/([^/]+)$/, manifest],
+    [/^(.+)\/tags\/list$/, tagsList],
+    [/^(.+)\/referrers\/([^/]+)$/, referrers],
+  ];
+
+  app.all('/v2/*', async (req: Req, reply) => {
+    const path = req.params['*'] ?? '';
+    for (const [pattern, handler] of routes) {
+      const m = pattern.exec(path);
+      if (m) return handler(req, reply, m[1]!, m[2] ?? '');
+    }
+    throw new OciError(404, 'NAME_UNKNOWN', `no such endpoint: ${req.method} /v2/${path}`);
+  });
+
+  /** The caller, allowed to `action` on `name`; remembers the scope for a challenge later. */
+  async function callerFor(req: Req, name: string, action: OciAction) {
+    (req as unknown as { ociScope: string }).ociScope = `repository:${name}:${action === 'pull' ? 'pull' : `${action},pull`}`;
+    const caller = await identify(registry, req);
+    return { caller, principal: authorize(caller, name, action) };
+  }
+
+  /** A readable repository; to anonymous callers a missing one is a challenge, not a 404 (private names stay hidden). */
+  async function readable(req: Req, name: string): Promise<Container> {
+    const { principal } = await callerFor(req, name, 'pull');
+    const path: ContainerPath = parseRepositoryName(name);
+    try {
+      return await registry.namespaces.getContainer(principal, path);
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'not-found') {
+        if (!principal) throw new Challenge(`repository:${name}:pull`, `authentication required for ${name}`);
+        throw new RegistryError('not-found', `repository ${name} not found`, 'name');
+      }
+      throw err;
+    }
+  }
+
+  async function writable(req: Req, name: string, action: OciAction = 'push') {
+    const { principal } = await callerFor(req, name, action);
+    const container = await registry.namespaces.ensureContainer(principal, parseRepositoryName(name));
+    return { principal: principal!, container };
+  }
+
+  async function uploadsCollection(req: Req, reply: FastifyReply, name: string) {
+    if (req.method !== 'POST') throw unsupported(req);
+    const { principal, container } = await writable(req, name);
+    const mount = one(req.query.mount);
+    if (mount) {
+      if (!parseDigest(mount)) throw new RegistryError('invalid', `invalid digest ${mount}`, 'digest');
+      const fromName = one(req.query.from);
+      let from: Container | null = null;
+      let fromReadable = true;
+      if (fromName) {
+        from = await readable(req, fromName).catch(() => null);
+        fromReadable = from !== null;
+      }
+      if (fromReadable && (await registry.ociBlobs.mount(container, mount, from)) !== null) {
+        return reply
+          .code(201)
+          .header('location', `/v2/${name}/blobs/${mount}`)
+          .header('docker-content-digest', mount)
+          .header('content-length', 0)
+          .send();
+      }
+    }
+    const id = await registry.ociBlobs.startUpload(principal, container);
+    const digest = one(req.query.digest);
+    if (digest) {
+      const state = await registry.ociBlobs.upload(container, id);
+      await registry.ociBlobs.append(state, bodyStream(req), null, null);
+      await registry.ociBlobs.finish(state, digest);
+      return blobCreated(reply, name, digest);
+    }
+    drain(req);
+    return reply
+      .code(202)
+      .header('location', `/v2/${name}/blobs/uploads/${id}`)
+      .header('range', '0-0')
+      .header('docker-upload-uuid', id)
+      .header('content-length', 0)
+      .send();
+  }
+
+  async function uploadSession(req: Req, reply: FastifyReply, name: string, id: string) {
+    const { container } = await writable(req, name);
+    const state = await registry.ociBlobs.upload(container, id);
+    const location = `/v2/${name}/blobs/uploads/${id}`;
+    const progress = (r: FastifyReply) =>
+      r.header('location', location).header('range', `0-${Math.max(state.received - 1, 0)}`).header('docker-upload-uuid', id);
+    try {
+      switch (req.method) {
+        case 'GET':
+          return progress(reply.code(204)).send();
+        case 'DELETE':
+          await registry.ociBlobs.cancel(state);
+          return reply.code(204).send();
+        case 'PATCH': {
+          const range = contentRange(req);
+          await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null);
+          return progress(reply.code(202)).header('content-length', 0).send();
+        }
+        case 'PUT': {
+          const digest = one(req.query.digest);
+          if (!digest) throw new RegistryError('invalid', 'the closing PUT needs ?digest=', 'digest');
+          if (hasBody(req)) {
+            const range = contentRange(req);
+            await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null);
+          }
+          await registry.ociBlobs.finish(state, digest);
+          return blobCreated(reply, name, digest);
+        }
+        default:
+          throw unsupported(req);
+      }
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'range') progress(reply);
+      throw err;
+    }
+  }
+
+  async function blob(req: Req, reply: FastifyReply, name: string, digestText: string) {
+    if (!parseDigest(digestText)) throw new RegistryError('invalid', `invalid digest ${digestText}`, 'digest');
+    if (req.method === 'DELETE') {
+      const { container } = await writable(req, name, 'delete');
+      await registry.ociBlobs.unlink(container, digestText);
+      return reply.code(202).header('content-length', 0).send();
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
+    const container = await readable(req, name);
+    const size = await registry.ociBlobs.linkedSize(container, digestText);
+    if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
+    reply
+      .header('docker-content-digest', digestText)
+      .header('etag', `"${digestText}"`)
+      .header('accept-ranges', 'bytes')
+      .header('content-type', 'application/octet-stream');
+    const range = parseRange(one(req.headers.range as string | undefined), size);
+    if (range.kind === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${size}`);
+      throw new OciError(416, 'BLOB_UNKNOWN', 'requested range not satisfiable');
+    }
+    if (range.kind === 'partial') {
+      const { start, end } = range.range;
+      reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
+      return reply.send(req.method === 'HEAD' ? undefined : await registry.ociBlobs.open(container, digestText, range.range));
+    }
+    reply.code(200).header('content-length', size);
+    return reply.send(req.method === 'HEAD' || size === 0 ? undefined : await registry.ociBlobs.open(container, digestText));
+  }
+
+  async function manifest(req: Req, reply: FastifyReply, name: string, reference: string) {
+    if (req.method === 'PUT') {
+      const { principal, container } = await writable(req, name);
+      const bytes = await readBytes(bodyStream(req), MAX_MANIFEST_BYTES);
+      const stored = await registry.manifests.put(container, reference, bytes, req.headers['content-type']);
+      const extraTags = asList(req.query.tag);
+      for (const tag of extraTags) {
+        await registry.manifests.put(container, tag, bytes, req.headers['content-type']);
+        reply.header('oci-tag', tag);
+      }
+      for (const tag of [stored.tag, ...extraTags]) {
+        await registry.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      }
+      if (stored.parsed.subject?.digest) reply.header('oci-subject', stored.parsed.subject.digest);
+      return reply
+        .code(201)
+        .header('location', `/v2/${name}/manifests/${stored.digest}`)
+        .header('docker-content-digest', stored.digest)
+        .header('content-length', 0)
+        .send();
+    }
+    if (req.method === 'DELETE') {
+      const { container } = await writable(req, name, 'delete');
+      const removed = await registry.manifests.delete(container, reference);
+      await registry.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
+      return reply.code(202).header('content-length', 0).send();
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
+    const container = await readable(req, name);
+    const { row, bytes } = await registry.manifests.read(container, reference);
+    reply
+      .code(200)
+      .header('content-type', row.media_type)
+      .header('docker-content-digest', row.digest)
+      .header('etag', `"${row.digest}"`)
+      .header('content-length', row.size);
+    return reply.send(req.method === 'HEAD' ? undefined : bytes);
+  }
+
+  async function tagsList(req: Req, reply: FastifyReply, name: string) {
+    if (req.method !== 'GET') throw unsupported(req);
+    const container = await readable(req, name);
+    const n = numberParam(req.query.n);
+    const last = one(req.query.last) ?? null;
+    const { tags, more } = await registry.manifests.tags(container, n, last);
+    if (more && n) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1]!)}>; rel="next"`);
+    return reply.send({ name, tags });
+  }
+
+  async function referrers(req: Req, reply: FastifyReply, name: string, digest: string) {
+    if (req.method !== 'GET') throw unsupported(req);
+    if (!parseDigest(digest)) throw new RegistryError('invalid', `invalid digest ${digest}`, 'digest');
+    const container = await readable(req, name);
+    const artifactType = one(req.query.artifactType) ?? null;
+    const manifests = await registry.manifests.referrers(container, digest, artifactType);
+    if (artifactType) reply.header('oci-filters-applied', 'artifactType');
+    return reply.type(MEDIA.ociIndex).send({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests });
+  }
+}
+
+function clientStatus(err: unknown): number | null {
+  const status = (err as { statusCode?: number }).statusCode;
+  return status && status >= 400 && status < 500 ? status : null;
+}
+
+function blobCreated(reply: FastifyReply, name: string, digest: string) {
+  return reply
+    .code(201)
+    .header('location', `/v2/${name}/blobs/${digest}`)
+    .header('docker-content-digest', digest)
+    .header('content-length', 0)
+    .send();
+}
+
+const unsupported = (req: FastifyRequest) => new OciError(405, 'UNSUPPORTED', `${req.method} is not supported here`);
+
+const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+function numberParam(v: string | string[] | undefined): number | null {
+  const s = one(v);
+  if (s === undefined || s === '') return null;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new OciError(400, 'PAGINATION_NUMBER_INVALID', `invalid n: ${s}`);
+  return n;
+}
+
+function paginate(items: string[], query: Record<string, string | string[]>) {
+  const last = one(query.last);
+  const n = numberParam(query.n);
+  const after = last === undefined ? items : items.filter((i) => i > last);
+  if (n === null) return { items: after, next: null, n };
+  const page = after.slice(0, n);
+  return { items: page, next: after.length > n && page.length ? page[page.length - 1]! : null, n };
+}
+
+/** `Content-Range: a-b` (the spec's form; `bytes a-b/…` tolerated). */
+function contentRange(req: FastifyRequest): { start: number; end: number } | null {
+  const header = req.headers['content-range'];
+  if (!header) return null;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m) throw new OciError(416, 'BLOB_UPLOAD_INVALID', `invalid Content-Range ${header}`);
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) throw new OciError(416, 'BLOB_UPLOAD_INVALID', `invalid Content-Range ${header}`);
+  return { start, end };
+}
+
+const hasBody = (req: FastifyRequest): boolean =>
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+
+function drain(req: FastifyRequest): void {
+  const body = req.body as Readable | undefined;
+  body?.resume?.();
+}
+
+async function readBytes(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const c of stream) {
+    total += (c as Buffer).length;
+    if (total > limit) throw new RegistryError('too-large', `body larger than ${limit} bytes`, 'manifest');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readText(stream: Readable, limit: number): Promise<string> {
+  return (await readBytes(stream, limit)).toString('utf8');
+}

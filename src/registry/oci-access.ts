@@ -1,0 +1,100 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../meta/schema.js';
+import { access } from './access.js';
+import type { Principal } from './accounts.js';
+import type { Capabilities } from './capabilities.js';
+import { RegistryError } from './errors.js';
+import { parseRepositoryName } from './names.js';
+import { chainOf, type Namespaces } from './namespaces.js';
+
+export type OciAction = 'pull' | 'push' | 'delete';
+
+/** What a registry bearer token allows: repository name → actions. */
+export interface Grant {
+  type: 'repository' | 'registry';
+  name: string;
+  actions: string[];
+}
+
+interface TokenClaims {
+  u: string | null;
+  n: string | null;
+  a: boolean;
+  g: Grant[];
+}
+
+export const TOKEN_TTL_SECONDS = 300;
+
+/**
+ * Docker-style scopes mapped onto the one access model: a token carries the intersection of
+ * what was asked for and what the caller may do, decided by the same rules as the Library API.
+ */
+export class OciAccess {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly namespaces: Namespaces,
+    private readonly capabilities: Capabilities,
+  ) {}
+
+  async grant(principal: Principal | null, scopes: string[]): Promise<Grant[]> {
+    const grants: Grant[] = [];
+    for (const scope of scopes.flatMap((s) => s.split(' ')).filter(Boolean)) {
+      const parts = scope.split(':');
+      if (parts.length < 3) continue;
+      const type = parts[0]!.replace(/\(.*\)$/, '');
+      const actions = parts[parts.length - 1]!.split(',');
+      const name = parts.slice(1, -1).join(':');
+      if (type === 'registry' && name === 'catalog') {
+        grants.push({ type: 'registry', name, actions: ['*'] });
+        continue;
+      }
+      if (type !== 'repository') continue;
+      const allowed: string[] = [];
+      for (const action of actions.includes('*') ? ['pull', 'push', 'delete'] : actions) {
+        if ((action === 'pull' || action === 'push' || action === 'delete') && (await this.may(principal, name, action))) {
+          allowed.push(action);
+        }
+      }
+      grants.push({ type: 'repository', name, actions: allowed });
+    }
+    return grants;
+  }
+
+  /** Whether the caller may do `action` on the repository; names that do not exist yet may be created by their owner. */
+  async may(principal: Principal | null, name: string, action: OciAction): Promise<boolean> {
+    let path;
+    try {
+      path = parseRepositoryName(name);
+    } catch {
+      return false;
+    }
+    const entity = await this.namespaces.findEntity(path.entity);
+    if (action === 'pull') {
+      if (!entity) return true;
+      const container = await this.namespaces.getContainer(principal, path).catch(() => null);
+      return container ? true : access.canRead(principal, chainOf(entity));
+    }
+    if (!principal) return false;
+    if (principal.isAdmin) return true;
+    return entity ? entity.owner_user_id === principal.userId : principal.username === path.entity;
+  }
+
+  issue(principal: Principal | null, grants: Grant[]): string {
+    const claims: TokenClaims = { u: principal?.userId ?? null, n: principal?.username ?? null, a: !!principal?.isAdmin, g: grants };
+    return this.capabilities.sign(`oci:${JSON.stringify(claims)}`, TOKEN_TTL_SECONDS);
+  }
+
+  /** A valid registry token's caller and grants, or null if it is not one. */
+  async read(token: string): Promise<{ principal: Principal | null; grants: Grant[] } | null> {
+    const subject = this.capabilities.verify(token);
+    if (!subject?.startsWith('oci:')) return null;
+    const claims = JSON.parse(subject.slice(4)) as TokenClaims;
+    if (!claims.u) return { principal: null, grants: claims.g };
+    const user = await this.db.selectFrom('users').select(['id', 'username', 'is_admin', 'disabled']).where('id', '=', claims.u).executeTakeFirst();
+    if (!user || user.disabled) throw new RegistryError('unauthorized', 'the token’s user is disabled or gone');
+    return { principal: { userId: user.id, username: user.username, isAdmin: user.is_admin === 1 }, grants: claims.g };
+  }
+}
+
+export const grantAllows = (grants: Grant[], name: string, action: OciAction): boolean =>
+  grants.some((g) => g.type === 'repository' && g.name === name && (g.actions.includes(action) || g.actions.includes('*')));

@@ -1,0 +1,184 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { Readable } from 'node:stream';
+import { parseDigest } from '../blobs/digest.js';
+import { BlobError, type BlobStore, type ByteRange } from '../blobs/store.js';
+import type { Database } from '../meta/schema.js';
+import type { Principal } from './accounts.js';
+import { RegistryError, notFound } from './errors.js';
+import type { Container } from './namespaces.js';
+import { linkBlob } from './blob-links.js';
+import { newSecret, nowIso } from './util.js';
+
+/** Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. */
+interface RunningHash {
+  hash: Hash;
+  length: number;
+}
+
+export interface UploadState {
+  id: string;
+  container: Container;
+  received: number;
+}
+
+const UPLOAD_TTL_MS = 24 * 3600 * 1000;
+
+/** OCI blobs per repository: links to the content-addressed store, upload sessions, mounts. */
+export class OciBlobs {
+  private readonly running = new Map<string, RunningHash>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  /** Size of a blob linked into the container, or null. */
+  async linkedSize(container: Container, digest: string): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('repo_blobs')
+      .select('size')
+      .where('container_id', '=', container.id)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+    return row?.size ?? null;
+  }
+
+  async open(container: Container, digest: string, range?: ByteRange): Promise<Readable> {
+    if ((await this.linkedSize(container, digest)) === null) throw notFound(`blob ${digest}`, 'blob');
+    return this.blobs.open(digest, range);
+  }
+
+  async link(container: Container, digest: string, size: number): Promise<void> {
+    await linkBlob(this.db, container.id, digest, size);
+  }
+
+  /** Unlinks a blob from one repository; the bytes stay for others (garbage collection frees them). */
+  async unlink(container: Container, digest: string): Promise<void> {
+    const res = await this.db.deleteFrom('repo_blobs').where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw notFound(`blob ${digest}`, 'blob');
+  }
+
+  /**
+   * Cross-repository mount: links a stored blob without moving bytes. With `from`, the blob
+   * must be in that repository (which the caller may read); without it, anywhere.
+   */
+  async mount(container: Container, digest: string, from: Container | null): Promise<number | null> {
+    const row = from
+      ? await this.db.selectFrom('repo_blobs').select('size').where('container_id', '=', from.id).where('digest', '=', digest).executeTakeFirst()
+      : await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+    if (!row || (await this.blobs.stat(digest)) === null) return null;
+    await this.link(container, digest, row.size);
+    return row.size;
+  }
+
+  async startUpload(principal: Principal, container: Container): Promise<string> {
+    const id = newSecret(24);
+    const now = Date.now();
+    await this.db
+      .insertInto('oci_uploads')
+      .values({
+        id,
+        container_id: container.id,
+        user_id: principal.userId,
+        received: 0,
+        created_at: new Date(now).toISOString(),
+        expires_at: new Date(now + UPLOAD_TTL_MS).toISOString(),
+      })
+      .execute();
+    this.running.set(id, { hash: createHash('sha256'), length: 0 });
+    return id;
+  }
+
+  async upload(container: Container, id: string): Promise<UploadState> {
+    const row = await this.db
+      .selectFrom('oci_uploads')
+      .selectAll()
+      .where('id', '=', id)
+      .where('container_id', '=', container.id)
+      .executeTakeFirst();
+    if (!row || row.expires_at < nowIso()) throw notFound('upload', 'upload');
+    return { id, container, received: row.received };
+  }
+
+  /**
+   * Appends a chunk. With a `Content-Range` start it must continue exactly where the upload is
+   * (416 otherwise); without one it is appended (streamed PATCH).
+   */
+  async append(state: UploadState, body: Readable, rangeStart: number | null, rangeEnd: number | null): Promise<number> {
+    if (rangeStart !== null && rangeStart !== state.received) {
+      body.resume();
+      throw new RegistryError('range', `chunk starts at ${rangeStart}, the upload has ${state.received} bytes`, 'upload');
+    }
+    const expected = rangeStart !== null && rangeEnd !== null ? rangeEnd - rangeStart + 1 : undefined;
+    const running = this.running.get(state.id);
+    const extended = running && running.length === state.received ? running.hash.copy() : null;
+    let written: number;
+    try {
+      written = await this.blobs.writeTemp(state.id, state.received, body, {
+        maxBytes: expected,
+        observe: (chunk) => extended?.update(chunk),
+      });
+    } catch (err) {
+      if (err instanceof BlobError && err.code === 'size-mismatch') throw new RegistryError('invalid', err.message, 'upload');
+      throw err;
+    }
+    if (expected !== undefined && written !== expected) {
+      throw new RegistryError('invalid', `chunk has ${written} bytes, Content-Range says ${expected}`, 'upload');
+    }
+    const received = state.received + written;
+    if (extended) this.running.set(state.id, { hash: extended, length: received });
+    else this.running.delete(state.id);
+    await this.db.updateTable('oci_uploads').set({ received }).where('id', '=', state.id).execute();
+    state.received = received;
+    return received;
+  }
+
+  /** Verifies the whole upload against `digest` and makes it a blob of the repository. */
+  async finish(state: UploadState, digest: string): Promise<number> {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new RegistryError('invalid', `invalid or unsupported digest ${JSON.stringify(digest)}`, 'digest');
+    if (state.received === 0) await this.blobs.writeTemp(state.id, 0, Readable.from([]));
+    const actual = await this.digestOf(state, parsed.algorithm);
+    if (actual !== digest) {
+      throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
+    }
+    if ((await this.blobs.stat(digest)) === null) await this.blobs.commitTemp(state.id, digest);
+    else await this.blobs.deleteTemp(state.id);
+    await this.link(state.container, digest, state.received);
+    await this.close(state.id);
+    return state.received;
+  }
+
+  async cancel(state: UploadState): Promise<void> {
+    await this.close(state.id);
+  }
+
+  async sweepExpired(): Promise<number> {
+    const expired = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', nowIso()).execute();
+    for (const { id } of expired) await this.close(id);
+    return expired.length;
+  }
+
+  private async digestOf(state: UploadState, algorithm: 'sha256' | 'sha512'): Promise<string> {
+    const running = this.running.get(state.id);
+    let hash: Hash;
+    let from = 0;
+    if (algorithm === 'sha256' && running && running.length <= state.received) {
+      hash = running.hash.copy();
+      from = running.length;
+    } else {
+      hash = createHash(algorithm);
+    }
+    if (from < state.received) {
+      for await (const chunk of await this.blobs.readTemp(state.id, { start: from, end: state.received - 1 })) hash.update(chunk as Buffer);
+    }
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  private async close(id: string): Promise<void> {
+    this.running.delete(id);
+    await this.blobs.deleteTemp(id);
+    await this.db.deleteFrom('oci_uploads').where('id', '=', id).execute();
+  }
+}

@@ -1,0 +1,127 @@
+import type { Kysely } from 'kysely';
+import { Readable } from 'node:stream';
+import type { BlobStore } from '../blobs/store.js';
+import type { Database } from '../meta/schema.js';
+import type { Principal } from './accounts.js';
+import { RegistryError } from './errors.js';
+import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
+import { MEDIA, digestBytes, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
+import type { Container, Namespaces } from './namespaces.js';
+import { RangeSource, readSifFacts } from './sif-facts.js';
+import type { Uploads } from './uploads.js';
+import { linkBlob } from './blob-links.js';
+
+const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true };
+const EMPTY_CONFIG = Buffer.from('{}');
+
+/**
+ * One store, two protocols. A SIF pushed through ORAS becomes a Library image (facts read,
+ * tagged for its architecture); a Library tag gets the ORAS manifest Apptainer ≥ 1.3 pushes
+ * (an index when several architectures share the tag), so `oras://` pulls it. Bytes are never copied.
+ */
+export class SifBridge {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly blobs: BlobStore,
+    private readonly namespaces: Namespaces,
+    private readonly images: Images,
+    private readonly uploads: Uploads,
+    private readonly manifests: Manifests,
+  ) {}
+
+  /** After an OCI manifest push: if it carries one SIF layer, make that SIF a Library image. */
+  async adoptOrasPush(principal: Principal, container: Container, manifestDigest: string, parsed: ParsedManifest, tag: string | null): Promise<ImageRow | null> {
+    const layer = sifLayerOf(parsed);
+    if (!layer?.digest?.startsWith('sha256:')) return null;
+    const size = await this.blobs.stat(layer.digest);
+    if (size === null) return null;
+    let facts;
+    try {
+      facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.open(layer.digest!, range)));
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'not-sif') return null;
+      throw err;
+    }
+    const description = parsed.annotations['org.opencontainers.image.description'] ?? '';
+    const { image } = await this.images.create(principal, container.id, layer.digest, description);
+    if (image.uploaded !== 1) await this.uploads.registerStored(image, container, size, facts);
+    await this.manifests.linkImage(container, manifestDigest, image.id);
+    if (tag) await this.images.upsertTag(container.id, facts.arch ?? image.arch ?? DEFAULT_ARCH, tag, image.id);
+    return image;
+  }
+
+  /** After OCI tags of a SIF manifest were deleted: the Library tags of that image go too. */
+  async ociTagsRemoved(containerId: string, imageId: string | null, tags: string[]): Promise<void> {
+    if (!imageId || tags.length === 0) return;
+    await this.db.deleteFrom('tags').where('container_id', '=', containerId).where('image_id', '=', imageId).where('name', 'in', tags).execute();
+  }
+
+  /** After Library tags changed: point each OCI tag of the same name at the matching manifest or index. */
+  async syncTags(containerId: string, tagNames: string[]): Promise<void> {
+    const container = await this.namespaces.getContainerById(SYSTEM, containerId);
+    for (const tag of tagNames) {
+      const rows = await this.db
+        .selectFrom('tags')
+        .innerJoin('images', 'images.id', 'tags.image_id')
+        .selectAll('images')
+        .select('tags.arch as tagArch')
+        .where('tags.container_id', '=', containerId)
+        .where('tags.name', '=', tag)
+        .orderBy('tags.arch')
+        .execute();
+      if (rows.length === 0) {
+        await this.manifests.removeTag(containerId, tag);
+        continue;
+      }
+      const perArch: Array<{ arch: string; digest: string; size: number }> = [];
+      for (const row of rows) {
+        const { tagArch, ...image } = row;
+        const m = await this.manifestFor(container, image);
+        perArch.push({ arch: tagArch, digest: m.digest, size: m.size });
+      }
+      const target = perArch.length === 1 ? perArch[0]!.digest : await this.storeIndex(container, perArch);
+      await this.manifests.setTag(container, tag, target);
+    }
+  }
+
+  /** The ORAS manifest of a Library image: the one it was pushed with, or the one Apptainer ≥ 1.3 would push. */
+  private async manifestFor(container: Container, image: ImageRow): Promise<{ digest: string; size: number }> {
+    const existing = await this.manifests.newestForImage(image.id, container.id);
+    if (existing) return existing;
+    await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });
+    await linkBlob(this.db, container.id, digestBytes(EMPTY_CONFIG), 2);
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      config: { mediaType: MEDIA.sifConfig, size: 2, digest: digestBytes(EMPTY_CONFIG), data: EMPTY_CONFIG.toString('base64') },
+      layers: [
+        {
+          mediaType: MEDIA.sifLayer,
+          size: image.size,
+          digest: image.digest,
+          annotations: { 'org.opencontainers.image.title': `${container.name}.sif` },
+        },
+      ],
+      annotations: { 'org.opencontainers.image.created': image.created_at.replace(/\.\d+Z$/, 'Z') },
+    };
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    const { digest } = await this.manifests.put(container, digestBytes(bytes), bytes, MEDIA.ociManifest);
+    await this.manifests.linkImage(container, digest, image.id);
+    return { digest, size: bytes.length };
+  }
+
+  private async storeIndex(container: Container, perArch: Array<{ arch: string; digest: string; size: number }>): Promise<string> {
+    const index = {
+      schemaVersion: 2,
+      mediaType: MEDIA.ociIndex,
+      manifests: perArch.map((m) => ({
+        mediaType: MEDIA.ociManifest,
+        size: m.size,
+        digest: m.digest,
+        platform: { architecture: m.arch, os: 'linux' },
+      })),
+    };
+    const bytes = Buffer.from(JSON.stringify(index));
+    return (await this.manifests.put(container, digestBytes(bytes), bytes, MEDIA.ociIndex)).digest;
+  }
+}
