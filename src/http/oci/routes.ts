@@ -296,7 +296,8 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     const artifactType = one(req.query.artifactType) ?? null;
     const manifests = await registry.manifests.referrers(container, digest, artifactType);
     if (artifactType) reply.header('oci-filters-applied', 'artifactType');
-    return reply.type(MEDIA.ociIndex).send({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests });
+    // Serialised here so Fastify adds no charset to the index media type.
+    return reply.header('content-type', MEDIA.ociIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests })));
   }
 }
 
