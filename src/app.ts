@@ -40,6 +40,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     registry,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
+    ociChallenge: config.oci.challenge,
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
   });
   const { host, port } = splitHostPort(config.listen);
@@ -50,7 +51,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   log(`Shelf listening on ${url}`);
 
   const sweeper = setInterval(() => {
-    registry.uploads.sweepExpired().catch((err: unknown) => app.log.warn({ err }, 'upload sweep failed'));
+    Promise.all([registry.uploads.sweepExpired(), registry.ociBlobs.sweepExpired()]).catch((err: unknown) =>
+      app.log.warn({ err }, 'upload sweep failed'),
+    );
   }, 10 * 60_000);
   sweeper.unref();
 

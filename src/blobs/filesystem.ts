@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -136,6 +136,10 @@ export class FilesystemBlobStore implements BlobStore {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async truncateTemp(uploadId: string, size: number): Promise<void> {
+    await truncate(this.tempPath(uploadId), size);
   }
 
   async commitTemp(uploadId: string, digest: string): Promise<void> {

@@ -52,6 +52,8 @@ export interface BlobStore {
   ): Promise<number>;
   readTemp(uploadId: string, range?: ByteRange): Promise<Readable>;
   tempSize(uploadId: string): Promise<number | null>;
+  /** Cuts the temporary object to `size` bytes (drops what a broken write left past the acknowledged end). */
+  truncateTemp(uploadId: string, size: number): Promise<void>;
   /** Makes the temporary object the blob `digest`, durably and atomically. The caller verified it. */
   commitTemp(uploadId: string, digest: string): Promise<void>;
   deleteTemp(uploadId: string): Promise<void>;

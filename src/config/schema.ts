@@ -64,6 +64,12 @@ export const configSchema = z
         defaultQuota: byteSize.default(0),
       })
       .prefault({}),
+    oci: z
+      .object({
+        /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */
+        challenge: z.enum(['bearer', 'basic']).default('bearer'),
+      })
+      .prefault({}),
   })
   .strict();
 

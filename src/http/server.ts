@@ -11,6 +11,7 @@ export interface ServerOptions {
   registry: Registry;
   publicUrl: string | null;
   downloadUrlTtl: number;
+  ociChallenge: 'bearer' | 'basic';
   logger: FastifyServerOptions['logger'];
 }
 
@@ -51,7 +52,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
-  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl });
+  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge });
   await app.register(libraryRoutes, {
     registry: opts.registry,
     publicUrl: opts.publicUrl,

@@ -139,6 +139,8 @@ export class OciBlobs {
     const parsed = parseDigest(digest);
     if (!parsed) throw new RegistryError('invalid', `invalid or unsupported digest ${JSON.stringify(digest)}`, 'digest');
     if (state.received === 0) await this.blobs.writeTemp(state.id, 0, Readable.from([]));
+    // A chunk cut off mid-way may have left bytes past the acknowledged end.
+    await this.blobs.truncateTemp(state.id, state.received);
     const actual = await this.digestOf(state, parsed.algorithm);
     if (actual !== digest) {
       throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');

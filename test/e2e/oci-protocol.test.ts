@@ -58,10 +58,13 @@ for (const db of DB_KINDS) {
     });
     after(async () => shelf?.stop());
 
-    test('/v2/ answers 200; bad credentials are 401 with a challenge', async () => {
+    test('/v2/ answers 200 with credentials; without them or with bad ones, 401 with a challenge', async () => {
+      const ok = await req('/v2/');
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers.get('docker-distribution-api-version'), 'registry/2.0');
       const anon = await req('/v2/', { auth: null });
-      assert.equal(anon.status, 200);
-      assert.equal(anon.headers.get('docker-distribution-api-version'), 'registry/2.0');
+      assert.equal(anon.status, 401);
+      assert.match(anon.headers.get('www-authenticate')!, /^Bearer realm=/);
       const bad = await req('/v2/', { auth: basic('admin', 'wrong') });
       assert.equal(bad.status, 401);
       assert.match(bad.headers.get('www-authenticate')!, /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/v2\/token",service="shelf"/);
@@ -318,6 +321,9 @@ for (const db of DB_KINDS) {
       const bobOwn = await req(`/v2/bob/mine/blobs/uploads/`, { method: 'POST', auth: basic('bob', bobToken) });
       assert.equal(bobOwn.status, 202);
 
+      const bare = await req(`/v2/${repo}/manifests/v1`, { auth: null });
+      assert.equal(bare.status, 401);
+      assert.match(bare.headers.get('www-authenticate')!, new RegExp(`scope="repository:${repo}:pull"`));
       const anonToken = ((await (await fetch(`${shelf.url}/v2/token?service=shelf&scope=repository:${repo}:pull`)).json()) as { token: string }).token;
       assert.equal((await req(`/v2/${repo}/manifests/v1`, { auth: `Bearer ${anonToken}` })).status, 200);
     });

@@ -59,9 +59,15 @@ export async function checkPassword(registry: Registry, username: string, passwo
   return principal;
 }
 
-/** Checks a registry token's grant for the action; anonymous callers may only pull. */
+/**
+ * Checks a registry token's grant for the action. A request with no credentials at all is
+ * challenged even for public content (anonymous pulls go through an anonymous token): clients
+ * such as containerd learn the token flow on their first HEAD, not on a manifest PUT whose
+ * body they cannot send twice.
+ */
 export function authorize(caller: OciCaller, name: string, action: OciAction): Principal | null {
   const scope = `repository:${name}:${action === 'pull' ? 'pull' : `${action},pull`}`;
+  if (!caller.principal && !caller.grants) throw new Challenge(scope, `authentication required for ${name}`);
   if (caller.grants && !grantAllows(caller.grants, name, action)) {
     throw new Challenge(scope, `the token does not grant ${action} on ${name}`, 'insufficient_scope');
   }

@@ -16,6 +16,7 @@ import { OciError, ociErrorOf, sendOciError } from './errors.js';
 export interface OciRoutesOptions {
   registry: Registry;
   publicUrl: string | null;
+  challenge: 'bearer' | 'basic';
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | string[]> }>;
@@ -38,7 +39,9 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       req.log.error({ err }, 'request failed');
       oci = new OciError(500, 'UNKNOWN', 'internal server error');
     }
-    if (oci.status === 401) {
+    if (oci.status === 401 && opts.challenge === 'basic') {
+      reply.header('www-authenticate', `Basic realm="${SERVICE}"`);
+    } else if (oci.status === 401) {
       const scope = err instanceof Challenge ? err.scope : (req as unknown as { ociScope?: string }).ociScope;
       const error = err instanceof Challenge && err.error ? `,error="${err.error}"` : '';
       reply.header('www-authenticate', `Bearer realm="${realm(req)}",service="${SERVICE}"${scope ? `,scope="${scope}"` : ''}${error}`);
@@ -46,9 +49,12 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     return sendOciError(reply, oci);
   });
 
-  // Credentials that are sent are checked here: `docker login` and ORAS login rely on it.
+  // The ping challenges callers without credentials, as registries with auth do: clients learn
+  // where tokens come from (anonymous ones still pull public content), and a login checks its
+  // credentials here.
   app.get('/v2/', async (req, reply) => {
-    await identify(registry, req);
+    const caller = await identify(registry, req);
+    if (!caller.principal && !caller.grants) throw new Challenge(null, 'authentication required');
     return reply.header('docker-distribution-api-version', 'registry/2.0').send({});
   });
 
