@@ -29,8 +29,16 @@ export class SifBridge {
     private readonly manifests: Manifests,
   ) {}
 
-  /** After an OCI manifest push: if it carries one SIF layer, make that SIF a Library image. */
+  /**
+   * After an OCI manifest push: if it carries one SIF layer, make that SIF a Library image; if
+   * it is an index of such manifests (how newer Library clients push through the OCI redirect),
+   * tag each platform's image.
+   */
   async adoptOrasPush(principal: Principal, container: Container, manifestDigest: string, parsed: ParsedManifest, tag: string | null): Promise<ImageRow | null> {
+    if (parsed.manifests.length > 0) {
+      if (tag) await this.adoptIndex(container, parsed, tag);
+      return null;
+    }
     const layer = sifLayerOf(parsed);
     if (!layer?.digest?.startsWith('sha256:')) return null;
     const size = await this.blobs.stat(layer.digest);
@@ -48,6 +56,20 @@ export class SifBridge {
     await this.manifests.linkImage(container, manifestDigest, image.id);
     if (tag) await this.images.upsertTag(container.id, facts.arch ?? image.arch ?? DEFAULT_ARCH, tag, image.id);
     return image;
+  }
+
+  private async adoptIndex(container: Container, parsed: ParsedManifest, tag: string): Promise<void> {
+    for (const entry of parsed.manifests) {
+      const arch = entry.platform?.architecture;
+      if (!arch || !entry.digest) continue;
+      const child = await this.db
+        .selectFrom('manifests')
+        .select('image_id')
+        .where('container_id', '=', container.id)
+        .where('digest', '=', entry.digest)
+        .executeTakeFirst();
+      if (child?.image_id) await this.images.upsertTag(container.id, arch, tag, child.image_id);
+    }
   }
 
   /** After OCI tags of a SIF manifest were deleted: the Library tags of that image go too. */

@@ -163,7 +163,6 @@ for (const db of DB_KINDS) {
       await expectError(await call('/v1/images/admin/bad/input:nope?arch=amd64'), 404);
       await expectError(await call('/v1/imagefile/admin/bad/input:nope?arch=amd64'), 404);
       await expectError(await call('/v1/no/such/endpoint'), 404, /no such endpoint/);
-      await expectError(await call('/v1/oci-redirect?namespace=admin/bad/input&accessTypes=pull'), 404);
     });
 
     test('anonymous and wrong-token writes: 401; the server stays up', async () => {

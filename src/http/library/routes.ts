@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VERSION } from '../../version.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
-import { checkArch, parseAnySha256, parseLibraryRef } from '../../registry/names.js';
+import { checkArch, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
 import type { CommitResult } from '../../registry/uploads.js';
 import { authenticate } from '../auth.js';
 import { bodyStream, field, readJson } from '../body.js';
@@ -48,8 +48,21 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     }
   });
 
-  // Newer clients try OCI redirects first; any non-200 makes them use the Library flow.
-  app.get('/v1/oci-redirect', async (_req, reply) => sendLibraryError(reply, 404, 'OCI redirect is not offered'));
+  // Newer clients (container-library-client ≥ 1.4) ask where to push and pull through OCI: this
+  // registry, with a token for the namespace. The answer is not enveloped.
+  app.get('/v1/oci-redirect', async (req: Req, reply) => {
+    const namespace = (req.query.namespace ?? '').replace(/^\/+/, '');
+    const name = repositoryNameOf(parseContainerPath(namespace));
+    const actions = (req.query.accessTypes ?? 'pull').split(',').filter((a) => a === 'pull' || a === 'push');
+    if (actions.length === 0) throw invalid('accessTypes must name pull and/or push');
+    const principal = await who(req);
+    const grants = await registry.ociAccess.grant(principal, [`repository:${name}:${actions.join(',')}`]);
+    const granted = grants[0]?.actions ?? [];
+    if (!actions.every((a) => granted.includes(a))) {
+      throw new RegistryError(principal ? 'forbidden' : 'unauthorized', `no ${actions.join(',')} access to ${name}`);
+    }
+    return reply.send({ token: registry.ociAccess.issue(principal, grants), url: baseUrl(req) });
+  });
 
   // --- entities, collections, containers -----------------------------------------------------
 
