@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { openMetaDb } from '../../src/meta/db.js';
 import { countFiles } from '../helpers/files.js';
 import { DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -71,6 +72,13 @@ for (const db of DB_KINDS) {
       assert.equal(body.data.uploaded, false);
       assert.equal(await countFiles(path.join(shelf.dataDir, 'blobs')), 0);
       assert.equal(await countFiles(path.join(shelf.dataDir, 'uploads')), 0);
+      const meta = await openMetaDb(shelf.dbUrl);
+      try {
+        assert.equal((await meta.db.selectFrom('blobs').select('digest').execute()).length, 0);
+        assert.equal((await meta.db.selectFrom('images').select('id').where('uploaded', '=', 1).execute()).length, 0);
+      } finally {
+        await meta.close();
+      }
     }
     const hashes = new Map<string, string>();
     const imageHash = async (imageId: string) => hashes.get(imageId)!;

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { run } from '../helpers/run.js';
+import { ROOT, startShelf } from '../helpers/shelf.js';
+
+const shelfBin = path.join(ROOT, 'dist/cli/main.js');
+
+test('a wrong setting stops `shelf serve` with one clear line, exit 2', async () => {
+  for (const [args, env, pattern] of [
+    [['--listen', 'nonsense'], {}, /^shelf: invalid configuration: listen: must be HOST:PORT/],
+    [['--public-url', 'ftp://x'], {}, /publicUrl: must be an http/],
+    [[], { SHELF_LIBRARY_MULTIPART_PART_SIZE: 'huge' }, /library\.multipartPartSize: not a byte size/],
+    [['--config', '/nonexistent/shelf.yaml'], {}, /cannot read config file/],
+  ] as const) {
+    const r = await run(process.execPath, [shelfBin, 'serve', ...args], { env: { ...env } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('first start without SHELF_BOOTSTRAP_TOKEN prints a one-time admin token that works; a restart does not', async () => {
+  const data = await mkdtemp(path.join(tmpdir(), 'shelf-boot-'));
+  try {
+    const first = await startShelf({ dataDir: data, env: { SHELF_BOOTSTRAP_TOKEN: '' } });
+    const token = /API token, shown only this once:\s+(\S+)/.exec(first.output())?.[1];
+    assert.ok(token, first.output());
+    assert.match(first.output(), /Shelf listening on http:\/\/127\.0\.0\.1:\d+/);
+    const status = await fetch(`${first.url}/v1/token-status`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(status.status, 200);
+    assert.equal(((await status.json()) as { data: { username: string } }).data.username, 'admin');
+    await first.kill();
+    const second = await startShelf({ dataDir: data, env: { SHELF_BOOTSTRAP_TOKEN: '' } });
+    assert.doesNotMatch(second.output(), /shown only this once/);
+    assert.equal((await fetch(`${second.url}/v1/token-status`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    await second.kill();
+  } finally {
+    await rm(data, { recursive: true, force: true });
+  }
+});
+
+test('`shelf --help` lists serve; unknown commands fail', async () => {
+  const help = await run(process.execPath, [shelfBin, '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /serve/);
+  const bad = await run(process.execPath, [shelfBin, 'frobnicate']);
+  assert.notEqual(bad.code, 0);
+});
