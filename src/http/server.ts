@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
+import { isUniqueViolation } from '../meta/errors.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import { libraryRoutes } from './library/routes.js';
@@ -40,6 +41,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       return sendLibraryError(reply, err.code === 'not-found' ? 404 : 400, err.message);
     }
     if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
+    // Two creators of the same name raced; the loser learns it exists.
+    if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
     if (isClientAbort(err)) {
