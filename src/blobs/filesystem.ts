@@ -13,7 +13,8 @@ import {
   type IngestResult,
 } from './store.js';
 
-const READ_CHUNK = 1 << 20;
+// Large reads: fewer syscalls and stream turns per byte served.
+const READ_CHUNK = 4 << 20;
 
 /**
  * Blobs under `ROOT/blobs/<alg>/<2 hex>/<hex>`, temporary objects under `ROOT/uploads/`.
