@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { FilesystemBlobStore } from './blobs/filesystem.js';
 import type { Config } from './config/schema.js';
+import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
@@ -41,7 +42,14 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
-    logger: { level: config.log.level, redact: ['req.headers.authorization'] },
+    authRateLimit: config.auth.rateLimit,
+    logger: {
+      level: config.log.level,
+      // No secret in logs: no headers at all, and capability IDs in URLs masked.
+      serializers: {
+        req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+      },
+    },
   });
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });

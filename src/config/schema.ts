@@ -64,6 +64,12 @@ export const configSchema = z
         defaultQuota: byteSize.default(0),
       })
       .prefault({}),
+    auth: z
+      .object({
+        /** Sign-in and token requests per minute and client address. */
+        rateLimit: z.number().int().positive().default(600),
+      })
+      .prefault({}),
     oci: z
       .object({
         /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */

@@ -21,5 +21,12 @@ export function bearerToken(request: FastifyRequest): string | null {
 /** Resolves the caller: null without credentials, a 401 for credentials that do not check out. */
 export async function authenticate(registry: Registry, request: FastifyRequest): Promise<Principal | null> {
   const token = bearerToken(request);
-  return token === null ? null : registry.accounts.authenticate(token);
+  request.principal = token === null ? null : await registry.accounts.authenticate(token);
+  return request.principal;
 }
+
+/** Capability IDs and tokens in URLs are secrets: logs and the audit trail get them masked. */
+export const redactUrl = (url: string): string =>
+  url
+    .replace(/(\/_upload\/|\/_download\/|\/blobs\/uploads\/)[^/?]+/g, '$1…')
+    .replace(/([?&](?:token|password)=)[^&]*/gi, '$1…');

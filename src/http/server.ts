@@ -3,8 +3,11 @@ import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { isUniqueViolation } from '../meta/errors.js';
+import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
+import rateLimit from '@fastify/rate-limit';
+import { apiRoutes } from './api/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 
@@ -13,6 +16,8 @@ export interface ServerOptions {
   publicUrl: string | null;
   downloadUrlTtl: number;
   ociChallenge: 'bearer' | 'basic';
+  /** Requests per minute and address on /api/login and /v2/token. */
+  authRateLimit: number;
   logger: FastifyServerOptions['logger'];
 }
 
@@ -53,9 +58,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return sendLibraryError(reply, 500, 'internal server error');
   });
 
+  app.decorateRequest('principal', null);
+  const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+  app.addHook('onResponse', async (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    if (!WRITES.has(req.method) || reply.statusCode >= 400 || path === '/v2/token' || path === '/api/login') return;
+    await opts.registry.audit
+      .record(req.principal ?? null, `${req.method} ${reply.statusCode}`, redactUrl(path), req.ip)
+      .catch((err: unknown) => req.log.warn({ err }, 'audit record failed'));
+  });
+
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
-  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge });
+  // Sign-in and token endpoints are limited per address (in each node's memory).
+  await app.register(rateLimit, { global: false });
+  await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
+  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit });
   await app.register(libraryRoutes, {
     registry: opts.registry,
     publicUrl: opts.publicUrl,

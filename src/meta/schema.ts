@@ -21,6 +21,9 @@ export interface Database {
   manifest_refs: ManifestRefsTable;
   oci_tags: OciTagsTable;
   oci_uploads: OciUploadsTable;
+  groups: GroupsTable;
+  memberships: MembershipsTable;
+  audit_log: AuditLogTable;
 }
 
 export interface UsersTable {
@@ -29,6 +32,10 @@ export interface UsersTable {
   is_admin: number;
   disabled: number;
   created_at: string;
+  /** `scrypt$N$r$p$salt$hash` (base64url parts), or null: no local password. */
+  password_hash: string | null;
+  /** 'local' or 'ldap'. */
+  auth_source: string;
 }
 
 export interface TokensTable {
@@ -47,6 +54,8 @@ export interface EntitiesTable {
   name: string;
   description: string;
   owner_user_id: string | null;
+  /** Set for a group's entity: its members' roles decide access. */
+  owner_group_id: string | null;
   private: number;
   default_private: number;
   quota: number;
@@ -193,4 +202,27 @@ export interface OciUploadsTable {
   received: number;
   created_at: string;
   expires_at: string;
+}
+
+export interface GroupsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+/** A user's role in a group: 'owner', 'writer' or 'reader'. */
+export interface MembershipsTable {
+  group_id: string;
+  user_id: string;
+  role: string;
+}
+
+/** Every write: who, what, on what, when, from where. */
+export interface AuditLogTable {
+  id: string;
+  at: string;
+  username: string | null;
+  action: string;
+  target: string;
+  ip: string | null;
 }

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../meta/schema.js';
-import { RegistryError } from './errors.js';
+import type { Role } from './access.js';
+import { RegistryError, notFound } from './errors.js';
 import { checkName } from './names.js';
+import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
 import { newId, newSecret, nowIso } from './util.js';
 
 /** Who is calling. `null` stands for anonymous. */
@@ -10,6 +12,8 @@ export interface Principal {
   userId: string;
   username: string;
   isAdmin: boolean;
+  /** group ID → the caller's role in it */
+  roles: Record<string, Role>;
 }
 
 /**
@@ -20,23 +24,37 @@ export const hashToken = (token: string): string => createHash('sha256').update(
 
 const TOKEN_PREFIX = 'shelf_';
 
+export interface TokenInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface UserInfo {
+  id: string;
+  username: string;
+  isAdmin: boolean;
+  disabled: boolean;
+  createdAt: string;
+  authSource: string;
+}
+
 export class Accounts {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Quota of the entity each new user gets. */
+    private readonly defaultQuota = 0,
+  ) {}
 
   /** Resolves a presented API token; unknown, revoked, expired or disabled → `unauthorized`. */
   async authenticate(token: string): Promise<Principal> {
     const row = await this.db
       .selectFrom('tokens')
       .innerJoin('users', 'users.id', 'tokens.user_id')
-      .select([
-        'tokens.id as tokenId',
-        'tokens.expires_at',
-        'tokens.revoked_at',
-        'users.id as userId',
-        'users.username',
-        'users.is_admin',
-        'users.disabled',
-      ])
+      .select(['tokens.id as tokenId', 'tokens.expires_at', 'tokens.revoked_at', 'users.id as userId', 'users.disabled'])
       .where('tokens.token_hash', '=', hashToken(token))
       .executeTakeFirst();
     const now = nowIso();
@@ -44,26 +62,111 @@ export class Accounts {
       throw new RegistryError('unauthorized', 'invalid or expired token');
     }
     await this.db.updateTable('tokens').set({ last_used_at: now }).where('id', '=', row.tokenId).execute();
-    return { userId: row.userId, username: row.username, isAdmin: row.is_admin === 1 };
+    return this.principalOf(row.userId);
+  }
+
+  /** Username and password sign-in (local accounts). */
+  async login(username: string, password: string): Promise<Principal> {
+    const user = await this.findUser(username);
+    const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
+    if (!user || !ok || user.disabled) throw new RegistryError('unauthorized', 'invalid username or password');
+    return this.principalOf(user.id);
+  }
+
+  /** The current rights of a user, or `unauthorized` if they are gone or disabled. */
+  async principalOf(userId: string): Promise<Principal> {
+    const user = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    if (!user || user.disabled) throw new RegistryError('unauthorized', 'the account is disabled or gone');
+    const memberships = await this.db.selectFrom('memberships').select(['group_id', 'role']).where('user_id', '=', userId).execute();
+    return {
+      userId: user.id,
+      username: user.username,
+      isAdmin: user.is_admin === 1,
+      roles: Object.fromEntries(memberships.map((m) => [m.group_id, m.role as Role])),
+    };
   }
 
   async findUser(username: string) {
     return this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
   }
 
-  async createUser(username: string, opts: { isAdmin?: boolean } = {}): Promise<Principal> {
+  async requireUser(username: string) {
+    const user = await this.findUser(username);
+    if (!user) throw notFound(`user ${username}`);
+    return user;
+  }
+
+  async createUser(username: string, opts: { isAdmin?: boolean; password?: string; authSource?: string } = {}): Promise<Principal> {
     checkName('user', username);
     if (await this.findUser(username)) throw new RegistryError('conflict', `user ${username} already exists`);
+    if (await this.db.selectFrom('groups').select('id').where('name', '=', username).executeTakeFirst()) {
+      throw new RegistryError('conflict', `${username} is a group`);
+    }
     const id = newId();
-    await this.db
-      .insertInto('users')
-      .values({ id, username, is_admin: opts.isAdmin ? 1 : 0, disabled: 0, created_at: nowIso() })
-      .execute();
-    return { userId: id, username, isAdmin: !!opts.isAdmin };
+    const now = nowIso();
+    const passwordHash = opts.password ? await hashPassword(opts.password) : null;
+    // Each user owns the entity of their name (an ownerless one of that name becomes theirs).
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('users')
+        .values({ id, username, is_admin: opts.isAdmin ? 1 : 0, disabled: 0, created_at: now, password_hash: passwordHash, auth_source: opts.authSource ?? 'local' })
+        .execute();
+      const entity = await trx.selectFrom('entities').select(['id', 'owner_user_id', 'owner_group_id']).where('name', '=', username).executeTakeFirst();
+      if (!entity) {
+        await trx
+          .insertInto('entities')
+          .values({
+            id: newId(),
+            name: username,
+            description: 'No description',
+            owner_user_id: id,
+            owner_group_id: null,
+            private: 0,
+            default_private: 0,
+            quota: this.defaultQuota,
+            created_at: now,
+            created_by: username,
+            updated_at: now,
+          })
+          .execute();
+      } else if (!entity.owner_user_id && !entity.owner_group_id) {
+        await trx.updateTable('entities').set({ owner_user_id: id }).where('id', '=', entity.id).execute();
+      }
+    });
+    return { userId: id, username, isAdmin: !!opts.isAdmin, roles: {} };
+  }
+
+  async setPassword(username: string, password: string): Promise<void> {
+    if (password.length < 8) throw new RegistryError('invalid', 'a password needs at least 8 characters');
+    const user = await this.requireUser(username);
+    await this.db.updateTable('users').set({ password_hash: await hashPassword(password) }).where('id', '=', user.id).execute();
+  }
+
+  async setDisabled(username: string, disabled: boolean): Promise<void> {
+    const user = await this.requireUser(username);
+    await this.db.updateTable('users').set({ disabled: disabled ? 1 : 0 }).where('id', '=', user.id).execute();
+  }
+
+  async listUsers(): Promise<UserInfo[]> {
+    const rows = await this.db.selectFrom('users').selectAll().orderBy('username').execute();
+    return rows.map((u) => ({
+      id: u.id,
+      username: u.username,
+      isAdmin: u.is_admin === 1,
+      disabled: u.disabled === 1,
+      createdAt: u.created_at,
+      authSource: u.auth_source,
+    }));
   }
 
   /** Stores a token for a user and returns the secret, which is never stored or shown again. */
-  async createToken(userId: string, name: string, secret: string = TOKEN_PREFIX + newSecret()): Promise<string> {
+  async createToken(
+    userId: string,
+    name: string,
+    secret: string = TOKEN_PREFIX + newSecret(),
+    expiresAt: string | null = null,
+  ): Promise<string> {
+    if (!name.trim() || name.length > 100) throw new RegistryError('invalid', 'a token needs a name of up to 100 characters');
     await this.db
       .insertInto('tokens')
       .values({
@@ -72,12 +175,40 @@ export class Accounts {
         name,
         token_hash: hashToken(secret),
         created_at: nowIso(),
-        expires_at: null,
+        expires_at: expiresAt,
         last_used_at: null,
         revoked_at: null,
       })
       .execute();
     return secret;
+  }
+
+  async listTokens(userId: string): Promise<TokenInfo[]> {
+    const rows = await this.db.selectFrom('tokens').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+    return rows.map((t) => ({
+      id: t.id,
+      name: t.name,
+      createdAt: t.created_at,
+      expiresAt: t.expires_at,
+      lastUsedAt: t.last_used_at,
+      revokedAt: t.revoked_at,
+    }));
+  }
+
+  async revokeToken(userId: string, tokenId: string): Promise<void> {
+    const res = await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: nowIso() })
+      .where('id', '=', tokenId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) throw notFound(`token ${tokenId}`);
+  }
+
+  async revokeAllTokens(userId: string): Promise<number> {
+    const res = await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows);
   }
 
   /**

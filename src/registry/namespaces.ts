@@ -13,6 +13,7 @@ export type Container = Selectable<ContainersTable> & { collection: Collection }
 
 export const chainOf = (e: Entity, ...rest: Array<{ private: number }>): NamespaceChain => ({
   ownerUserId: e.owner_user_id,
+  ownerGroupId: e.owner_group_id,
   entityName: e.name,
   private: e.private === 1 || rest.some((r) => r.private === 1),
 });
@@ -56,6 +57,7 @@ export class Namespaces {
       name,
       description: description || LIBRARY_NO_DESCRIPTION,
       owner_user_id: owner,
+      owner_group_id: null,
       private: 0,
       default_private: 0,
       quota: this.defaultQuota,
@@ -224,6 +226,40 @@ export class Namespaces {
       }
       throw err;
     }
+  }
+
+  /** Makes an entity, collection or container (`e`, `e/c`, `e/c/k`) private or public; owners and admins only. */
+  async setVisibility(principal: Principal | null, pathText: string, makePrivate: boolean): Promise<void> {
+    const parts = pathText.replace(/^\/+|\/+$/g, '').split('/');
+    if (parts.length < 1 || parts.length > 3 || parts.some((p) => !p)) {
+      throw new RegistryError('invalid', 'visibility takes ENTITY[/COLLECTION[/CONTAINER]]');
+    }
+    const value = makePrivate ? 1 : 0;
+    const now = nowIso();
+    const entity = await this.getEntity(principal, parts[0]!);
+    access.assertOwner(principal, chainOf(entity));
+    if (parts.length === 1) {
+      await this.db.updateTable('entities').set({ private: value, updated_at: now }).where('id', '=', entity.id).execute();
+      return;
+    }
+    const collection = await this.getCollection(principal, parts[0]!, parts[1]!);
+    if (parts.length === 2) {
+      await this.db.updateTable('collections').set({ private: value, updated_at: now }).where('id', '=', collection.id).execute();
+      return;
+    }
+    const container = await this.getContainer(principal, { entity: parts[0]!, collection: parts[1]!, container: parts[2]! });
+    await this.db.updateTable('containers').set({ private: value, updated_at: now }).where('id', '=', container.id).execute();
+  }
+
+  async setQuota(principal: Principal | null, entityName: string, bytes: number): Promise<void> {
+    access.assertAdmin(principal);
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RegistryError('invalid', 'a quota is a number of bytes, 0 for unlimited');
+    const entity = await this.getEntity(principal, entityName);
+    await this.db.updateTable('entities').set({ quota: bytes, updated_at: nowIso() }).where('id', '=', entity.id).execute();
+  }
+
+  async listEntities(): Promise<Entity[]> {
+    return this.db.selectFrom('entities').selectAll().orderBy('name').execute();
   }
 
   async containerIdsOfCollection(collectionId: string): Promise<string[]> {

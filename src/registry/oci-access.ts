@@ -1,9 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../meta/schema.js';
 import { access } from './access.js';
-import type { Principal } from './accounts.js';
+import type { Accounts, Principal } from './accounts.js';
 import type { Capabilities } from './capabilities.js';
-import { RegistryError } from './errors.js';
 import { parseRepositoryName } from './names.js';
 import { chainOf, type Namespaces } from './namespaces.js';
 
@@ -34,6 +33,7 @@ export class OciAccess {
     private readonly db: Kysely<Database>,
     private readonly namespaces: Namespaces,
     private readonly capabilities: Capabilities,
+    private readonly accounts: Accounts,
   ) {}
 
   async grant(principal: Principal | null, scopes: string[]): Promise<Grant[]> {
@@ -75,8 +75,9 @@ export class OciAccess {
       return container ? true : access.canRead(principal, chainOf(entity));
     }
     if (!principal) return false;
-    if (principal.isAdmin) return true;
-    return entity ? entity.owner_user_id === principal.userId : principal.username === path.entity;
+    if (!entity) return principal.isAdmin || principal.username === path.entity;
+    const role = access.roleIn(principal, chainOf(entity));
+    return role === 'owner' || role === 'writer';
   }
 
   issue(principal: Principal | null, grants: Grant[]): string {
@@ -90,9 +91,7 @@ export class OciAccess {
     if (!subject?.startsWith('oci:')) return null;
     const claims = JSON.parse(subject.slice(4)) as TokenClaims;
     if (!claims.u) return { principal: null, grants: claims.g };
-    const user = await this.db.selectFrom('users').select(['id', 'username', 'is_admin', 'disabled']).where('id', '=', claims.u).executeTakeFirst();
-    if (!user || user.disabled) throw new RegistryError('unauthorized', 'the token’s user is disabled or gone');
-    return { principal: { userId: user.id, username: user.username, isAdmin: user.is_admin === 1 }, grants: claims.g };
+    return { principal: await this.accounts.principalOf(claims.u), grants: claims.g };
   }
 }
 

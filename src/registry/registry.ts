@@ -1,7 +1,9 @@
 import type { BlobStore } from '../blobs/store.js';
 import type { MetaDb } from '../meta/db.js';
 import { Accounts } from './accounts.js';
+import { Audit } from './audit.js';
 import { Capabilities } from './capabilities.js';
+import { Groups } from './groups.js';
 import { Images } from './images.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
@@ -28,6 +30,8 @@ export class Registry {
   readonly manifests: Manifests;
   readonly bridge: SifBridge;
   readonly ociAccess: OciAccess;
+  readonly groups: Groups;
+  readonly audit: Audit;
 
   private constructor(
     readonly meta: MetaDb,
@@ -36,7 +40,7 @@ export class Registry {
     settings: RegistrySettings,
   ) {
     const db = meta.db;
-    this.accounts = new Accounts(db);
+    this.accounts = new Accounts(db, settings.defaultQuota);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect);
@@ -45,7 +49,9 @@ export class Registry {
     this.ociBlobs = new OciBlobs(db, blobs);
     this.manifests = new Manifests(db, blobs);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);
-    this.ociAccess = new OciAccess(db, this.namespaces, capabilities);
+    this.groups = new Groups(db, settings.defaultQuota);
+    this.audit = new Audit(db);
+    this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
   }
 

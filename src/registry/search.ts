@@ -36,7 +36,7 @@ export class Search {
       .select([
         'c.id as c_id', 'c.entity_id as c_entity_id', 'c.name as c_name', 'c.description as c_description',
         'c.private as c_private', 'c.created_at as c_created_at', 'c.created_by as c_created_by', 'c.updated_at as c_updated_at',
-        'e.id as e_id', 'e.name as e_name', 'e.description as e_description', 'e.owner_user_id as e_owner_user_id',
+        'e.id as e_id', 'e.name as e_name', 'e.description as e_description', 'e.owner_user_id as e_owner_user_id', 'e.owner_group_id as e_owner_group_id',
         'e.private as e_private', 'e.default_private as e_default_private', 'e.quota as e_quota',
         'e.created_at as e_created_at', 'e.created_by as e_created_by', 'e.updated_at as e_updated_at',
       ])
@@ -44,7 +44,7 @@ export class Search {
     const containers: Container[] = [];
     for (const r of rows) {
       const entity: Entity = {
-        id: r.e_id, name: r.e_name, description: r.e_description, owner_user_id: r.e_owner_user_id,
+        id: r.e_id, name: r.e_name, description: r.e_description, owner_user_id: r.e_owner_user_id, owner_group_id: r.e_owner_group_id,
         private: r.e_private, default_private: r.e_default_private, quota: r.e_quota,
         created_at: r.e_created_at, created_by: r.e_created_by, updated_at: r.e_updated_at,
       };

@@ -11,7 +11,7 @@ import { RangeSource, readSifFacts } from './sif-facts.js';
 import type { Uploads } from './uploads.js';
 import { linkBlob } from './blob-links.js';
 
-const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true };
+const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true, roles: {} };
 const EMPTY_CONFIG = Buffer.from('{}');
 
 /**

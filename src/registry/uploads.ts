@@ -15,7 +15,7 @@ import { linkBlob } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
-const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true };
+const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true, roles: {} };
 
 export interface UploadSettings {
   multipartPartSize: number;

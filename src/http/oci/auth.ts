@@ -32,6 +32,12 @@ export function parseBasic(header: string): { username: string; password: string
 
 /** Username + API token (Basic), or a token (Bearer): a registry token or an API token. */
 export async function identify(registry: Registry, request: FastifyRequest): Promise<OciCaller> {
+  const caller = await identifyCaller(registry, request);
+  request.principal = caller.principal;
+  return caller;
+}
+
+async function identifyCaller(registry: Registry, request: FastifyRequest): Promise<OciCaller> {
   const header = request.headers.authorization;
   if (!header) return { principal: null, grants: null };
   const basic = parseBasic(header);

@@ -17,6 +17,7 @@ export interface OciRoutesOptions {
   registry: Registry;
   publicUrl: string | null;
   challenge: 'bearer' | 'basic';
+  tokenRateLimit: number;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | string[]> }>;
@@ -34,6 +35,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (err instanceof OciError) oci = err;
     else if (err instanceof RegistryError) oci = ociErrorOf(err);
     else if (err instanceof BlobError) oci = new OciError(err.code === 'not-found' ? 404 : 400, err.code === 'not-found' ? 'BLOB_UNKNOWN' : 'DIGEST_INVALID', err.message);
+    else if (clientStatus(err) === 429) oci = new OciError(429, 'TOOMANYREQUESTS', err.message);
     else if (clientStatus(err)) oci = new OciError(clientStatus(err)!, 'UNSUPPORTED', err.message);
     else {
       req.log.error({ err }, 'request failed');
@@ -67,14 +69,16 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     return reply.send({ token, access_token: token, expires_in: TOKEN_TTL_SECONDS, issued_at: new Date().toISOString() });
   };
 
-  app.get('/v2/token', async (req: Req, reply) => {
+  const limited = { config: { rateLimit: { max: opts.tokenRateLimit, timeWindow: '1 minute' } } };
+
+  app.get('/v2/token', limited, async (req: Req, reply) => {
     const header = req.headers.authorization;
     const creds = header ? parseBasic(header) : null;
     if (header && !creds) throw new OciError(401, 'UNAUTHORIZED', 'the token endpoint takes Basic credentials');
     return issueToken(req, reply, creds, asList(req.query.scope));
   });
 
-  app.post('/v2/token', async (req: Req, reply) => {
+  app.post('/v2/token', limited, async (req: Req, reply) => {
     const form = new URLSearchParams(await readText(bodyStream(req), 1 << 16));
     if (form.get('grant_type') !== 'password') throw new OciError(400, 'UNSUPPORTED', 'only grant_type=password is supported');
     const creds = { username: form.get('username') ?? '', password: form.get('password') ?? '' };

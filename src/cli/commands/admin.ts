@@ -1,0 +1,174 @@
+import type { Command } from 'commander';
+import { parseByteSize } from '../../config/schema.js';
+import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
+import { CliError } from '../errors.js';
+
+interface Conn {
+  url?: string;
+  token?: string;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Runs an admin action against a running server, turning its errors into one line. */
+function action<A extends unknown[]>(fn: (api: ShelfApi, ...args: A) => Promise<void>) {
+  return async (...args: [...A, Conn, Command]) => {
+    const cmd = args[args.length - 1] as Command;
+    const conn = cmd.optsWithGlobals() as Conn;
+    const url = conn.url ?? process.env.SHELF_URL;
+    const token = conn.token ?? process.env.SHELF_TOKEN;
+    if (!url || !token) throw new CliError('give --url URL and --token ADMIN_TOKEN (or SHELF_URL and SHELF_TOKEN)', 2);
+    try {
+      // Commander passes the positional arguments, then the command's options, then the command.
+      await fn(new ShelfApi(url, token), ...(args.slice(0, -1) as unknown as A));
+    } catch (err) {
+      if (err instanceof ShelfApiError) throw new CliError(err.message, err.status === 0 ? 3 : 1);
+      throw err;
+    }
+  };
+}
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+const enc = encodeURIComponent;
+
+export function registerAdmin(program: Command): void {
+  const admin = program
+    .command('admin')
+    .description('administer a running Shelf server')
+    .option('--url <url>', 'server URL (or SHELF_URL)')
+    .option('--token <token>', 'an administrator API token (or SHELF_TOKEN)');
+
+  const user = admin.command('user').description('local user accounts');
+  user
+    .command('add <name>')
+    .description('create a user (with a password read from standard input)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--admin', 'make the user an administrator')
+    .action(
+      action(async (api, name: string, opts: { passwordStdin?: boolean; admin?: boolean }) => {
+        const password = opts.passwordStdin ? await readStdin() : undefined;
+        await api.call('POST', 'api/users', { username: name, password, admin: !!opts.admin });
+        print(`created user ${name}`);
+      }),
+    );
+  user
+    .command('list')
+    .description('list users')
+    .action(
+      action(async (api) => {
+        const users = await api.call<Array<{ username: string; isAdmin: boolean; disabled: boolean; authSource: string; createdAt: string }>>('GET', 'api/users');
+        print('USERNAME\tADMIN\tDISABLED\tSOURCE\tCREATED');
+        for (const u of users) print(`${u.username}\t${u.isAdmin ? 'yes' : 'no'}\t${u.disabled ? 'yes' : 'no'}\t${u.authSource}\t${u.createdAt}`);
+      }),
+    );
+  for (const [verb, path] of [['disable', 'disable'], ['enable', 'enable']] as const) {
+    user
+      .command(`${verb} <name>`)
+      .description(`${verb} a user (a disabled user's tokens stop working at once)`)
+      .action(
+        action(async (api, name: string) => {
+          await api.call('POST', `api/users/${enc(name)}/${path}`);
+          print(`${verb}d user ${name}`);
+        }),
+      );
+  }
+
+  const token = admin.command('token').description('API tokens');
+  token
+    .command('create <user>')
+    .description('create an API token for a user; the token is the last line printed')
+    .option('--name <name>', 'a name for the token', 'admin-created')
+    .option('--expires <time>', 'expiry, RFC 3339')
+    .action(
+      action(async (api, name: string, opts: { name: string; expires?: string }) => {
+        const { token: secret } = await api.call<{ token: string }>('POST', `api/users/${enc(name)}/tokens`, { name: opts.name, expiresAt: opts.expires });
+        print(`token for ${name} (shown once):`);
+        print(secret);
+      }),
+    );
+  token
+    .command('revoke-all <user>')
+    .description("revoke every token of a user")
+    .action(
+      action(async (api, name: string) => {
+        const { revoked } = await api.call<{ revoked: number }>('POST', `api/users/${enc(name)}/tokens/revoke-all`);
+        print(`revoked ${revoked} token(s) of ${name}`);
+      }),
+    );
+
+  const group = admin.command('group').description('groups and their members');
+  group
+    .command('add <name>')
+    .description('create a group (and its entity)')
+    .action(
+      action(async (api, name: string) => {
+        await api.call('POST', 'api/groups', { name });
+        print(`created group ${name}`);
+      }),
+    );
+  group
+    .command('member <group> <user> [role]')
+    .description('set a member\'s role (owner, writer, reader), or remove them with --remove')
+    .option('--remove', 'remove the member')
+    .action(
+      action(async (api, groupName: string, name: string, role: string | undefined, opts: { remove?: boolean }) => {
+        if (opts.remove) {
+          await api.call('DELETE', `api/groups/${enc(groupName)}/members/${enc(name)}`);
+          print(`removed ${name} from ${groupName}`);
+          return;
+        }
+        if (!role) throw new CliError('give a role: owner, writer or reader (or --remove)', 2);
+        await api.call('PUT', `api/groups/${enc(groupName)}/members/${enc(name)}`, { role });
+        print(`${name} is ${role} of ${groupName}`);
+      }),
+    );
+  group
+    .command('list')
+    .description('list groups and members')
+    .action(
+      action(async (api) => {
+        for (const g of await api.call<Array<{ name: string; members: Array<{ username: string; role: string }> }>>('GET', 'api/groups')) {
+          print(`${g.name}\t${g.members.map((m) => `${m.username}:${m.role}`).join(',')}`);
+        }
+      }),
+    );
+
+  const quota = admin.command('quota').description('byte quotas of users and groups');
+  quota
+    .command('set <name> <size>')
+    .description('set the quota of a user or group entity (e.g. 1MiB, 10GiB; 0 = unlimited)')
+    .action(
+      action(async (api, name: string, size: string) => {
+        const bytes = parseByteSize(size);
+        if (bytes === null) throw new CliError(`not a size: ${size} (use e.g. 1MiB, 10GiB, 0)`, 2);
+        const r = await api.call<{ quotaTotal: number; quotaUsage: number }>('PUT', `api/quotas/${enc(name)}`, { bytes });
+        print(`${name}: quota ${r.quotaTotal} bytes, using ${r.quotaUsage}`);
+      }),
+    );
+  quota
+    .command('recount')
+    .description('recount the bytes used by every entity')
+    .action(
+      action(async (api) => {
+        print('ENTITY\tUSED\tQUOTA');
+        for (const r of await api.call<Array<{ entity: string; quotaUsage: number; quotaTotal: number }>>('GET', 'api/quotas')) {
+          print(`${r.entity}\t${r.quotaUsage}\t${r.quotaTotal || 'unlimited'}`);
+        }
+      }),
+    );
+
+  admin
+    .command('visibility <path> <visibility>')
+    .description('make ENTITY[/COLLECTION[/CONTAINER]] private or public')
+    .action(
+      action(async (api, path: string, visibility: string) => {
+        if (visibility !== 'private' && visibility !== 'public') throw new CliError('visibility is private or public', 2);
+        await api.call('PUT', `api/visibility/${path.split('/').map(enc).join('/')}`, { private: visibility === 'private' });
+        print(`${path} is ${visibility}`);
+      }),
+    );
+}

@@ -1,0 +1,190 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseByteSize } from '../../config/schema.js';
+import { access, ROLES, type Role } from '../../registry/access.js';
+import type { Principal } from '../../registry/accounts.js';
+import { RegistryError, invalid } from '../../registry/errors.js';
+import type { Registry } from '../../registry/registry.js';
+import { authenticate } from '../auth.js';
+import { field, readJson } from '../body.js';
+
+export interface ApiRoutesOptions {
+  registry: Registry;
+  /** Requests per minute and address on sign-in. */
+  loginRateLimit: number;
+}
+
+type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
+
+/**
+ * Shelf's own API (`/api`): accounts, tokens, groups, quotas, visibility, audit. Used by
+ * `shelf admin` and the web UI; answers in the Library API's envelope.
+ */
+export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): Promise<void> {
+  const { registry } = opts;
+  const data = (reply: FastifyReply, payload: unknown) => reply.code(200).send({ data: payload });
+  const who = (req: FastifyRequest) => authenticate(registry, req);
+  const admin = async (req: FastifyRequest): Promise<Principal> => {
+    const principal = await who(req);
+    access.assertAdmin(principal);
+    return principal!;
+  };
+  /** The named user, for an admin or for that user. */
+  const selfOrAdmin = async (req: Req) => {
+    const principal = await who(req);
+    access.requireUser(principal);
+    const user = await registry.accounts.requireUser(req.params.user!);
+    if (!principal.isAdmin && principal.userId !== user.id) throw new RegistryError('forbidden', 'only the user or an administrator may do that');
+    return { principal, user };
+  };
+
+  app.post('/api/login', { config: { rateLimit: { max: opts.loginRateLimit, timeWindow: '1 minute' } } }, async (req: Req, reply) => {
+    const body = await readJson(req);
+    const principal = await registry.accounts.login(field.string(body, 'username', true), field.string(body, 'password', true));
+    const hours = 12;
+    const expiresAt = new Date(Date.now() + hours * 3600_000).toISOString();
+    const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
+    return data(reply, { token, expiresAt, username: principal.username, admin: principal.isAdmin });
+  });
+
+  app.get('/api/me', async (req, reply) => {
+    const principal = await who(req);
+    access.requireUser(principal);
+    return data(reply, principal);
+  });
+
+  // --- users -----------------------------------------------------------------------------------
+
+  app.get('/api/users', async (req, reply) => {
+    await admin(req);
+    return data(reply, await registry.accounts.listUsers());
+  });
+
+  app.post('/api/users', async (req: Req, reply) => {
+    await admin(req);
+    const body = await readJson(req);
+    const password = field.string(body, 'password');
+    if (password && password.length < 8) throw invalid('a password needs at least 8 characters');
+    const user = await registry.accounts.createUser(field.string(body, 'username', true), { password: password || undefined, isAdmin: field.boolean(body, 'admin') });
+    return data(reply, { id: user.userId, username: user.username });
+  });
+
+  app.post('/api/users/:user/disable', async (req: Req, reply) => {
+    await admin(req);
+    await registry.accounts.setDisabled(req.params.user!, true);
+    return data(reply, { username: req.params.user, disabled: true });
+  });
+
+  app.post('/api/users/:user/enable', async (req: Req, reply) => {
+    await admin(req);
+    await registry.accounts.setDisabled(req.params.user!, false);
+    return data(reply, { username: req.params.user, disabled: false });
+  });
+
+  app.put('/api/users/:user/password', async (req: Req, reply) => {
+    const { user } = await selfOrAdmin(req);
+    const body = await readJson(req);
+    await registry.accounts.setPassword(user.username, field.string(body, 'password', true));
+    return data(reply, { username: user.username });
+  });
+
+  // --- tokens ----------------------------------------------------------------------------------
+
+  app.get('/api/users/:user/tokens', async (req: Req, reply) => {
+    const { user } = await selfOrAdmin(req);
+    return data(reply, await registry.accounts.listTokens(user.id));
+  });
+
+  app.post('/api/users/:user/tokens', async (req: Req, reply) => {
+    const { user } = await selfOrAdmin(req);
+    const body = await readJson(req);
+    const expiresAt = field.string(body, 'expiresAt');
+    if (expiresAt && (Number.isNaN(Date.parse(expiresAt)) || Date.parse(expiresAt) <= Date.now())) {
+      throw invalid('expiresAt must be a future RFC 3339 time');
+    }
+    const token = await registry.accounts.createToken(user.id, field.string(body, 'name') || 'token', undefined, expiresAt ? new Date(expiresAt).toISOString() : null);
+    return data(reply, { token });
+  });
+
+  app.delete('/api/users/:user/tokens/:id', async (req: Req, reply) => {
+    const { user } = await selfOrAdmin(req);
+    await registry.accounts.revokeToken(user.id, req.params.id!);
+    return data(reply, { revoked: req.params.id });
+  });
+
+  app.post('/api/users/:user/tokens/revoke-all', async (req: Req, reply) => {
+    const { user } = await selfOrAdmin(req);
+    return data(reply, { revoked: await registry.accounts.revokeAllTokens(user.id) });
+  });
+
+  // --- groups ----------------------------------------------------------------------------------
+
+  app.get('/api/groups', async (req, reply) => {
+    await admin(req);
+    return data(reply, await registry.groups.list());
+  });
+
+  app.post('/api/groups', async (req: Req, reply) => {
+    const principal = await admin(req);
+    const body = await readJson(req);
+    return data(reply, await registry.groups.create(field.string(body, 'name', true), principal.username));
+  });
+
+  app.put('/api/groups/:group/members/:user', async (req: Req, reply) => {
+    await groupOwnerOrAdmin(req);
+    const body = await readJson(req);
+    const role = field.string(body, 'role', true) as Role;
+    if (!ROLES.includes(role)) throw invalid(`role must be one of ${ROLES.join(', ')}`);
+    await registry.groups.setMember(req.params.group!, req.params.user!, role);
+    return data(reply, await registry.groups.get(req.params.group!));
+  });
+
+  app.delete('/api/groups/:group/members/:user', async (req: Req, reply) => {
+    await groupOwnerOrAdmin(req);
+    await registry.groups.setMember(req.params.group!, req.params.user!, null);
+    return data(reply, await registry.groups.get(req.params.group!));
+  });
+
+  async function groupOwnerOrAdmin(req: Req): Promise<void> {
+    const principal = await who(req);
+    access.requireUser(principal);
+    const group = await registry.groups.get(req.params.group!);
+    if (!principal.isAdmin && principal.roles[group.id] !== 'owner') {
+      throw new RegistryError('forbidden', `only an owner of ${group.name} or an administrator may change its members`);
+    }
+  }
+
+  // --- quotas, visibility, audit ---------------------------------------------------------------
+
+  app.put('/api/quotas/:entity', async (req: Req, reply) => {
+    const principal = await who(req);
+    const body = await readJson(req);
+    const raw = body.bytes ?? body.size;
+    const bytes = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseByteSize(raw) : null;
+    if (bytes === null) throw invalid('give the quota as "bytes": a number, or a size such as "10GiB"');
+    await registry.namespaces.setQuota(principal, req.params.entity!, bytes);
+    const entity = await registry.namespaces.getEntity(principal, req.params.entity!);
+    return data(reply, await registry.quotas.report(entity));
+  });
+
+  /** Usage of every entity, computed afresh from the metadata (the recount). */
+  app.get('/api/quotas', async (req, reply) => {
+    await admin(req);
+    const entities = await registry.namespaces.listEntities();
+    const rows = [];
+    for (const e of entities) rows.push({ entity: e.name, ...(await registry.quotas.report(e)) });
+    return data(reply, rows);
+  });
+
+  app.put('/api/visibility/*', async (req: Req, reply) => {
+    const body = await readJson(req);
+    if (typeof body.private !== 'boolean') throw invalid('give {"private": true|false}');
+    await registry.namespaces.setVisibility(await who(req), req.params['*']!, body.private);
+    return data(reply, { path: req.params['*'], private: body.private });
+  });
+
+  app.get('/api/audit', async (req: Req, reply) => {
+    await admin(req);
+    const limit = Math.min(Number(req.query.limit ?? 100) || 100, 1000);
+    return data(reply, await registry.audit.recent(limit));
+  });
+}
