@@ -7,6 +7,7 @@ import type { Database } from '../meta/schema.js';
 import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
+import type { Quotas } from './quota.js';
 import { linkBlob } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
@@ -31,6 +32,7 @@ export class OciBlobs {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly blobs: BlobStore,
+    private readonly quotas: Quotas,
   ) {}
 
   /** Size of a blob linked into the container, or null. */
@@ -49,8 +51,15 @@ export class OciBlobs {
     return this.blobs.open(digest, range);
   }
 
+  /** Links a stored blob into the repository, within the entity's quota (checked race-free). */
   async link(container: Container, digest: string, size: number): Promise<void> {
-    await linkBlob(this.db, container.id, digest, size);
+    const entity = container.collection.entity;
+    await this.quotas.assertRoom(entity, digest, size);
+    await this.db.transaction().execute(async (trx) => {
+      await this.quotas.lockEntity(trx, entity.id);
+      await this.quotas.assertRoom(entity, digest, size, trx);
+      await linkBlob(trx, container.id, digest, size);
+    });
   }
 
   /** Unlinks a blob from one repository; the bytes stay for others (garbage collection frees them). */
@@ -105,10 +114,25 @@ export class OciBlobs {
    * Appends a chunk. With a `Content-Range` start it must continue exactly where the upload is
    * (416 otherwise); without one it is appended (streamed PATCH).
    */
-  async append(state: UploadState, body: Readable, rangeStart: number | null, rangeEnd: number | null): Promise<number> {
+  async append(
+    state: UploadState,
+    body: Readable,
+    rangeStart: number | null,
+    rangeEnd: number | null,
+    declaredLength: number | null = null,
+    /** The digest the whole blob will have, when the client already named it (closing PUT, single POST). */
+    digestHint = '',
+  ): Promise<number> {
     if (rangeStart !== null && rangeStart !== state.received) {
       body.resume();
       throw new RegistryError('range', `chunk starts at ${rangeStart}, the upload has ${state.received} bytes`, 'upload');
+    }
+    if (declaredLength) {
+      // Refuse early what cannot fit; the commit checks again with the real digest.
+      await this.quotas.assertRoom(state.container.collection.entity, digestHint, state.received + declaredLength).catch((err: unknown) => {
+        body.resume();
+        throw err;
+      });
     }
     const expected = rangeStart !== null && rangeEnd !== null ? rangeEnd - rangeStart + 1 : undefined;
     const running = this.running.get(state.id);

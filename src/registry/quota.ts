@@ -11,8 +11,8 @@ export interface QuotaReport {
 }
 
 /**
- * Byte quotas per entity, dedupe-aware: the same blob counts once per entity however many
- * images or containers of it refer to it.
+ * Byte quotas per entity, dedupe-aware: every blob linked into a repository of the entity
+ * (a Library image's SIF, an OCI layer or config) counts once however often it is referred to.
  */
 export class Quotas {
   constructor(
@@ -24,12 +24,11 @@ export class Quotas {
     const row = await db
       .selectFrom((eb) =>
         eb
-          .selectFrom('images')
-          .innerJoin('containers', 'containers.id', 'images.container_id')
+          .selectFrom('repo_blobs')
+          .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
           .innerJoin('collections', 'collections.id', 'containers.collection_id')
           .where('collections.entity_id', '=', entityId)
-          .where('images.uploaded', '=', 1)
-          .select(['images.digest', 'images.size'])
+          .select(['repo_blobs.digest', 'repo_blobs.size'])
           .distinct()
           .as('d'),
       )
@@ -40,13 +39,12 @@ export class Quotas {
 
   async holdsDigest(entityId: string, digest: string, db: Kysely<Database> = this.db): Promise<boolean> {
     const row = await db
-      .selectFrom('images')
-      .innerJoin('containers', 'containers.id', 'images.container_id')
+      .selectFrom('repo_blobs')
+      .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
       .innerJoin('collections', 'collections.id', 'containers.collection_id')
       .where('collections.entity_id', '=', entityId)
-      .where('images.digest', '=', digest)
-      .where('images.uploaded', '=', 1)
-      .select('images.id')
+      .where('repo_blobs.digest', '=', digest)
+      .select('repo_blobs.digest')
       .executeTakeFirst();
     return !!row;
   }

@@ -46,7 +46,7 @@ export class Registry {
     this.quotas = new Quotas(db, meta.dialect);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
     this.search = new Search(db);
-    this.ociBlobs = new OciBlobs(db, blobs);
+    this.ociBlobs = new OciBlobs(db, blobs, this.quotas);
     this.manifests = new Manifests(db, blobs);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);
     this.groups = new Groups(db, settings.defaultQuota);

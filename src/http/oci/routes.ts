@@ -169,7 +169,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     const digest = one(req.query.digest);
     if (digest) {
       const state = await registry.ociBlobs.upload(container, id);
-      await registry.ociBlobs.append(state, bodyStream(req), null, null);
+      await registry.ociBlobs.append(state, bodyStream(req), null, null, declaredLength(req), digest);
       await registry.ociBlobs.finish(state, digest);
       return blobCreated(reply, name, digest);
     }
@@ -198,7 +198,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
           return reply.code(204).send();
         case 'PATCH': {
           const range = contentRange(req);
-          await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null);
+          await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null, declaredLength(req));
           return progress(reply.code(202)).header('content-length', 0).send();
         }
         case 'PUT': {
@@ -206,7 +206,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
           if (!digest) throw new RegistryError('invalid', 'the closing PUT needs ?digest=', 'digest');
           if (hasBody(req)) {
             const range = contentRange(req);
-            await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null);
+            await registry.ociBlobs.append(state, bodyStream(req), range?.start ?? null, range?.end ?? null, declaredLength(req), digest);
           }
           await registry.ociBlobs.finish(state, digest);
           return blobCreated(reply, name, digest);
@@ -357,6 +357,11 @@ function contentRange(req: FastifyRequest): { start: number; end: number } | nul
   const end = Number(m[2]);
   if (end < start) throw new OciError(416, 'BLOB_UPLOAD_INVALID', `invalid Content-Range ${header}`);
   return { start, end };
+}
+
+function declaredLength(req: FastifyRequest): number | null {
+  const n = Number(req.headers['content-length']);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 
 const hasBody = (req: FastifyRequest): boolean =>
