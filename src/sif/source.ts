@@ -1,0 +1,70 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { SifError } from './errors.js';
+
+/** Random access to the bytes of a SIF: a file, a stored blob, a buffer. */
+export interface RandomAccessSource {
+  readonly size: number;
+  /** Up to `length` bytes at `offset` (fewer only at the end). */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export class BufferSource implements RandomAccessSource {
+  constructor(private readonly buf: Buffer) {}
+  get size(): number {
+    return this.buf.length;
+  }
+  async read(offset: number, length: number): Promise<Buffer> {
+    return this.buf.subarray(offset, Math.min(offset + length, this.buf.length));
+  }
+}
+
+export class FileSource implements RandomAccessSource {
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+  ) {}
+
+  static async open(path: string, flags: 'r' | 'r+' = 'r'): Promise<FileSource> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, flags);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new SifError('io', code === 'ENOENT' ? `${path}: no such file` : `${path}: ${(err as Error).message}`);
+    }
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      await handle.close();
+      throw new SifError('io', `${path}: not a regular file`);
+    }
+    return new FileSource(handle, stat.size);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    const buf = Buffer.alloc(n);
+    let done = 0;
+    while (done < n) {
+      const { bytesRead } = await this.handle.read(buf, done, n - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return buf.subarray(0, done);
+  }
+
+  /** The writable handle (opened with 'r+'), for signing. */
+  get fileHandle(): FileHandle {
+    return this.handle;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+/** Exactly `length` bytes at `offset`, or a `truncated` error. */
+export async function readExactly(source: RandomAccessSource, offset: number, length: number, what: string): Promise<Buffer> {
+  const buf = await source.read(offset, length);
+  if (buf.length !== length) throw new SifError('truncated', `${what}: file ends at ${source.size}, needs ${offset + length}`);
+  return buf;
+}
