@@ -51,6 +51,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
       },
     },
   });
+  registry.onBackgroundError = (err) => app.log.error({ err }, 'background signature check failed');
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });
   const address = app.server.address();
@@ -73,6 +74,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     async close() {
       clearInterval(sweeper);
       await app.close();
+      await registry.idle();
       await meta.close();
     },
   };

@@ -11,6 +11,7 @@ import { Manifests } from './manifests.js';
 import { OciAccess } from './oci-access.js';
 import { OciBlobs } from './oci-blobs.js';
 import { Search } from './search.js';
+import { SignatureChecker } from './signatures.js';
 import { SifBridge } from './sif-bridge.js';
 import { Uploads, type UploadSettings } from './uploads.js';
 
@@ -32,6 +33,9 @@ export class Registry {
   readonly ociAccess: OciAccess;
   readonly groups: Groups;
   readonly audit: Audit;
+  readonly signatures: SignatureChecker;
+  /** Verifications under way (tests and shutdown wait for them). */
+  private readonly checking = new Set<Promise<unknown>>();
 
   private constructor(
     readonly meta: MetaDb,
@@ -51,8 +55,21 @@ export class Registry {
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
+    this.signatures = new SignatureChecker(db, blobs);
+    this.uploads.onSignedImage = (imageId) => {
+      const job = this.signatures.check(imageId).catch((err: unknown) => this.onBackgroundError(err));
+      this.checking.add(job);
+      void job.finally(() => this.checking.delete(job));
+    };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
+  }
+
+  /** Where background failures are reported (the server sets its logger). */
+  onBackgroundError: (err: unknown) => void = (err) => console.error(err);
+
+  async idle(): Promise<void> {
+    await Promise.all([...this.checking]);
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {

@@ -40,12 +40,13 @@ export async function readSifFacts(source: RandomAccessSource): Promise<SifFacts
   const fingerprints = [
     ...new Set(summary.signatures.map((s) => s.fingerprint).filter((f): f is string => !!f)),
   ];
+  const signatures = summary.signatures.map((s) => ({ id: s.id, format: s.format, fingerprint: s.fingerprint, state: 'unknown-key' as const }));
   return {
     arch: summary.arch && summary.arch !== 'unknown' ? summary.arch : null,
     deffile: summary.deffile,
     labels: summary.labels,
     fingerprints,
     encrypted: summary.encrypted,
-    info: summary,
+    info: { ...summary, verification: { status: signatures.length ? 'pending' : 'unsigned', signatures } },
   };
 }

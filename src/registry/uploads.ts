@@ -41,6 +41,8 @@ interface RunningHash {
  */
 export class Uploads {
   private readonly running = new Map<string, RunningHash>();
+  /** Told about every committed signed image, to verify it after the client's answer. */
+  onSignedImage: (imageId: string) => void = () => {};
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -292,6 +294,7 @@ export class Uploads {
     if ((await this.blobs.stat(digest)) === null) await this.blobs.commitTemp(tempId, digest);
     else await this.blobs.deleteTemp(tempId);
     await this.markUploaded(image, container, size, facts);
+    if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
     const updated = (await this.images.byId(imageId))!;
     return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
   }
@@ -299,6 +302,7 @@ export class Uploads {
   /** Makes an image of bytes already stored and verified (an ORAS push) an uploaded Library image. */
   async registerStored(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
     await this.markUploaded(image, container, size, facts);
+    if ((facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(image.id);
   }
 
   private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {

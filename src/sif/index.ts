@@ -5,3 +5,4 @@ export { inspectSif, type InspectReport, type ObjectReport } from './inspect.js'
 export { summarizeSif, type SifSummary } from './summary.js';
 export { verifySif, type SignatureResult, type VerifyResult } from './verify.js';
 export { HkpKeys, KeyChain, StaticKeys, keysFromFile, readPgpKeys, sshKeyId, type KeyProvider } from './keys.js';
+export { readSigningKey, signSif, type SignResult, type SigningKey } from './sign.js';

@@ -24,6 +24,13 @@ export interface SignatureResult {
   objects: number[];
   /** Legacy SIFHASH signature: no descriptor metadata protected. */
   legacy: boolean;
+  /**
+   * Whether the image matches what the signature claims, checked even when its key is missing:
+   * 'ok', 'broken' (the image was changed), or 'unchecked' (the signature could not be read).
+   */
+  integrity: 'ok' | 'broken' | 'unchecked';
+  /** The signature failed only because its key is not known. */
+  keyMissing: boolean;
 }
 
 export interface VerifyResult {
@@ -66,12 +73,16 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
     ok: false,
     objects: [],
     legacy: false,
+    integrity: 'unchecked',
+    keyMissing: false,
   };
+  let claimed: string | null = null;
   try {
     const data = await readObject(source, d);
     const dsse = parseDsse(data);
     if (dsse) {
       result.format = 'dsse';
+      claimed = Buffer.from(dsse.payload, 'base64').toString('utf8');
       const { payload, keyIds } = verifyDsse(dsse, await keys.dsseKeys());
       result.dsseKeyIds = keyIds;
       result.objects = await checkCovered(source, image, d, payload);
@@ -79,15 +90,26 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
       const message = await readClearSigned(data);
       if (!message) throw new SifError('bad-signature', 'unknown signature format');
       const text = message.getText();
+      claimed = text;
       result.legacy = text.startsWith('SIFHASH:\n');
       result.format = result.legacy ? 'pgp-clearsign-legacy' : 'pgp-clearsign';
       result.signer = await verifyPgp(message, d, keys);
       result.objects = result.legacy ? await checkLegacy(source, image, d, text) : await checkCovered(source, image, d, text);
     }
     result.ok = true;
+    result.integrity = 'ok';
   } catch (err) {
     if (!(err instanceof SifError)) throw err;
     result.error = `signature object ${d.id} not valid: ${err.message}`;
+    result.keyMissing = err.code === 'key-not-found';
+    if (/integrity compromised|changed/.test(err.message)) result.integrity = 'broken';
+    else if (result.keyMissing && claimed !== null) {
+      // Without the key the signature proves nothing, but a changed image is still worth knowing.
+      result.integrity = await (result.legacy ? checkLegacy(source, image, d, claimed) : checkCovered(source, image, d, claimed)).then(
+        () => 'ok' as const,
+        () => 'broken' as const,
+      );
+    }
   }
   return result;
 }
