@@ -50,7 +50,7 @@ test('mutated and truncated images give only typed SifErrors, quickly, in bounde
         try {
           await run();
         } catch (err) {
-          if (!(err instanceof SifError)) throw new Error(`untyped error: ${(err as Error)?.stack ?? String(err)}`);
+          if (!(err instanceof SifError)) throw new Error(`untyped error: ${(err as Error)?.stack ?? String(err)}`, { cause: err });
           failures++;
         }
       }
