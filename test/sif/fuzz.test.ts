@@ -24,7 +24,9 @@ const mutation = fc.record({
   cut: fc.option(fc.nat(), { nil: undefined }),
 });
 
-function apply(m: fc.infer<typeof mutation>): Buffer {
+type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+
+function apply(m: Mutation): Buffer {
   let b = Buffer.from(fixtures[m.fixture]!);
   for (const e of m.edits) {
     if (e.kind === 'int64') {

@@ -1,0 +1,26 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { measureBaseline } from './baseline.js';
+import { benchInspect } from './inspect.js';
+import { benchLibrary } from './library.js';
+import { benchOras } from './oras.js';
+
+/**
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras` (default: all).
+ * Each prints its figures beside the baseline the issues name.
+ */
+const wanted = new Set(process.argv.slice(2));
+const on = (name: string) => wanted.size === 0 || wanted.has(name);
+
+const work = await mkdtemp(path.join(process.env.SHELF_BENCH_DIR ?? tmpdir(), 'shelf-bench-'));
+const print = (lines: string[]) => lines.forEach((l) => console.log(l));
+try {
+  const baseline = await measureBaseline(work);
+  console.log(`baseline: sha256 ${baseline.sha256MBps.toFixed(0)} MB/s, disk write (fsync) ${baseline.diskWriteMBps.toFixed(0)} MB/s`);
+  if (on('inspect')) print(await benchInspect(path.join(work, 'inspect')));
+  if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
+  if (on('oras')) print(await benchOras(path.join(work, 'oras')));
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
