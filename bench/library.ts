@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { makeLargeSif } from '../test/helpers/sif.js';
@@ -67,6 +67,8 @@ export async function benchLibrary(workDir: string, baseline: Baseline): Promise
   const shelf = await startShelf({ dataDir: path.join(workDir, 'shelf-data') });
   const push: Timed[] = [];
   const pull: Timed[] = [];
+  const pullToMemory: Timed[] = [];
+  const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : null;
   try {
     for (let i = 0; i < RUNS; i++) {
       // Different bytes each run (inside the partition), or the push would find them already stored.
@@ -81,6 +83,12 @@ export async function benchLibrary(workDir: string, baseline: Baseline): Promise
       pull.push(await timedClient(['--url', shelf.url, 'pull', `admin/bench/run${i}:latest`, out, '--arch', 'amd64'], /--> GET .*\/v1\/imagefile\//, /<-- 206/));
       if ((await sha256File(out)) !== expected) throw new Error('pulled bytes differ');
       await rm(out);
+      if (tmpfs) {
+        // The same pull into memory: what the server delivers when the client's disk is not the limit.
+        const mem = path.join(tmpfs, `shelf-bench-${process.pid}.sif`);
+        pullToMemory.push(await timedClient(['--url', shelf.url, 'pull', `admin/bench/run${i}:latest`, mem, '--arch', 'amd64', '--no-hash-check'], /--> GET .*\/v1\/imagefile\//, /<-- 206/));
+        await rm(mem);
+      }
     }
   } finally {
     await shelf.stop();
@@ -94,5 +102,8 @@ export async function benchLibrary(workDir: string, baseline: Baseline): Promise
     `  whole push command ${mbps(median(push.map((p) => p.total))).toFixed(0)} MB/s (includes the client hashing the file with SHA-256 and MD5 before it uploads)`,
     `library pull 1 GiB SIF (303 + 3 × 5 MiB ranged parts, real client, median of ${RUNS}): download ${(pullWindow / 1000).toFixed(2)} GB/s [target ≥ 1 GB/s]`,
     `  whole pull command ${mbps(median(pull.map((p) => p.total))).toFixed(0)} MB/s (includes the client's SHA-256 check of the file)`,
+    ...(pullToMemory.length
+      ? [`  the same pull into tmpfs: ${(mbps(median(pullToMemory.map((p) => p.window))) / 1000).toFixed(2)} GB/s (the client writing to this machine's disk is the limit above)`]
+      : []),
   ];
 }

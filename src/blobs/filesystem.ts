@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseDigest } from './digest.js';
 import {
   BlobError,
@@ -15,6 +14,10 @@ import {
 
 // Large reads: fewer syscalls and stream turns per byte served.
 const READ_CHUNK = 4 << 20;
+/** Incoming bytes are gathered into writes of this size. */
+const WRITE_BATCH = 1 << 20;
+/** Written bytes after which a background fdatasync starts. */
+const SYNC_EVERY = 32 << 20;
 
 /**
  * Blobs under `ROOT/blobs/<alg>/<2 hex>/<hex>`, temporary objects under `ROOT/uploads/`.
@@ -105,24 +108,48 @@ export class FilesystemBlobStore implements BlobStore {
     // 'r+' writes at an offset without truncating; create the file first if needed.
     await (await open(file, 'a')).close();
     const handle = await open(file, 'r+');
-    let written = 0;
     const { maxBytes, observe } = opts;
-    // The stream owns the handle and closes it when it finishes or fails.
-    const out = createWriteStream('', { fd: handle, start: offset, highWaterMark: READ_CHUNK });
-    await pipeline(
-      body,
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          written += chunk.length;
-          if (maxBytes !== undefined && written > maxBytes) {
-            throw new BlobError('size-mismatch', `more than the announced ${maxBytes} bytes`);
-          }
-          observe?.(chunk);
-          yield chunk;
+    let written = 0;
+    let position = offset;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let unsynced = 0;
+    let flushing: Promise<void> | null = null;
+    const write = async () => {
+      if (pendingBytes === 0) return;
+      const buffers = pending;
+      const size = pendingBytes;
+      pending = [];
+      pendingBytes = 0;
+      let done = 0;
+      while (done < size) {
+        const { bytesWritten } = await handle.writev(done === 0 ? buffers : [Buffer.concat(buffers).subarray(done)], position + done);
+        done += bytesWritten;
+      }
+      position += size;
+      unsynced += size;
+      // Flush to disk while the next bytes arrive, so the commit's fsync has little left to do.
+      if (unsynced >= SYNC_EVERY && !flushing) {
+        unsynced = 0;
+        flushing = handle.datasync().finally(() => (flushing = null));
+      }
+    };
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        written += chunk.length;
+        if (maxBytes !== undefined && written > maxBytes) {
+          throw new BlobError('size-mismatch', `more than the announced ${maxBytes} bytes`);
         }
-      },
-      out,
-    );
+        observe?.(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BATCH) await write();
+      }
+      await write();
+    } finally {
+      await (flushing as Promise<void> | null)?.catch(() => undefined);
+      await handle.close();
+    }
     return written;
   }
 
