@@ -17,7 +17,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   } else {
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' };
+    if (m[2] !== '' && Number(m[2]) < start) return { kind: 'unsatisfiable' };
   }
   if (start >= size || size === 0) return { kind: 'unsatisfiable' };
   return { kind: 'partial', range: { start, end } };

@@ -151,7 +151,7 @@ for (const db of DB_KINDS) {
         const [, a, b] = /bytes (\d+)-(\d+)/.exec(expected)!;
         assert.deepEqual(Buffer.from(await res.arrayBuffer()), layer.subarray(Number(a), Number(b) + 1));
       }
-      for (const range of ['bytes=5000-10000']) {
+      for (const range of ['bytes=5000-10000', 'bytes=500-0']) {
         const res = await req(`/v2/${repo}/blobs/${d}`, { headers: { range } });
         assert.equal(res.status, 416, range);
       }
@@ -244,6 +244,9 @@ for (const db of DB_KINDS) {
       assert.equal(none.status, 200);
       assert.deepEqual(((await none.json()) as { manifests: unknown[] }).manifests, []);
       assert.equal((await req(`/v2/${repo}/referrers/sha256:bad`)).status, 400);
+      const emptyRepo = await req(`/v2/admin/proto/never-pushed/referrers/${sha(subject)}`);
+      assert.equal(emptyRepo.status, 200);
+      assert.equal(emptyRepo.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
     });
 
     test('tags list: sorted, n, exclusive last, Link; catalog', async () => {

@@ -3,10 +3,10 @@ import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
 import { RegistryError } from '../../registry/errors.js';
-import { MAX_MANIFEST_BYTES, MEDIA } from '../../registry/manifests.js';
+import { MAX_MANIFEST_BYTES, MEDIA, parseReference } from '../../registry/manifests.js';
 import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
-import { TOKEN_TTL_SECONDS, type OciAction } from '../../registry/oci-access.js';
+import { TOKEN_TTL_SECONDS, grantAllows, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { bodyStream } from '../body.js';
 import { parseRange } from '../range.js';
@@ -145,14 +145,24 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
 
   async function uploadsCollection(req: Req, reply: FastifyReply, name: string) {
     if (req.method !== 'POST') throw unsupported(req);
-    const { principal, container } = await writable(req, name);
     const mount = one(req.query.mount);
+    const mountFrom = mount ? one(req.query.from) : undefined;
+    const { principal, container } = await writable(req, name).catch((err: unknown) => {
+      // A mount needs pull on its source too: ask for both in one challenge, as Distribution does.
+      if (err instanceof Challenge && mountFrom) throw new Challenge(`${err.scope} repository:${mountFrom}:pull`, err.message, err.error);
+      throw err;
+    });
     if (mount) {
       if (!parseDigest(mount)) throw new RegistryError('invalid', `invalid digest ${mount}`, 'digest');
-      const fromName = one(req.query.from);
+      const fromName = mountFrom;
       let from: Container | null = null;
       let fromReadable = true;
       if (fromName) {
+        // Like Distribution: a token must also grant pull on the source, else the client is asked to get one.
+        const caller = await identify(registry, req);
+        if (caller.grants && !grantAllows(caller.grants, fromName, 'pull')) {
+          throw new Challenge(`repository:${name}:push,pull repository:${fromName}:pull`, `the token does not grant pull on ${fromName}`, 'insufficient_scope');
+        }
         from = await readable(req, fromName).catch(() => null);
         fromReadable = from !== null;
       }
@@ -257,9 +267,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       const stored = await registry.manifests.put(container, reference, bytes, req.headers['content-type']);
       const extraTags = asList(req.query.tag);
       for (const tag of extraTags) {
-        await registry.manifests.put(container, tag, bytes, req.headers['content-type']);
-        reply.header('oci-tag', tag);
+        parseReference(tag);
+        await registry.manifests.setTag(container, tag, stored.digest);
       }
+      if (extraTags.length) reply.header('oci-tag', extraTags);
       for (const tag of [stored.tag, ...extraTags]) {
         await registry.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
       }
@@ -302,9 +313,14 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   async function referrers(req: Req, reply: FastifyReply, name: string, digest: string) {
     if (req.method !== 'GET') throw unsupported(req);
     if (!parseDigest(digest)) throw new RegistryError('invalid', `invalid digest ${digest}`, 'digest');
-    const container = await readable(req, name);
+    // The referrers API answers 200 with an empty index even for a repository with nothing in it
+    // (or one the caller may not see, which is the same to them).
+    const container = await readable(req, name).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.kind === 'not-found') return null;
+      throw err;
+    });
     const artifactType = one(req.query.artifactType) ?? null;
-    const manifests = await registry.manifests.referrers(container, digest, artifactType);
+    const manifests = container ? await registry.manifests.referrers(container, digest, artifactType) : [];
     if (artifactType) reply.header('oci-filters-applied', 'artifactType');
     // Serialised here so Fastify adds no charset to the index media type.
     return reply.header('content-type', MEDIA.ociIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests })));
