@@ -17,7 +17,7 @@ const READ_CHUNK = 4 << 20;
 /** Incoming bytes are gathered into writes of this size. */
 const WRITE_BATCH = 1 << 20;
 /** Written bytes after which a background fdatasync starts. */
-const SYNC_EVERY = 32 << 20;
+const SYNC_EVERY = 8 << 20;
 
 /**
  * Blobs under `ROOT/blobs/<alg>/<2 hex>/<hex>`, temporary objects under `ROOT/uploads/`.

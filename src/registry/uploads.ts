@@ -192,12 +192,15 @@ export class Uploads {
       running.hash = whole;
       running.nextPart += 1;
     }
-    await this.db
-      .insertInto('upload_parts')
-      .values({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token })
-      .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size, sha256: sha, token }))
-      .execute();
-    await this.db.updateTable('uploads').set({ expires_at: this.expiry() }).where('id', '=', uploadId).execute();
+    // One transaction (one log flush) per part: the part and the session's new expiry.
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('upload_parts')
+        .values({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token })
+        .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size, sha256: sha, token }))
+        .execute();
+      await trx.updateTable('uploads').set({ expires_at: this.expiry() }).where('id', '=', uploadId).execute();
+    });
     return token;
   }
 
