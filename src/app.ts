@@ -42,6 +42,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
+    keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
     logger: {
       level: config.log.level,

@@ -70,6 +70,12 @@ export const configSchema = z
         rateLimit: z.number().int().positive().default(600),
       })
       .prefault({}),
+    keyserver: z
+      .object({
+        /** Whether keys may be added without signing in. */
+        anonymousAdd: z.boolean().default(false),
+      })
+      .prefault({}),
     oci: z
       .object({
         /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */

@@ -8,6 +8,7 @@ import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { apiRoutes } from './api/routes.js';
+import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 
@@ -16,6 +17,7 @@ export interface ServerOptions {
   publicUrl: string | null;
   downloadUrlTtl: number;
   ociChallenge: 'bearer' | 'basic';
+  keyserverAnonymousAdd: boolean;
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
@@ -74,6 +76,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(rateLimit, { global: false });
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit });
+  await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });
   await app.register(libraryRoutes, {
     registry: opts.registry,
     publicUrl: opts.publicUrl,

@@ -218,6 +218,30 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
     },
   },
+  '0004_keyserver': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('pgp_keys')
+        .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+        .addColumn('armored', 'text', (c) => c.notNull())
+        .addColumn('user_ids', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'integer', (c) => c.notNull())
+        .addColumn('bits', 'integer')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('owner_user_id', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('added_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('pgp_key_ids')
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull().references('pgp_keys.fingerprint').onDelete('cascade'))
+        .addPrimaryKeyConstraint('pgp_key_ids_pk', ['key_id', 'fingerprint'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -24,6 +24,8 @@ export interface Database {
   groups: GroupsTable;
   memberships: MembershipsTable;
   audit_log: AuditLogTable;
+  pgp_keys: PgpKeysTable;
+  pgp_key_ids: PgpKeyIdsTable;
 }
 
 export interface UsersTable {
@@ -225,4 +227,25 @@ export interface AuditLogTable {
   action: string;
   target: string;
   ip: string | null;
+}
+
+/** An OpenPGP public key held by the keyserver, merged with every update it received. */
+export interface PgpKeysTable {
+  fingerprint: string;
+  armored: string;
+  user_ids: string;
+  algorithm: number;
+  bits: number | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked: number;
+  owner_user_id: string | null;
+  added_at: string;
+  updated_at: string;
+}
+
+/** Every 16-hex key ID (primary and subkeys) of a stored key, for lookups by issuer key ID. */
+export interface PgpKeyIdsTable {
+  key_id: string;
+  fingerprint: string;
 }

@@ -5,6 +5,7 @@ import { Audit } from './audit.js';
 import { Capabilities } from './capabilities.js';
 import { Groups } from './groups.js';
 import { Images } from './images.js';
+import { Keystore } from './keystore.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Manifests } from './manifests.js';
@@ -34,6 +35,7 @@ export class Registry {
   readonly groups: Groups;
   readonly audit: Audit;
   readonly signatures: SignatureChecker;
+  readonly keystore: Keystore;
   /** Verifications under way (tests and shutdown wait for them). */
   private readonly checking = new Set<Promise<unknown>>();
 
@@ -56,10 +58,18 @@ export class Registry {
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
-    this.uploads.onSignedImage = (imageId) => {
-      const job = this.signatures.check(imageId).catch((err: unknown) => this.onBackgroundError(err));
-      this.checking.add(job);
-      void job.finally(() => this.checking.delete(job));
+    this.keystore = new Keystore(db);
+    this.signatures.keys = async () => this.keystore.provider();
+    this.uploads.onSignedImage = (imageId) => this.checkLater(imageId);
+    // A key added, updated or revoked: every image it signed is verified again.
+    this.keystore.onKeysChanged = (fingerprints) => {
+      const job = (async () => {
+        for (const fp of fingerprints) {
+          const rows = await db.selectFrom('images').select('id').where('uploaded', '=', 1).where('fingerprints', 'like', `%${fp}%`).execute();
+          for (const r of rows) this.checkLater(r.id);
+        }
+      })().catch((err: unknown) => this.onBackgroundError(err));
+      this.track(job);
     };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
@@ -69,7 +79,16 @@ export class Registry {
   onBackgroundError: (err: unknown) => void = (err) => console.error(err);
 
   async idle(): Promise<void> {
-    await Promise.all([...this.checking]);
+    while (this.checking.size) await Promise.all([...this.checking]);
+  }
+
+  private checkLater(imageId: string): void {
+    this.track(this.signatures.check(imageId).catch((err: unknown) => this.onBackgroundError(err)));
+  }
+
+  private track(job: Promise<unknown>): void {
+    this.checking.add(job);
+    void job.finally(() => this.checking.delete(job));
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
