@@ -75,6 +75,10 @@ export class Keystore {
         } catch (err) {
           throw new RegistryError('invalid', `key ${fingerprint} is not usable: ${(err as Error).message}`);
         }
+        const expires = await incoming.getExpirationTime();
+        if (expires instanceof Date && expires.getTime() <= Date.now()) {
+          throw new RegistryError('invalid', `key ${fingerprint} expired on ${expires.toISOString()}`);
+        }
         merged = incoming;
       }
       await this.store(merged, existing ? null : (principal?.userId ?? null));
@@ -108,6 +112,15 @@ export class Keystore {
       await trx.deleteFrom('pgp_key_ids').where('fingerprint', '=', d.fingerprint).execute();
       for (const keyId of ids) await trx.insertInto('pgp_key_ids').values({ key_id: keyId, fingerprint: d.fingerprint }).execute();
     });
+  }
+
+  /** Admins remove keys; images they signed are verified again (and no longer verify). */
+  async remove(principal: Principal | null, fingerprint: string): Promise<void> {
+    if (!principal?.isAdmin) throw new RegistryError(principal ? 'forbidden' : 'unauthorized', 'only an administrator may remove keys');
+    const fp = fingerprint.toUpperCase();
+    const res = await this.db.deleteFrom('pgp_keys').where('fingerprint', '=', fp).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw new RegistryError('not-found', `key ${fp} not found`);
+    this.onKeysChanged([fp]);
   }
 
   async get(fingerprint: string): Promise<StoredKey | null> {

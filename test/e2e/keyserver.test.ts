@@ -102,6 +102,51 @@ describe('keyserver (HKP) and signature-aware images', { concurrency: false }, (
     assert.match(anon.stderr, /401/);
   });
 
+  test('expired and oversized keys are refused', async () => {
+    const { publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'Expired', email: 'expired@example.invalid' }],
+      date: new Date(Date.now() - 3600_000),
+      keyExpirationTime: 60,
+      format: 'armored',
+    });
+    const expired = path.join(work, 'expired.asc');
+    await writeFile(expired, publicKey);
+    const r = await kc('push', expired);
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /expired|not usable/);
+    const big = await fetch(`${shelf.url}/pks/add`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ keytext: 'x'.repeat(600 * 1024) }).toString(),
+    });
+    assert.equal(big.status, 413);
+    assert.equal(((await big.json()) as { error: { code: number } }).error.code, 413);
+  });
+
+  test('shelf key push, search, pull; admins remove keys', async () => {
+    const shelfCli = (...args: string[]) => run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'key', ...args, '--keyserver', shelf.url]);
+    const push = await run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'key', 'push', path.join(FIXTURES, 'keys/pgp-ed25519-public.asc'), '--keyserver', shelf.url, '--token', ADMIN_TOKEN]);
+    assert.equal(push.code, 0, push.stderr);
+    assert.match(push.stdout, /added 6AA57F7672189AB8B714E5DC407BA33B0978DF5A/);
+    const search = await shelfCli('search', 'ed25519');
+    assert.equal(search.code, 0, search.stderr);
+    assert.match(search.stdout, /^6AA57F7672189AB8B714E5DC407BA33B0978DF5A  created \d{4}-\d\d-\d\d\n    SIF Fixture Ed25519 Test Key/m);
+    const out = path.join(work, 'pulled.asc');
+    const pull = await shelfCli('pull', '407BA33B0978DF5A', '--output', out);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.equal((await openpgp.readKey({ armoredKey: await readFile(out, 'utf8') })).getFingerprint().toUpperCase(), '6AA57F7672189AB8B714E5DC407BA33B0978DF5A');
+    const none = await shelfCli('pull', '0123456789ABCDEF');
+    assert.equal(none.code, 4);
+    assert.equal(none.stderr, 'shelf: key 0123456789ABCDEF not found\n');
+
+    const asUser = await fetch(`${shelf.url}/api/keys/6AA57F7672189AB8B714E5DC407BA33B0978DF5A`, { method: 'DELETE' });
+    assert.equal(asUser.status, 401);
+    const removed = await fetch(`${shelf.url}/api/keys/6AA57F7672189AB8B714E5DC407BA33B0978DF5A`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(removed.status, 200);
+    assert.equal((await kc('get', '6AA57F7672189AB8B714E5DC407BA33B0978DF5A')).code, 255);
+  });
+
   test('a revoked key turns its images unverified', async () => {
     const privateKey = await openpgp.readPrivateKey({ armoredKey: await readFile(path.join(FIXTURES, 'keys/pgp-rsa3072-PRIVATE-THROWAWAY.asc'), 'utf8') });
     const { publicKey } = await openpgp.revokeKey({ key: privateKey, format: 'armored' });

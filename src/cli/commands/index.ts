@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerAdmin } from './admin.js';
+import { registerKey } from './key.js';
 import { registerServe } from './serve.js';
 import { registerSifCommands } from './sif.js';
 
@@ -8,4 +9,5 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerAdmin(program);
   registerSifCommands(program);
+  registerKey(program);
 }

@@ -45,6 +45,11 @@ export async function hkpRoutes(app: FastifyInstance, opts: HkpRoutesOptions): P
     return reply.type('text/plain').send(indexLines(keys));
   });
 
+  app.delete('/api/keys/:fingerprint', async (req: FastifyRequest<{ Params: { fingerprint: string } }>, reply) => {
+    await registry.keystore.remove(await authenticate(registry, req), req.params.fingerprint);
+    return reply.send({ data: { removed: req.params.fingerprint.toUpperCase() } });
+  });
+
   app.post('/pks/add', async (req: FastifyRequest, reply) => {
     const chunks: Buffer[] = [];
     let size = 0;
