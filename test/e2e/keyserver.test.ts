@@ -61,6 +61,15 @@ describe('keyserver (HKP) and signature-aware images', { concurrency: false }, (
       const key = await openpgp.readKey({ armoredKey: got.stdout });
       assert.equal(key.getFingerprint().toUpperCase(), RSA_FP);
     }
+    // A key found by the ID of one of its subkeys (signatures made by signing subkeys name it).
+    const upstream = await readFile(path.join(FIXTURES, 'upstream/keys/pgp-public.asc'), 'utf8');
+    const upstreamFile = path.join(work, 'upstream.asc');
+    await writeFile(upstreamFile, upstream);
+    assert.equal((await kc('push', upstreamFile)).code, 0);
+    const subkeyId = (await openpgp.readKey({ armoredKey: upstream })).getSubkeys()[0]!.getKeyID().toHex();
+    const bySubkey = await kc('get', subkeyId);
+    assert.equal(bySubkey.code, 0, bySubkey.stderr);
+    assert.equal((await openpgp.readKey({ armoredKey: bySubkey.stdout })).getFingerprint().toUpperCase(), '12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84');
     const missing = await kc('get', '407BA33B0978DF5A');
     assert.equal(missing.code, 255);
     const index = await kc('search', 'sif-fixtures@example.invalid');
