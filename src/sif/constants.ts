@@ -1,10 +1,10 @@
 export const HEADER_SIZE = 128;
 export const DESCRIPTOR_SIZE = 585;
 export const MAGIC = 'SIF_MAGIC';
-/** Descriptor tables larger than this are refused: real images use 48 slots. */
-export const MAX_DESCRIPTORS = 65_536;
-/** Text objects (deffile, JSON, signatures) read into memory at most this big. */
-export const MAX_TEXT_OBJECT = 4 << 20;
+/** Descriptor tables larger than this are refused: Apptainer makes 48 slots. */
+export const MAX_DESCRIPTORS = 4096;
+/** Text objects (deffile, JSON, signatures) are read into memory only up to this size. */
+export const MAX_TEXT_OBJECT = 1 << 20;
 
 export const DataType = {
   Deffile: 0x4001,
@@ -55,7 +55,7 @@ export const HASH_TYPES: Record<number, { name: string; node: string }> = {
   2: { name: 'SHA-384', node: 'sha384' },
   3: { name: 'SHA-512', node: 'sha512' },
   4: { name: 'BLAKE2s-256', node: 'blake2s256' },
-  5: { name: 'BLAKE2b-256', node: 'blake2b512' },
+  5: { name: 'BLAKE2b-256', node: '' }, // not in node:crypto; no signer writes it
 };
 
 export const GROUP_MASK = 0x0fffffff;

@@ -9,6 +9,7 @@ export type SifErrorCode =
   | 'bad-signature'
   | 'bad-key'
   | 'key-not-found'
+  | 'bad-squashfs'
   | 'io';
 
 /** Anything wrong with a SIF file or its signatures: a typed, one-line error. */

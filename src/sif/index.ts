@@ -1,7 +1,14 @@
 export { SifError, type SifErrorCode } from './errors.js';
-export { BufferSource, FileSource, type RandomAccessSource } from './source.js';
-export { readSif, type SifDescriptor, type SifHeader, type SifImage } from './format.js';
-export { inspectSif, type InspectReport, type ObjectReport } from './inspect.js';
+export { BufferSource, CountingSource, FileSource, type RandomAccessSource } from './source.js';
+export { DataType, MAX_DESCRIPTORS, MAX_TEXT_OBJECT, archName, dataTypeName } from './constants.js';
+export type { SifHeader } from './header.js';
+export type { SifDescriptor } from './descriptors.js';
+export { groupIds, groupObjects, readSif, relativeId, type SifImage } from './image.js';
+export { descriptorDigest, groupMetadata, headerDigest, objectDigest, type ImageMetadata } from './integrity.js';
+export { partitionInfo, type PartitionInfo } from './objects.js';
+export type { SignatureFormat, SignatureInfo } from './signatures.js';
+export { partitionLabels } from './squashfs.js';
+export { inspectSif, type InspectOptions, type InspectReport, type ObjectReport } from './inspect.js';
 export { summarizeSif, type SifSummary } from './summary.js';
 export { verifySif, type SignatureResult, type VerifyResult } from './verify.js';
 export { HkpKeys, KeyChain, StaticKeys, keysFromFile, readPgpKeys, sshKeyId, type KeyProvider } from './keys.js';

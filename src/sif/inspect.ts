@@ -1,9 +1,14 @@
 import { DataType } from './constants.js';
-import { SifError } from './errors.js';
-import { isSignature, readSif, relativeId, type SifHeader, type SifImage } from './format.js';
+import type { SifDescriptor } from './descriptors.js';
+import { hex32 } from './fields.js';
+import type { SifHeader } from './header.js';
+import { isSignature, readSif, relativeId } from './image.js';
 import { descriptorDigest, headerDigest, objectDigest } from './integrity.js';
-import { isTextObject, partitionInfo, readObject, signatureInfo, type PartitionInfo, type SignatureInfo } from './objects.js';
+import { inspectMetadata, isInspectMetadata, objectLabels } from './labels.js';
+import { isEncrypted, isTextObject, partitionInfo, primaryPartition, readSmallText, sbomFormat, type PartitionInfo } from './objects.js';
+import { signatureInfo, type SignatureInfo } from './signatures.js';
 import type { RandomAccessSource } from './source.js';
+import { partitionLabels } from './squashfs.js';
 
 export interface ObjectReport {
   index: number;
@@ -25,11 +30,13 @@ export interface ObjectReport {
   extraHexTrimmed: string;
   descriptorIntegrityDigest: string;
   relativeId: number;
-  /** Only when asked for: reads the whole object. */
+  /** Only with `objectDigests`: reads the whole object. */
   objectSha256?: string;
+  /** Deffile and JSON objects up to the text size limit. */
   text?: string;
-  partition?: PartitionInfo & { firstBytesHex: string; squashfsMagic: boolean };
+  partition?: PartitionInfo & { firstBytesHex?: string; squashfsMagic?: boolean };
   signature?: SignatureInfo & { signedMetadata?: unknown };
+  sbomFormat?: string;
 }
 
 export interface InspectReport {
@@ -37,54 +44,59 @@ export interface InspectReport {
   header: Omit<SifHeader, 'raw'>;
   headerIntegrityDigest: string;
   descriptors: ObjectReport[];
+  /** 0 when there is no primary system partition. */
   primarySystemPartitionId: number;
+  /** '' when there is no primary system partition. */
   primaryArch: string;
   deffile: string | null;
   labels: Record<string, string>;
+  /** Where the labels came from. */
+  labelsSource: 'inspect-metadata' | 'labels-object' | 'squashfs' | 'none';
   signerFingerprints: string[];
   hasSbom: boolean;
   encrypted: boolean;
+  /** What was not read and why (objects over the text size limit, unreadable squashfs). */
+  warnings: string[];
 }
 
-const hex32 = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+export interface InspectOptions {
+  /** Hash every object (reads all partition data). */
+  objectDigests?: boolean;
+  /** Read the first 16 bytes of each partition (default true). */
+  peekPartitions?: boolean;
+  /** Without labels in SIF objects, read `/.singularity.d/labels.json` from the primary squashfs (default false). */
+  squashfsLabels?: boolean;
+}
 
 /**
  * Everything the header, the descriptors and the small objects say. Partition data is read
- * only for its first 16 bytes, and for `objectDigests` (which reads every object whole).
+ * only for its first 16 bytes, for `squashfsLabels` (a few metadata blocks), and for
+ * `objectDigests` (every object whole, streamed).
  */
-export async function inspectSif(source: RandomAccessSource, opts: { objectDigests?: boolean } = {}): Promise<InspectReport> {
+export async function inspectSif(source: RandomAccessSource, opts: InspectOptions = {}): Promise<InspectReport> {
   const image = await readSif(source);
+  const warnings: string[] = [];
   const descriptors: ObjectReport[] = [];
-  for (const d of [...image.descriptors].sort((a, b) => a.index - b.index)) {
-    const report: ObjectReport = {
-      index: d.index,
-      id: d.id,
-      dataType: d.dataType,
-      dataTypeHex: `0x${d.dataType.toString(16)}`,
-      dataTypeName: d.dataTypeName,
-      rawGroupIdHex: hex32(d.rawGroupId),
-      groupId: d.groupId,
-      rawLinkedIdHex: hex32(d.rawLinkedId),
-      linkedId: d.linkedId,
-      linkIsGroup: d.linkIsGroup,
-      offset: d.offset,
-      size: d.size,
-      sizeWithPadding: d.sizeWithPadding,
-      createdAt: d.createdAt,
-      modifiedAt: d.modifiedAt,
-      name: d.name,
-      extraHexTrimmed: d.extra.toString('hex').replace(/(00)+$/, ''),
-      descriptorIntegrityDigest: descriptorDigest(image, d),
-      relativeId: relativeId(image, d),
-    };
+  for (const d of image.descriptors) {
+    const report = describe(image, d);
     if (opts.objectDigests) report.objectSha256 = (await objectDigest(source, d)).slice('sha256:'.length);
-    if (isTextObject(d)) report.text = (await readObject(source, d)).toString('utf8');
-    if (d.dataType === DataType.Partition) {
-      const first = await source.read(d.offset, Math.min(16, d.size));
-      report.partition = { ...partitionInfo(d), firstBytesHex: first.toString('hex'), squashfsMagic: first.subarray(0, 4).toString('latin1') === 'hsqs' };
+    if (isTextObject(d)) {
+      const text = await readSmallText(source, d);
+      if (text === null) warnings.push(`object ${d.id} (${d.dataTypeName}, ${d.size} bytes) is too large to show`);
+      else report.text = text;
     }
+    if (d.dataType === DataType.Partition) {
+      report.partition = partitionInfo(d);
+      if (opts.peekPartitions ?? true) {
+        const first = await source.read(d.offset, Math.min(16, d.size));
+        report.partition.firstBytesHex = first.toString('hex');
+        report.partition.squashfsMagic = first.subarray(0, 4).toString('latin1') === 'hsqs';
+      }
+    }
+    if (d.dataType === DataType.SBOM) report.sbomFormat = sbomFormat(d);
     if (isSignature(d)) {
       const info = await signatureInfo(source, d);
+      if (info.unreadable) warnings.push(info.unreadable);
       report.signature = info;
       if (info.format !== 'pgp-clearsign-legacy' && info.signedText) {
         try {
@@ -96,8 +108,19 @@ export async function inspectSif(source: RandomAccessSource, opts: { objectDiges
     }
     descriptors.push(report);
   }
-  const primary = descriptors.find((d) => d.partition?.isPrimarySystem);
+  const primary = primaryPartition(image.descriptors);
   const deffileObject = descriptors.find((d) => d.dataType === DataType.Deffile);
+  const metadataObject = descriptors.find((d) => isInspectMetadata(image.descriptors.find((o) => o.id === d.id)!));
+  const fromObjects = await objectLabels(source, image.descriptors);
+  let labels = fromObjects?.labels ?? null;
+  let labelsSource: InspectReport['labelsSource'] = fromObjects?.from ?? 'none';
+  if (!labels && opts.squashfsLabels && primary) {
+    const found = await partitionLabels(source, primary);
+    if (found.labels) {
+      labels = found.labels;
+      labelsSource = 'squashfs';
+    } else if (found.reason) warnings.push(`labels in the squashfs not read: ${found.reason}`);
+  }
   const { raw: _raw, ...header } = image.header;
   return {
     fileSize: image.fileSize,
@@ -105,47 +128,37 @@ export async function inspectSif(source: RandomAccessSource, opts: { objectDiges
     headerIntegrityDigest: headerDigest(image),
     descriptors,
     primarySystemPartitionId: primary?.id ?? 0,
-    primaryArch: primary?.partition?.arch ?? '',
-    deffile: deffileObject?.text ?? null,
-    labels: labelsOf(descriptors),
+    primaryArch: primary ? partitionInfo(primary).arch : '',
+    deffile: deffileObject?.text ?? inspectMetadata(metadataObject?.text ?? null).deffile,
+    labels: labels ?? {},
+    labelsSource,
     signerFingerprints: [...new Set(descriptors.map((d) => d.signature?.fingerprint).filter((f): f is string => !!f))],
-    hasSbom: descriptors.some((d) => d.dataType === DataType.SBOM),
-    encrypted: descriptors.some((d) => d.partition?.encrypted || d.dataType === DataType.CryptoMessage),
+    hasSbom: image.descriptors.some((d) => d.dataType === DataType.SBOM),
+    encrypted: isEncrypted(image.descriptors),
+    warnings,
   };
 }
 
-/**
- * Labels from `inspect-metadata.json` (what `apptainer build` writes), else from a JSON labels
- * object. Labels only inside the squashfs (`/.singularity.d/labels.json`) are not read.
- */
-function labelsOf(descriptors: ObjectReport[]): Record<string, string> {
-  const stringMap = (v: unknown): Record<string, string> | null =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => typeof x === 'string')) as Record<string, string>
-      : null;
-  for (const d of descriptors) {
-    if (d.dataType === DataType.GenericJSON && d.name === 'inspect-metadata.json' && d.text) {
-      try {
-        const meta = JSON.parse(d.text) as { data?: { attributes?: { labels?: unknown } } };
-        const labels = stringMap(meta.data?.attributes?.labels);
-        if (labels) return labels;
-      } catch {
-        // malformed metadata: fall through
-      }
-    }
-  }
-  for (const d of descriptors) {
-    if (d.dataType === DataType.Labels && d.text) {
-      try {
-        const labels = stringMap(JSON.parse(d.text));
-        if (labels) return labels;
-      } catch {
-        // malformed labels: none
-      }
-    }
-  }
-  return {};
+function describe(image: Parameters<typeof relativeId>[0], d: SifDescriptor): ObjectReport {
+  return {
+    index: d.index,
+    id: d.id,
+    dataType: d.dataType,
+    dataTypeHex: `0x${d.dataType.toString(16)}`,
+    dataTypeName: d.dataTypeName,
+    rawGroupIdHex: hex32(d.rawGroupId),
+    groupId: d.groupId,
+    rawLinkedIdHex: hex32(d.rawLinkedId),
+    linkedId: d.linkedId,
+    linkIsGroup: d.linkIsGroup,
+    offset: d.offset,
+    size: d.size,
+    sizeWithPadding: d.sizeWithPadding,
+    createdAt: d.createdAt,
+    modifiedAt: d.modifiedAt,
+    name: d.name,
+    extraHexTrimmed: d.extra.toString('hex').replace(/(00)+$/, ''),
+    descriptorIntegrityDigest: descriptorDigest(image, d),
+    relativeId: relativeId(image, d),
+  };
 }
-
-export type { SifImage };
-export { SifError };

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
+import type { SifDescriptor } from './descriptors.js';
 import { SifError } from './errors.js';
-import { isSignature, relativeId, type SifDescriptor, type SifImage } from './format.js';
+import { groupObjects, relativeId, type SifImage } from './image.js';
 import type { RandomAccessSource } from './source.js';
 
+/** Objects are hashed in reads of this size: partitions may be many gigabytes. */
 const STREAM_CHUNK = 4 << 20;
 const DIGEST_ALGORITHMS: Record<string, string> = {
   sha224: 'sha224', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512', sha512_224: 'sha512-224', sha512_256: 'sha512-256',
@@ -14,6 +16,12 @@ export interface ImageMetadata {
   header: { digest: string };
   objects: Array<{ relativeId: number; descriptorDigest: string; objectDigest: string }>;
 }
+
+/**
+ * Object digests already computed in one pass over an image, so that many signatures over the
+ * same objects hash each object once per algorithm, not once per signature.
+ */
+export type DigestCache = Map<string, string>;
 
 const digestOf = (algorithm: string, ...parts: Buffer[]): string => {
   const h = createHash(DIGEST_ALGORITHMS[algorithm] ?? algorithm);
@@ -33,26 +41,28 @@ export function descriptorDigest(image: SifImage, d: SifDescriptor, algorithm = 
   return digestOf(algorithm, r.subarray(0, 5), rel, r.subarray(13, 17), r.subarray(25, 33), r.subarray(41, 49), r.subarray(57, 585));
 }
 
-/** Hash of an object's data, streamed: partitions may be many gigabytes. */
-export async function objectDigest(source: RandomAccessSource, d: SifDescriptor, algorithm = 'sha256'): Promise<string> {
-  const node = DIGEST_ALGORITHMS[algorithm];
-  if (!node) throw new SifError('bad-signature', `unsupported digest algorithm ${algorithm}`);
-  const h = createHash(node);
-  for (let at = 0; at < d.size; at += STREAM_CHUNK) {
-    const chunk = await source.read(d.offset + at, Math.min(STREAM_CHUNK, d.size - at));
-    if (chunk.length === 0) throw new SifError('truncated', `object ${d.id} ends early`);
+/** Digest of any bytes range, streamed in bounded reads. */
+export async function hashRange(source: RandomAccessSource, offset: number, size: number, nodeAlgorithm: string, what: string): Promise<string> {
+  const h = createHash(nodeAlgorithm);
+  for (let at = 0; at < size; at += STREAM_CHUNK) {
+    const chunk = await source.read(offset + at, Math.min(STREAM_CHUNK, size - at));
+    if (chunk.length === 0) throw new SifError('truncated', `${what} ends early`);
     h.update(chunk);
   }
-  return `${algorithm}:${h.digest('hex')}`;
+  return h.digest('hex');
 }
 
-/** The objects of a group, in ID order (signatures are in no group). */
-export const groupObjects = (image: SifImage, group: number): SifDescriptor[] =>
-  image.descriptors.filter((d) => !isSignature(d) && d.groupId === group && d.rawGroupId !== 0).sort((a, b) => a.id - b.id);
-
-/** The groups of an image with at least one object, ascending. */
-export const groupIds = (image: SifImage): number[] =>
-  [...new Set(image.descriptors.filter((d) => !isSignature(d) && d.groupId !== 0).map((d) => d.groupId))].sort((a, b) => a - b);
+/** `<algorithm>:<hex>` of an object's data. */
+export async function objectDigest(source: RandomAccessSource, d: SifDescriptor, algorithm = 'sha256', cache?: DigestCache): Promise<string> {
+  const node = DIGEST_ALGORITHMS[algorithm];
+  if (!node) throw new SifError('bad-signature', `unsupported digest algorithm ${algorithm}`);
+  const key = `${d.id}:${algorithm}`;
+  const cached = cache?.get(key);
+  if (cached) return cached;
+  const digest = `${algorithm}:${await hashRange(source, d.offset, d.size, node, `object ${d.id}`)}`;
+  cache?.set(key, digest);
+  return digest;
+}
 
 /** The metadata JSON to sign for a group, byte for byte as Go's `json.Marshal` writes it. */
 export async function groupMetadata(source: RandomAccessSource, image: SifImage, group: number): Promise<string> {
@@ -68,24 +78,13 @@ export async function groupMetadata(source: RandomAccessSource, image: SifImage,
   return JSON.stringify(metadata);
 }
 
-const algorithmOf = (digest: string): string => {
-  const alg = digest.split(':')[0] ?? '';
-  if (!DIGEST_ALGORITHMS[alg]) throw new SifError('bad-signature', `unsupported digest ${digest}`);
+const algorithmOf = (digest: unknown): string => {
+  const alg = typeof digest === 'string' ? (digest.split(':')[0] ?? '') : '';
+  if (!DIGEST_ALGORITHMS[alg]) throw new SifError('bad-signature', `unsupported digest ${String(digest).slice(0, 80)}`);
   return alg;
 };
 
-/**
- * Checks signed metadata against the image: the header, and exactly the objects of the group
- * (none missing, none added), each descriptor and data. Throws naming the first bad object.
- */
-export async function checkMetadata(
-  source: RandomAccessSource,
-  image: SifImage,
-  group: number,
-  text: string,
-  /** Only these objects of the group (a signature linked to one object); default: the whole group. */
-  only?: number[],
-): Promise<number[]> {
+function parseMetadata(text: string): ImageMetadata {
   let metadata: ImageMetadata;
   try {
     metadata = JSON.parse(text) as ImageMetadata;
@@ -95,23 +94,49 @@ export async function checkMetadata(
   if (metadata?.version !== 1 || typeof metadata.header?.digest !== 'string' || !Array.isArray(metadata.objects)) {
     throw new SifError('bad-signature', 'signed metadata has an unknown format');
   }
+  for (const o of metadata.objects) {
+    if (!o || !Number.isSafeInteger(o.relativeId) || o.relativeId < 0 || typeof o.descriptorDigest !== 'string' || typeof o.objectDigest !== 'string') {
+      throw new SifError('bad-signature', 'signed metadata has an unknown format');
+    }
+  }
+  return metadata;
+}
+
+/**
+ * Checks signed metadata against the image: the header, and exactly the objects of the group
+ * (none missing, none added), each descriptor and data. Throws naming the first bad object;
+ * returns the IDs of the objects it covers.
+ */
+export async function checkMetadata(
+  source: RandomAccessSource,
+  image: SifImage,
+  group: number,
+  text: string,
+  /** Only this object of the group (a signature linked to one object); default: the whole group. */
+  only?: number,
+  cache?: DigestCache,
+): Promise<number[]> {
+  const metadata = parseMetadata(text);
   if (headerDigest(image, algorithmOf(metadata.header.digest)) !== metadata.header.digest) {
     throw new SifError('bad-signature', 'header integrity compromised');
   }
   const members = groupObjects(image, group);
-  const minId = Math.min(...members.map((o) => o.id));
-  const objects = only ? members.filter((o) => only.includes(o.id)) : members;
+  if (members.length === 0) throw new SifError('bad-signature', `object group ${group} has no objects`);
+  // Relative IDs count from the group's smallest ID, signatures in the group included.
+  const minId = Math.min(...members.map((o) => o.id - relativeId(image, o)));
+  const objects = only === undefined ? members : members.filter((o) => o.id === only);
+  const byId = new Map(objects.map((o) => [o.id, o]));
   const signedIds = metadata.objects.map((o) => o.relativeId + minId).sort((a, b) => a - b);
   const actualIds = objects.map((o) => o.id);
   if (signedIds.join(',') !== actualIds.join(',')) {
-    throw new SifError('bad-signature', `object group ${group} changed: signed objects ${signedIds.join(',')}, image has ${actualIds.join(',')}`);
+    throw new SifError('bad-signature', `object group ${group} changed: signed objects ${signedIds.join(',').slice(0, 200)}, image has ${actualIds.join(',')}`);
   }
   for (const entry of metadata.objects) {
-    const d = objects.find((o) => o.id === entry.relativeId + minId)!;
+    const d = byId.get(entry.relativeId + minId)!;
     if (descriptorDigest(image, d, algorithmOf(entry.descriptorDigest)) !== entry.descriptorDigest) {
       throw new SifError('bad-signature', `data object descriptor integrity compromised: ${d.id}`);
     }
-    if ((await objectDigest(source, d, algorithmOf(entry.objectDigest))) !== entry.objectDigest) {
+    if ((await objectDigest(source, d, algorithmOf(entry.objectDigest), cache)) !== entry.objectDigest) {
       throw new SifError('bad-signature', `data object integrity compromised: ${d.id}`);
     }
   }

@@ -1,13 +1,17 @@
-import * as openpgp from 'openpgp';
-import { DSSE_PAYLOAD_TYPE, DataType, ENCRYPTED_FS_TYPES, FS_TYPES, HASH_TYPES, MAX_TEXT_OBJECT, PART_PRIMARY_SYSTEM, PART_TYPES, archName } from './constants.js';
+import { DataType, ENCRYPTED_FS_TYPES, FS_TYPES, MAX_TEXT_OBJECT, PART_PRIMARY_SYSTEM, PART_TYPES, archName } from './constants.js';
+import type { SifDescriptor } from './descriptors.js';
 import { SifError } from './errors.js';
-import type { SifDescriptor } from './format.js';
 import { readExactly, type RandomAccessSource } from './source.js';
 
 /** An object's data, refusing objects too big to hold in memory (only for small objects). */
 export async function readObject(source: RandomAccessSource, d: SifDescriptor, limit = MAX_TEXT_OBJECT): Promise<Buffer> {
   if (d.size > limit) throw new SifError('too-large', `object ${d.id} is ${d.size} bytes, more than ${limit} read into memory`);
   return readExactly(source, d.offset, d.size, `object ${d.id}`);
+}
+
+/** An object's text if it is small enough to read, else null. */
+export async function readSmallText(source: RandomAccessSource, d: SifDescriptor, limit = MAX_TEXT_OBJECT): Promise<string | null> {
+  return d.size > limit ? null : (await readObject(source, d, limit)).toString('utf8');
 }
 
 export interface PartitionInfo {
@@ -38,84 +42,25 @@ export function partitionInfo(d: SifDescriptor): PartitionInfo {
   };
 }
 
-export type SignatureFormat = 'pgp-clearsign' | 'pgp-clearsign-legacy' | 'dsse';
+/** The primary system partition: the first partition descriptor of type PrimSys. */
+export const primaryPartition = (descriptors: SifDescriptor[]): SifDescriptor | undefined =>
+  descriptors.find((d) => d.dataType === DataType.Partition && partitionInfo(d).isPrimarySystem);
 
-export interface SignatureInfo {
-  hashType: number;
-  hash: string;
-  /** 40 upper-case hex from the descriptor, or null (DSSE). */
-  fingerprint: string | null;
-  format: SignatureFormat | null;
-  /** The signed text as the signature carries it (metadata JSON, or legacy SIFHASH text). */
-  signedText: string | null;
-  pgpIssuerKeyId: string | null;
-  dsseKeyIds: string[];
+export interface CryptoMessageInfo {
+  formatType: number;
+  messageType: number;
 }
 
-export function signatureFingerprint(d: SifDescriptor): string | null {
-  const fp = d.extra.subarray(4, 24);
-  return fp.every((b) => b === 0) ? null : fp.toString('hex').toUpperCase();
-}
+export const cryptoMessageInfo = (d: SifDescriptor): CryptoMessageInfo => ({ formatType: d.extra.readInt32LE(0), messageType: d.extra.readInt32LE(4) });
 
-interface DsseEnvelope {
-  payloadType: string;
-  payload: string;
-  signatures: Array<{ keyid?: string; sig: string }>;
-}
+export const SBOM_FORMATS: Record<number, string> = {
+  1: 'cyclonedx-json', 2: 'cyclonedx-xml', 3: 'github-json', 4: 'spdx-json', 5: 'spdx-rdf', 6: 'spdx-tag-value', 7: 'spdx-yaml', 8: 'syft-json',
+};
+export const sbomFormat = (d: SifDescriptor): string => SBOM_FORMATS[d.extra.readInt32LE(0)] ?? 'unknown';
 
-export function parseDsse(data: Buffer): DsseEnvelope | null {
-  if (data[0] !== 0x7b) return null;
-  let env: unknown;
-  try {
-    env = JSON.parse(data.toString('utf8'));
-  } catch {
-    return null;
-  }
-  const e = env as Partial<DsseEnvelope>;
-  if (e?.payloadType !== DSSE_PAYLOAD_TYPE || typeof e.payload !== 'string' || !Array.isArray(e.signatures)) return null;
-  return e as DsseEnvelope;
-}
-
-/** Reads a clear-signed message; null if the data is not one. */
-export async function readClearSigned(data: Buffer): Promise<openpgp.CleartextMessage | null> {
-  const text = data.toString('utf8');
-  if (!text.startsWith('-----BEGIN PGP SIGNED MESSAGE-----')) return null;
-  try {
-    return await openpgp.readCleartextMessage({ cleartextMessage: text });
-  } catch {
-    return null;
-  }
-}
-
-export async function signatureInfo(source: RandomAccessSource, d: SifDescriptor): Promise<SignatureInfo> {
-  const hashType = d.extra.readInt32LE(0);
-  const info: SignatureInfo = {
-    hashType,
-    hash: HASH_TYPES[hashType]?.name ?? 'Unknown',
-    fingerprint: signatureFingerprint(d),
-    format: null,
-    signedText: null,
-    pgpIssuerKeyId: null,
-    dsseKeyIds: [],
-  };
-  const data = await readObject(source, d);
-  const dsse = parseDsse(data);
-  if (dsse) {
-    info.format = 'dsse';
-    info.signedText = Buffer.from(dsse.payload, 'base64').toString('utf8');
-    info.dsseKeyIds = dsse.signatures.map((s) => s.keyid ?? '').filter(Boolean);
-    return info;
-  }
-  const message = await readClearSigned(data);
-  if (message) {
-    const text = message.getText();
-    info.format = text.startsWith('SIFHASH:\n') ? 'pgp-clearsign-legacy' : 'pgp-clearsign';
-    info.signedText = text;
-    const issuer = message.getSigningKeyIDs()[0];
-    info.pgpIssuerKeyId = issuer && !/^0+$/.test(issuer.toHex()) ? issuer.toHex().toUpperCase() : null;
-  }
-  return info;
-}
+/** Partitions whose content cannot be read without a key, or a key message for one. */
+export const isEncrypted = (descriptors: SifDescriptor[]): boolean =>
+  descriptors.some((d) => (d.dataType === DataType.Partition && partitionInfo(d).encrypted) || d.dataType === DataType.CryptoMessage);
 
 export const isTextObject = (d: SifDescriptor): boolean =>
   d.dataType === DataType.Deffile || d.dataType === DataType.EnvVar || d.dataType === DataType.Labels || d.dataType === DataType.GenericJSON;

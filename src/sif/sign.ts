@@ -1,12 +1,12 @@
-import { createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { DESCRIPTOR_SIZE, DSSE_PAYLOAD_TYPE, DataType, GROUP_FLAG } from './constants.js';
+import { DESCRIPTOR_SIZE, DataType, GROUP_FLAG } from './constants.js';
+import { dsseEnvelope } from './dsse.js';
 import { SifError } from './errors.js';
-import { readSif, type SifImage } from './format.js';
-import { groupIds, groupMetadata } from './integrity.js';
-import { sshKeyId } from './keys.js';
+import { groupIds, readSif, type SifImage } from './image.js';
+import { groupMetadata } from './integrity.js';
+import { clearSign, pgpFingerprint } from './pgp.js';
 import { FileSource } from './source.js';
-import { pae } from './verify.js';
 
 export type SigningKey = { kind: 'pgp'; key: openpgp.PrivateKey } | { kind: 'dsse'; key: KeyObject };
 
@@ -16,16 +16,18 @@ export async function readSigningKey(text: string, passphrase?: string): Promise
     let key: openpgp.PrivateKey;
     try {
       key = await openpgp.readPrivateKey({ armoredKey: text });
+      if (!key.isDecrypted()) {
+        if (!passphrase) throw new Error('the OpenPGP key is protected by a passphrase');
+        key = await openpgp.decryptKey({ privateKey: key, passphrase });
+      }
     } catch (err) {
-      throw new SifError('bad-key', `not an OpenPGP private key: ${(err as Error).message}`);
+      throw new SifError('bad-key', `not a usable OpenPGP private key: ${(err as Error).message}`);
     }
-    if (!key.isDecrypted()) {
-      if (!passphrase) throw new SifError('bad-key', 'the OpenPGP key is protected by a passphrase');
-      key = await openpgp.decryptKey({ privateKey: key, passphrase });
-    }
+    // The descriptor holds a 20-byte fingerprint: only v4 keys have one.
     if (key.keyPacket.version !== 4) throw new SifError('bad-key', 'SIF signatures need an OpenPGP v4 key');
     return { kind: 'pgp', key };
   }
+  if (text.includes('-----BEGIN PGP')) throw new SifError('bad-key', 'an OpenPGP public key cannot sign');
   try {
     const key = createPrivateKey(passphrase ? { key: text, passphrase } : text);
     if (!['ed25519', 'ec', 'rsa'].includes(key.asymmetricKeyType ?? '')) throw new Error(`unsupported key type ${key.asymmetricKeyType}`);
@@ -35,44 +37,19 @@ export async function readSigningKey(text: string, passphrase?: string): Promise
   }
 }
 
-function dsseSign(key: KeyObject, data: Buffer): Buffer {
-  if (key.asymmetricKeyType === 'ed25519') return cryptoSign(null, data, key);
-  if (key.asymmetricKeyType === 'ec') return cryptoSign('sha256', data, { key, dsaEncoding: 'der' });
-  return cryptoSign('sha256', data, key);
-}
-
-async function signatureObject(metadata: string, key: SigningKey): Promise<{ data: Buffer; fingerprint: Buffer | null }> {
-  if (key.kind === 'pgp') {
-    const message = await openpgp.createCleartextMessage({ text: metadata });
-    const armored = await openpgp.sign({
-      message,
-      signingKeys: key.key,
-      config: { preferredHashAlgorithm: openpgp.enums.hash.sha256, showComment: false, showVersion: false },
-    });
-    // Go writes no newline after the END line.
-    return { data: Buffer.from(armored.replace(/\r?\n$/, '')), fingerprint: Buffer.from(key.key.getFingerprint(), 'hex') };
-  }
-  const payload = Buffer.from(metadata);
-  const publicKey = createPublicKey(key.key);
-  const envelope = {
-    payloadType: DSSE_PAYLOAD_TYPE,
-    payload: payload.toString('base64'),
-    signatures: [{ keyid: sshKeyId(publicKey), sig: dsseSign(key.key, pae(DSSE_PAYLOAD_TYPE, payload)).toString('base64') }],
-  };
-  return { data: Buffer.from(JSON.stringify(envelope)), fingerprint: null };
-}
-
 export interface SignResult {
   /** Object IDs of the new signature objects, one per group. */
   signatureIds: number[];
   groups: number[];
+  /** PGP: the signer's primary key fingerprint; DSSE: null. */
   fingerprint: string | null;
 }
 
 /**
  * Signs every object group of the image in place, as `apptainer sign` does: one signature object
- * per group, appended after the data, linked to the group. Each object is written first, then its
- * descriptor, then the header, each flushed, so a crash leaves the file readable.
+ * per group, appended after the data, linked to the group. Objects are hashed by streaming.
+ * Each signature's data is written first, then its descriptor, then the header, flushed in
+ * between, so a crash leaves the file readable.
  */
 export async function signSif(path: string, key: SigningKey, now = new Date()): Promise<SignResult> {
   const file = await FileSource.open(path, 'r+');
@@ -84,23 +61,25 @@ export async function signSif(path: string, key: SigningKey, now = new Date()): 
     // Every group's metadata is computed before anything is added.
     const metadata = new Map<number, string>();
     for (const g of groups) metadata.set(g, await groupMetadata(file, image, g));
+    const fingerprint = key.kind === 'pgp' ? pgpFingerprint(key.key) : null;
     const signatureIds: number[] = [];
-    let fingerprint: string | null = null;
     const state = { dataSize: image.header.dataSize, free: image.header.descriptorsFree };
+    const taken = new Set(image.descriptors.map((d) => d.id));
     for (const g of groups) {
-      const { data, fingerprint: fp } = await signatureObject(metadata.get(g)!, key);
-      fingerprint = fp ? fp.toString('hex').toUpperCase() : null;
+      const text = metadata.get(g)!;
+      const data = key.kind === 'pgp' ? await clearSign(text, key.key, now) : dsseEnvelope(text, key.key);
       const slot = image.freeSlots.shift()!;
       const id = slot + 1;
-      if (image.descriptors.some((d) => d.id === id)) throw new SifError('bad-descriptor', `object ID ${id} is taken`);
+      if (taken.has(id)) throw new SifError('bad-descriptor', `object ID ${id} is taken`);
+      taken.add(id);
       const offset = image.header.dataOffset + state.dataSize;
-      await writeAll(file, data, offset);
-      await file.fileHandle.sync();
-      await writeAll(file, descriptorRecord(id, g, offset, data.length, fp, now), image.header.descriptorsOffset + slot * DESCRIPTOR_SIZE);
+      await file.write(data, offset);
+      await file.sync();
+      await file.write(descriptorRecord(id, g, offset, data.length, fingerprint, now), image.header.descriptorsOffset + slot * DESCRIPTOR_SIZE);
       state.dataSize += data.length;
       state.free -= 1;
-      await writeAll(file, headerRecord(image, state.dataSize, state.free, now), 0);
-      await file.fileHandle.sync();
+      await file.write(headerRecord(image, state.dataSize, state.free, now), 0);
+      await file.sync();
       signatureIds.push(id);
     }
     return { signatureIds, groups, fingerprint };
@@ -109,29 +88,21 @@ export async function signSif(path: string, key: SigningKey, now = new Date()): 
   }
 }
 
-async function writeAll(file: FileSource, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await file.fileHandle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-function descriptorRecord(id: number, group: number, offset: number, size: number, fingerprint: Buffer | null, now: Date): Buffer {
+function descriptorRecord(id: number, group: number, offset: number, size: number, fingerprint: string | null, now: Date): Buffer {
   const r = Buffer.alloc(DESCRIPTOR_SIZE);
   const seconds = BigInt(Math.floor(now.getTime() / 1000));
   r.writeInt32LE(DataType.Signature, 0);
   r[4] = 1;
   r.writeUInt32LE(id, 5);
-  r.writeUInt32LE(GROUP_FLAG >>> 0, 9);
-  r.writeUInt32LE((GROUP_FLAG | group) >>> 0, 13);
+  r.writeUInt32LE(GROUP_FLAG >>> 0, 9); // no group
+  r.writeUInt32LE((GROUP_FLAG | group) >>> 0, 13); // linked to the group
   r.writeBigInt64LE(BigInt(offset), 17);
   r.writeBigInt64LE(BigInt(size), 25);
   r.writeBigInt64LE(BigInt(size), 33);
   r.writeBigInt64LE(seconds, 41);
   r.writeBigInt64LE(seconds, 49);
   r.writeInt32LE(1, 201); // hash type SHA-256
-  fingerprint?.copy(r, 205);
+  if (fingerprint) Buffer.from(fingerprint, 'hex').copy(r, 205);
   return r;
 }
 

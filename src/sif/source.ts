@@ -24,6 +24,7 @@ export class FileSource implements RandomAccessSource {
     readonly size: number,
   ) {}
 
+  /** Opens a regular file; `r+` for signing in place. */
   static async open(path: string, flags: 'r' | 'r+' = 'r'): Promise<FileSource> {
     let handle: FileHandle;
     try {
@@ -52,13 +53,37 @@ export class FileSource implements RandomAccessSource {
     return buf.subarray(0, done);
   }
 
-  /** The writable handle (opened with 'r+'), for signing. */
-  get fileHandle(): FileHandle {
-    return this.handle;
+  /** Writes all of `data` at `position` (the file must be opened with 'r+'). */
+  async write(data: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
+  sync(): Promise<void> {
+    return this.handle.sync();
   }
 
   close(): Promise<void> {
     return this.handle.close();
+  }
+}
+
+/** Counts the bytes read through it, and where: to prove what a reader does not touch. */
+export class CountingSource implements RandomAccessSource {
+  bytesRead = 0;
+  readonly ranges: Array<[start: number, end: number]> = [];
+  constructor(private readonly inner: RandomAccessSource) {}
+  get size(): number {
+    return this.inner.size;
+  }
+  async read(offset: number, length: number): Promise<Buffer> {
+    const b = await this.inner.read(offset, length);
+    this.bytesRead += b.length;
+    this.ranges.push([offset, offset + b.length]);
+    return b;
   }
 }
 

@@ -1,11 +1,15 @@
-import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import * as openpgp from 'openpgp';
-import { DSSE_PAYLOAD_TYPE, HASH_TYPES } from './constants.js';
+import { createHash } from 'node:crypto';
+import type * as openpgp from 'openpgp';
+import { HASH_TYPES } from './constants.js';
+import type { SifDescriptor } from './descriptors.js';
+import { parseDsse, verifyDsse } from './dsse.js';
 import { SifError } from './errors.js';
-import { isSignature, readSif, type SifDescriptor, type SifImage } from './format.js';
-import { checkMetadata, groupIds, groupObjects } from './integrity.js';
-import { KeyChain, sshKeyId, type KeyProvider } from './keys.js';
-import { parseDsse, readClearSigned, readObject, signatureFingerprint, type SignatureFormat } from './objects.js';
+import { findObject, groupIds, groupObjects, isSignature, readSif, type SifImage } from './image.js';
+import { checkMetadata, hashRange, type DigestCache } from './integrity.js';
+import { KeyChain, type KeyProvider } from './keys.js';
+import { readObject } from './objects.js';
+import { pgpFingerprint, pgpIssuer, primaryUserId, readClearSigned, verifyClearSigned } from './pgp.js';
+import { LEGACY_PREFIX, descriptorFingerprint, type SignatureFormat } from './signatures.js';
 import type { RandomAccessSource } from './source.js';
 
 export interface SignatureResult {
@@ -15,8 +19,9 @@ export interface SignatureResult {
   linkedGroup: number | null;
   linkedObject: number | null;
   ok: boolean;
+  /** Why it failed: `signature object N not valid: …`, naming the bad object when the image changed. */
   error?: string;
-  /** PGP: the signer as found in the key material. */
+  /** PGP: the signer as found in the key material (`source` is the provider's label). */
   signer?: { fingerprint: string; keyId: string; userId: string; source: string };
   /** DSSE: key IDs of the keys that verified. */
   dsseKeyIds?: string[];
@@ -34,6 +39,7 @@ export interface SignatureResult {
 }
 
 export interface VerifyResult {
+  /** Every signature verified and every object group is signed. */
   ok: boolean;
   signatures: SignatureResult[];
   /** Why the image as a whole failed, when no single signature explains it. */
@@ -42,29 +48,29 @@ export interface VerifyResult {
 
 /**
  * Verifies every signature of an image as `apptainer verify` does: each must check out with
- * the keys given, and every object group must be signed.
+ * the keys given, and every object group must be signed. Partition data is streamed and each
+ * object hashed at most once per digest algorithm.
  */
 export async function verifySif(source: RandomAccessSource, keys: KeyProvider): Promise<VerifyResult> {
   const image = await readSif(source);
   const signatures = image.descriptors.filter(isSignature).sort((a, b) => a.id - b.id);
+  const cache: DigestCache = new Map();
   const results: SignatureResult[] = [];
-  for (const d of signatures) results.push(await verifyOne(source, image, d, keys));
+  for (const d of signatures) results.push(await verifyOne(source, image, d, keys, cache));
   let error: string | undefined;
   const ungrouped = image.descriptors.find((d) => !isSignature(d) && d.groupId === 0);
   if (signatures.length === 0) error = 'no signatures found';
   else if (ungrouped) error = `non-signature object ${ungrouped.id} not associated with an object group`;
   else {
-    for (const g of groupIds(image)) {
-      const covered = results.some(
-        (r) => r.linkedGroup === g || (r.linkedObject !== null && groupObjects(image, g).some((o) => o.id === r.linkedObject)),
-      );
-      if (!covered) error ??= `signature not found for object group ${g}`;
-    }
+    const groupOf = new Map(image.descriptors.map((d) => [d.id, d.groupId]));
+    const covered = new Set(results.map((r) => r.linkedGroup ?? (r.linkedObject !== null ? groupOf.get(r.linkedObject) : undefined)));
+    const unsigned = groupIds(image).find((g) => !covered.has(g));
+    if (unsigned !== undefined) error = `signature not found for object group ${unsigned}`;
   }
   return { ok: !error && results.every((r) => r.ok), signatures: results, ...(error ? { error } : {}) };
 }
 
-async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDescriptor, keys: KeyProvider): Promise<SignatureResult> {
+async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDescriptor, keys: KeyProvider, cache: DigestCache): Promise<SignatureResult> {
   const result: SignatureResult = {
     id: d.id,
     format: null,
@@ -77,6 +83,7 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
     keyMissing: false,
   };
   let claimed: string | null = null;
+  const check = (text: string) => (result.legacy ? checkLegacy(source, image, d, text) : checkCovered(source, image, d, text, cache));
   try {
     const data = await readObject(source, d);
     const dsse = parseDsse(data);
@@ -85,16 +92,16 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
       claimed = Buffer.from(dsse.payload, 'base64').toString('utf8');
       const { payload, keyIds } = verifyDsse(dsse, await keys.dsseKeys());
       result.dsseKeyIds = keyIds;
-      result.objects = await checkCovered(source, image, d, payload);
+      result.objects = await check(payload);
     } else {
       const message = await readClearSigned(data);
       if (!message) throw new SifError('bad-signature', 'unknown signature format');
       const text = message.getText();
       claimed = text;
-      result.legacy = text.startsWith('SIFHASH:\n');
+      result.legacy = text.startsWith(LEGACY_PREFIX);
       result.format = result.legacy ? 'pgp-clearsign-legacy' : 'pgp-clearsign';
       result.signer = await verifyPgp(message, d, keys);
-      result.objects = result.legacy ? await checkLegacy(source, image, d, text) : await checkCovered(source, image, d, text);
+      result.objects = await check(text);
     }
     result.ok = true;
     result.integrity = 'ok';
@@ -105,7 +112,7 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
     if (/integrity compromised|changed/.test(err.message)) result.integrity = 'broken';
     else if (result.keyMissing && claimed !== null) {
       // Without the key the signature proves nothing, but a changed image is still worth knowing.
-      result.integrity = await (result.legacy ? checkLegacy(source, image, d, claimed) : checkCovered(source, image, d, claimed)).then(
+      result.integrity = await check(claimed).then(
         () => 'ok' as const,
         () => 'broken' as const,
       );
@@ -115,87 +122,52 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
 }
 
 /** The metadata of a current signature, against the group (or single object) it is linked to. */
-async function checkCovered(source: RandomAccessSource, image: SifImage, d: SifDescriptor, metadata: string): Promise<number[]> {
-  if (d.linkIsGroup) return checkMetadata(source, image, d.linkedId, metadata);
-  const target = image.descriptors.find((o) => o.id === d.linkedId);
-  if (!target) throw new SifError('bad-signature', `linked object ${d.linkedId} does not exist`);
-  return checkMetadata(source, image, target.groupId, metadata, [target.id]);
+async function checkCovered(source: RandomAccessSource, image: SifImage, d: SifDescriptor, metadata: string, cache: DigestCache): Promise<number[]> {
+  if (d.linkIsGroup) return checkMetadata(source, image, d.linkedId, metadata, undefined, cache);
+  const target = findObject(image, d.linkedId);
+  if (!target || isSignature(target)) throw new SifError('bad-signature', `linked object ${d.linkedId} does not exist`);
+  return checkMetadata(source, image, target.groupId, metadata, target.id, cache);
 }
 
+/**
+ * Finds the signer's key by the issuer key ID (else the issuer or descriptor fingerprint), checks
+ * the signature, and that the key's primary fingerprint is the one the descriptor names.
+ */
 async function verifyPgp(message: openpgp.CleartextMessage, d: SifDescriptor, keys: KeyProvider) {
-  const keyId = message.getSigningKeyIDs()[0]?.toHex().toUpperCase();
-  if (!keyId) throw new SifError('bad-signature', 'the signature names no issuer key');
-  const candidates = await keys.pgpKeys(keyId);
-  if (candidates.length === 0) throw new SifError('key-not-found', `signing key 0x${keyId} not found`);
-  let verified: openpgp.PublicKey | undefined;
-  let lastError = 'signature made by unknown entity';
-  // Go's verifier, which Apptainer uses, accepts a key whose self-signature is newer than the
-  // signature (a key re-exported or reformatted later); OpenPGP.js needs to be told so.
-  const lenient = { allowInsecureVerificationWithReformattedKeys: true };
-  for (const key of candidates) {
-    for (const config of [undefined, lenient]) {
-      try {
-        const { signatures } = await openpgp.verify({ message, verificationKeys: key, expectSigned: true, ...(config ? { config } : {}) });
-        await signatures[0]!.verified;
-        verified = key;
-        break;
-      } catch (err) {
-        lastError = (err as Error).message.replace(/^Error verifying signed message: /, '');
-      }
-    }
-    if (verified) break;
-  }
-  if (!verified) throw new SifError('bad-signature', lastError);
-  const fingerprint = verified.getFingerprint().toUpperCase();
-  const claimed = signatureFingerprint(d);
+  const issuer = pgpIssuer(message);
+  const claimed = descriptorFingerprint(d);
+  const lookup = issuer.keyId ?? issuer.fingerprint ?? claimed;
+  if (!lookup) throw new SifError('bad-signature', 'the signature names no issuer key');
+  const found = keys instanceof KeyChain ? await keys.find(lookup) : { keys: await keys.pgpKeys(lookup), label: keys.label };
+  if (found.keys.length === 0) throw new SifError('key-not-found', `signing key 0x${lookup} not found`);
+  const key = await verifyClearSigned(message, found.keys);
+  const fingerprint = pgpFingerprint(key);
   if (claimed && claimed !== fingerprint) throw new SifError('bad-signature', 'fingerprint in descriptor does not correspond to signing entity');
-  const user = await verified.getPrimaryUser().catch(() => null);
-  const source = keys instanceof KeyChain ? await keys.labelOf(keyId) : keys.label;
-  return { fingerprint, keyId, userId: user?.user.userID?.userID ?? '', source };
+  return { fingerprint, keyId: issuer.keyId ?? key.getKeyID().toHex().toUpperCase(), userId: await primaryUserId(key), source: found.label };
 }
 
-/** DSSE v1 pre-authentication encoding. */
-export const pae = (type: string, payload: Buffer): Buffer =>
-  Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(type)} ${type} ${payload.length} `), payload]);
-
-export function verifyWithKey(key: KeyObject, data: Buffer, sig: Buffer): boolean {
-  try {
-    if (key.asymmetricKeyType === 'ed25519') return cryptoVerify(null, data, key, sig);
-    if (key.asymmetricKeyType === 'ec') return cryptoVerify('sha256', data, { key, dsaEncoding: 'der' }, sig);
-    if (key.asymmetricKeyType === 'rsa') return cryptoVerify('sha256', data, key, sig);
-  } catch {
-    return false;
-  }
-  return false;
-}
-
-function verifyDsse(env: { payloadType: string; payload: string; signatures: Array<{ keyid?: string; sig: string }> }, keys: KeyObject[]) {
-  if (keys.length === 0) throw new SifError('key-not-found', 'a DSSE signature needs a public key (--key)');
-  const payload = Buffer.from(env.payload, 'base64');
-  const message = pae(DSSE_PAYLOAD_TYPE, payload);
-  const keyIds: string[] = [];
-  for (const s of env.signatures) {
-    for (const key of keys) {
-      const id = sshKeyId(key);
-      if (s.keyid && s.keyid !== id) continue;
-      if (verifyWithKey(key, message, Buffer.from(s.sig, 'base64'))) keyIds.push(id);
-    }
-  }
-  if (keyIds.length === 0) throw new SifError('bad-signature', 'no DSSE signature verifies with the given key(s)');
-  return { payload: payload.toString('utf8'), keyIds };
-}
-
-/** Legacy `SIFHASH:` signatures: a digest of the linked object's data, or of its group's objects. */
+/** Legacy `SIFHASH:` signatures: a digest of the linked object's data, or of its group's objects in ID order. */
 async function checkLegacy(source: RandomAccessSource, image: SifImage, d: SifDescriptor, text: string): Promise<number[]> {
-  const expected = text.slice('SIFHASH:\n'.length).trim().toLowerCase();
+  const expected = text.slice(LEGACY_PREFIX.length).trim().toLowerCase();
   const algorithm = HASH_TYPES[d.extra.readInt32LE(0)]?.node;
   if (!algorithm) throw new SifError('bad-signature', 'unsupported legacy hash type');
-  const objects = d.linkIsGroup ? groupObjects(image, d.linkedId) : image.descriptors.filter((o) => o.id === d.linkedId);
+  const target = findObject(image, d.linkedId);
+  const objects = d.linkIsGroup ? groupObjects(image, d.linkedId) : target && !isSignature(target) ? [target] : [];
   if (objects.length === 0) throw new SifError('bad-signature', 'legacy signature is linked to nothing');
-  const h = createHash(algorithm);
-  for (const o of objects) {
-    for (let at = 0; at < o.size; at += 4 << 20) h.update(await source.read(o.offset + at, Math.min(4 << 20, o.size - at)));
+  let actual: string;
+  if (objects.length === 1) {
+    actual = await hashRange(source, objects[0]!.offset, objects[0]!.size, algorithm, `object ${objects[0]!.id}`);
+  } else {
+    const h = createHash(algorithm);
+    for (const o of objects) {
+      for (let at = 0; at < o.size; at += 4 << 20) {
+        const chunk = await source.read(o.offset + at, Math.min(4 << 20, o.size - at));
+        if (chunk.length === 0) throw new SifError('truncated', `object ${o.id} ends early`);
+        h.update(chunk);
+      }
+    }
+    actual = h.digest('hex');
   }
-  if (h.digest('hex') !== expected) throw new SifError('bad-signature', `data object integrity compromised: ${objects.map((o) => o.id).join(',')}`);
+  if (actual !== expected) throw new SifError('bad-signature', `data object integrity compromised: ${objects.map((o) => o.id).join(',')}`);
   return objects.map((o) => o.id);
 }
