@@ -47,13 +47,13 @@ test('keys come from the keyserver by issuer key ID; a missing key is named', as
 });
 
 test('shelf verify --keyserver', async () => {
-  const ok = await run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'verify', path.join(FIXTURES, 'signed-pgp-rsa.sif'), '--keyserver', url]);
+  const ok = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'verify', path.join(FIXTURES, 'signed-pgp-rsa.sif'), '--keyserver', url]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /\[REMOTE\]   Fingerprint: 5D60487627A589F3F579EF9D8802BDF6FAF76328/);
-  const missing = await run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'verify', path.join(FIXTURES, 'signed-pgp-two-signers.sif'), '--keyserver', url]);
+  const missing = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'verify', path.join(FIXTURES, 'signed-pgp-two-signers.sif'), '--keyserver', url]);
   assert.equal(missing.code, 1);
   assert.equal(missing.stderr, 'shelf: signature object 5 not valid: signing key 0x407BA33B0978DF5A not found\n');
-  const down = await run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'verify', path.join(FIXTURES, 'signed-pgp-rsa.sif'), '--keyserver', 'http://127.0.0.1:1']);
+  const down = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'verify', path.join(FIXTURES, 'signed-pgp-rsa.sif'), '--keyserver', 'http://127.0.0.1:1']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /^shelf: .*keyserver http:\/\/127\.0\.0\.1:1/);
 });

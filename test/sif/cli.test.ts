@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { run } from '../helpers/run.js';
 import { FIXTURES, ROOT } from '../helpers/shelf.js';
 
-const shelf = (...args: string[]) => run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), ...args]);
+/** The CLI from source, as a user runs it: one process per command. */
+const shelf = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), ...args]);
 const f = (p: string) => path.join(FIXTURES, p);
 
 describe('shelf inspect, sign, verify', () => {
