@@ -28,6 +28,9 @@ export function parseDsse(data: Buffer): DsseEnvelope | null {
   return { payloadType: e.payloadType, payload: e.payload, signatures };
 }
 
+/** Real envelopes carry one or two; more would only make verification slow. */
+const MAX_DSSE_SIGNATURES = 16;
+
 /** DSSE v1 pre-authentication encoding. */
 export const pae = (type: string, payload: Buffer): Buffer =>
   Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(type)} ${type} ${payload.length} `), payload]);
@@ -80,6 +83,7 @@ function verifyWithKey(key: KeyObject, data: Buffer, sig: Buffer): boolean {
  */
 export function verifyDsse(env: DsseEnvelope, keys: KeyObject[]): { payload: string; keyIds: string[] } {
   if (keys.length === 0) throw new SifError('key-not-found', 'a DSSE signature needs a public key (--key)');
+  if (env.signatures.length > MAX_DSSE_SIGNATURES) throw new SifError('bad-signature', `DSSE envelope holds more than ${MAX_DSSE_SIGNATURES} signatures`);
   const payload = Buffer.from(env.payload, 'base64');
   const message = pae(DSSE_PAYLOAD_TYPE, payload);
   const known = keys.map((key) => ({ key, id: safeKeyId(key) }));

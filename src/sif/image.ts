@@ -36,7 +36,21 @@ export async function readSif(source: RandomAccessSource): Promise<SifImage> {
     const min = minIdByRawGroup.get(d.rawGroupId);
     if (min === undefined || d.id < min) minIdByRawGroup.set(d.rawGroupId, d.id);
   }
+  checkNoOverlap(descriptors);
   return { header, descriptors, freeSlots, fileSize: source.size, minIdByRawGroup };
+}
+
+/**
+ * Writers never let objects share bytes. Refusing overlaps bounds every reader's work by the
+ * file's size: otherwise thousands of descriptors could point at the same gigabyte.
+ */
+function checkNoOverlap(descriptors: SifDescriptor[]): void {
+  const byOffset = descriptors.filter((d) => d.size > 0).sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1]!;
+    const d = byOffset[i]!;
+    if (d.offset < prev.offset + prev.size) throw new SifError('bad-descriptor', `objects ${prev.id} and ${d.id} overlap`);
+  }
 }
 
 /** Relative ID: object ID − the smallest ID among objects with the same raw group value. */

@@ -41,13 +41,15 @@ export function descriptorDigest(image: SifImage, d: SifDescriptor, algorithm = 
   return digestOf(algorithm, r.subarray(0, 5), rel, r.subarray(13, 17), r.subarray(25, 33), r.subarray(41, 49), r.subarray(57, 585));
 }
 
-/** Digest of any bytes range, streamed in bounded reads. */
-export async function hashRange(source: RandomAccessSource, offset: number, size: number, nodeAlgorithm: string, what: string): Promise<string> {
+/** Hex digest of the data of objects one after the other, streamed in bounded reads. */
+export async function hashObjects(source: RandomAccessSource, objects: SifDescriptor[], nodeAlgorithm: string): Promise<string> {
   const h = createHash(nodeAlgorithm);
-  for (let at = 0; at < size; at += STREAM_CHUNK) {
-    const chunk = await source.read(offset + at, Math.min(STREAM_CHUNK, size - at));
-    if (chunk.length === 0) throw new SifError('truncated', `${what} ends early`);
-    h.update(chunk);
+  for (const d of objects) {
+    for (let at = 0; at < d.size; at += STREAM_CHUNK) {
+      const chunk = await source.read(d.offset + at, Math.min(STREAM_CHUNK, d.size - at));
+      if (chunk.length === 0) throw new SifError('truncated', `object ${d.id} ends early`);
+      h.update(chunk);
+    }
   }
   return h.digest('hex');
 }
@@ -59,7 +61,7 @@ export async function objectDigest(source: RandomAccessSource, d: SifDescriptor,
   const key = `${d.id}:${algorithm}`;
   const cached = cache?.get(key);
   if (cached) return cached;
-  const digest = `${algorithm}:${await hashRange(source, d.offset, d.size, node, `object ${d.id}`)}`;
+  const digest = `${algorithm}:${await hashObjects(source, [d], node)}`;
   cache?.set(key, digest);
   return digest;
 }

@@ -2,6 +2,7 @@ import * as openpgp from 'openpgp';
 import { SifError } from './errors.js';
 
 const BEGIN = '-----BEGIN PGP SIGNED MESSAGE-----';
+const MAX_SIGNATURE_PACKETS = 8;
 
 /** Reads an OpenPGP clear-signed message; null if the data is not one. */
 export async function readClearSigned(data: Buffer): Promise<openpgp.CleartextMessage | null> {
@@ -34,6 +35,9 @@ export function pgpIssuer(message: openpgp.CleartextMessage): PgpIssuer {
 
 /** The first candidate key that verifies the message's signature; throws if none does. */
 export async function verifyClearSigned(message: openpgp.CleartextMessage, candidates: openpgp.PublicKey[]): Promise<openpgp.PublicKey> {
+  const packets = (message as unknown as { signature?: openpgp.Signature }).signature?.packets.length ?? 0;
+  // Go signs with one key; each extra packet by the same issuer would cost another verification.
+  if (packets > MAX_SIGNATURE_PACKETS) throw new SifError('bad-signature', `clear-signed message holds ${packets} signatures`);
   let lastError = 'signature made by unknown entity';
   // Go's verifier, which Apptainer uses, accepts a key whose self-signature is newer than the
   // signature (a key re-exported or reformatted later); OpenPGP.js needs to be told so.

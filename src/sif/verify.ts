@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type * as openpgp from 'openpgp';
 import { HASH_TYPES } from './constants.js';
 import type { SifDescriptor } from './descriptors.js';
 import { parseDsse, verifyDsse } from './dsse.js';
 import { SifError } from './errors.js';
 import { findObject, groupIds, groupObjects, isSignature, readSif, type SifImage } from './image.js';
-import { checkMetadata, hashRange, type DigestCache } from './integrity.js';
+import { checkMetadata, hashObjects, type DigestCache } from './integrity.js';
 import { KeyChain, type KeyProvider } from './keys.js';
 import { readObject } from './objects.js';
 import { pgpFingerprint, pgpIssuer, primaryUserId, readClearSigned, verifyClearSigned } from './pgp.js';
@@ -55,8 +55,9 @@ export async function verifySif(source: RandomAccessSource, keys: KeyProvider): 
   const image = await readSif(source);
   const signatures = image.descriptors.filter(isSignature).sort((a, b) => a.id - b.id);
   const cache: DigestCache = new Map();
+  const memo = memoizedKeys(keys);
   const results: SignatureResult[] = [];
-  for (const d of signatures) results.push(await verifyOne(source, image, d, keys, cache));
+  for (const d of signatures) results.push(await verifyOne(source, image, d, memo, cache));
   let error: string | undefined;
   const ungrouped = image.descriptors.find((d) => !isSignature(d) && d.groupId === 0);
   if (signatures.length === 0) error = 'no signatures found';
@@ -70,7 +71,30 @@ export async function verifySif(source: RandomAccessSource, keys: KeyProvider): 
   return { ok: !error && results.every((r) => r.ok), signatures: results, ...(error ? { error } : {}) };
 }
 
-async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDescriptor, keys: KeyProvider, cache: DigestCache): Promise<SignatureResult> {
+interface KeyLookup {
+  pgp(id: string): Promise<{ keys: openpgp.PublicKey[]; label: string }>;
+  dsse(): Promise<KeyObject[]>;
+}
+
+/** One lookup per key ID per verification, however many signatures name it (a keyserver is remote). */
+function memoizedKeys(keys: KeyProvider): KeyLookup {
+  const pgp = new Map<string, Promise<{ keys: openpgp.PublicKey[]; label: string }>>();
+  let dsse: Promise<KeyObject[]> | undefined;
+  return {
+    pgp(id) {
+      const key = id.toUpperCase();
+      let found = pgp.get(key);
+      if (!found) {
+        found = keys instanceof KeyChain ? keys.find(key) : keys.pgpKeys(key).then((k) => ({ keys: k, label: keys.label }));
+        pgp.set(key, found);
+      }
+      return found;
+    },
+    dsse: () => (dsse ??= keys.dsseKeys()),
+  };
+}
+
+async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDescriptor, keys: KeyLookup, cache: DigestCache): Promise<SignatureResult> {
   const result: SignatureResult = {
     id: d.id,
     format: null,
@@ -83,14 +107,14 @@ async function verifyOne(source: RandomAccessSource, image: SifImage, d: SifDesc
     keyMissing: false,
   };
   let claimed: string | null = null;
-  const check = (text: string) => (result.legacy ? checkLegacy(source, image, d, text) : checkCovered(source, image, d, text, cache));
+  const check = (text: string) => (result.legacy ? checkLegacy(source, image, d, text, cache) : checkCovered(source, image, d, text, cache));
   try {
     const data = await readObject(source, d);
     const dsse = parseDsse(data);
     if (dsse) {
       result.format = 'dsse';
       claimed = Buffer.from(dsse.payload, 'base64').toString('utf8');
-      const { payload, keyIds } = verifyDsse(dsse, await keys.dsseKeys());
+      const { payload, keyIds } = verifyDsse(dsse, await keys.dsse());
       result.dsseKeyIds = keyIds;
       result.objects = await check(payload);
     } else {
@@ -133,12 +157,12 @@ async function checkCovered(source: RandomAccessSource, image: SifImage, d: SifD
  * Finds the signer's key by the issuer key ID (else the issuer or descriptor fingerprint), checks
  * the signature, and that the key's primary fingerprint is the one the descriptor names.
  */
-async function verifyPgp(message: openpgp.CleartextMessage, d: SifDescriptor, keys: KeyProvider) {
+async function verifyPgp(message: openpgp.CleartextMessage, d: SifDescriptor, keys: KeyLookup) {
   const issuer = pgpIssuer(message);
   const claimed = descriptorFingerprint(d);
   const lookup = issuer.keyId ?? issuer.fingerprint ?? claimed;
   if (!lookup) throw new SifError('bad-signature', 'the signature names no issuer key');
-  const found = keys instanceof KeyChain ? await keys.find(lookup) : { keys: await keys.pgpKeys(lookup), label: keys.label };
+  const found = await keys.pgp(lookup);
   if (found.keys.length === 0) throw new SifError('key-not-found', `signing key 0x${lookup} not found`);
   const key = await verifyClearSigned(message, found.keys);
   const fingerprint = pgpFingerprint(key);
@@ -147,27 +171,16 @@ async function verifyPgp(message: openpgp.CleartextMessage, d: SifDescriptor, ke
 }
 
 /** Legacy `SIFHASH:` signatures: a digest of the linked object's data, or of its group's objects in ID order. */
-async function checkLegacy(source: RandomAccessSource, image: SifImage, d: SifDescriptor, text: string): Promise<number[]> {
+async function checkLegacy(source: RandomAccessSource, image: SifImage, d: SifDescriptor, text: string, cache: DigestCache): Promise<number[]> {
   const expected = text.slice(LEGACY_PREFIX.length).trim().toLowerCase();
   const algorithm = HASH_TYPES[d.extra.readInt32LE(0)]?.node;
   if (!algorithm) throw new SifError('bad-signature', 'unsupported legacy hash type');
   const target = findObject(image, d.linkedId);
   const objects = d.linkIsGroup ? groupObjects(image, d.linkedId) : target && !isSignature(target) ? [target] : [];
   if (objects.length === 0) throw new SifError('bad-signature', 'legacy signature is linked to nothing');
-  let actual: string;
-  if (objects.length === 1) {
-    actual = await hashRange(source, objects[0]!.offset, objects[0]!.size, algorithm, `object ${objects[0]!.id}`);
-  } else {
-    const h = createHash(algorithm);
-    for (const o of objects) {
-      for (let at = 0; at < o.size; at += 4 << 20) {
-        const chunk = await source.read(o.offset + at, Math.min(4 << 20, o.size - at));
-        if (chunk.length === 0) throw new SifError('truncated', `object ${o.id} ends early`);
-        h.update(chunk);
-      }
-    }
-    actual = h.digest('hex');
-  }
+  const cacheKey = `legacy:${algorithm}:${objects.map((o) => o.id).join(',')}`;
+  const actual = cache.get(cacheKey) ?? (await hashObjects(source, objects, algorithm));
+  cache.set(cacheKey, actual);
   if (actual !== expected) throw new SifError('bad-signature', `data object integrity compromised: ${objects.map((o) => o.id).join(',')}`);
   return objects.map((o) => o.id);
 }

@@ -57,3 +57,37 @@ test('shelf verify --keyserver', async () => {
   assert.equal(down.code, 1);
   assert.match(down.stderr, /^shelf: .*keyserver http:\/\/127\.0\.0\.1:1/);
 });
+
+test('keyserver URLs: hkp is http on port 11371, hkps is https, the path is dropped; key IDs as Apptainer sends them', () => {
+  assert.equal(new HkpKeys('hkp://keys.example').lookupUrl('00AB').toString(), 'http://keys.example:11371/pks/lookup?op=get&search=0xab&exact=on');
+  assert.equal(new HkpKeys('hkps://keys.example/some/path').lookupUrl('8802BDF6FAF76328').toString(), 'https://keys.example/pks/lookup?op=get&search=0x8802bdf6faf76328&exact=on');
+  assert.equal(new HkpKeys('http://127.0.0.1:8080').lookupUrl('5D60487627A589F3F579EF9D8802BDF6FAF76328').search, '?op=get&search=0x5d60487627a589f3f579ef9d8802bdf6faf76328&exact=on');
+});
+
+test('one lookup per key ID however many signatures name it; an endless answer is cut off', async () => {
+  const source = await FileSource.open(path.join(FIXTURES, 'signed-pgp-two-signers.sif'));
+  const big = http.createServer((_req, res) => {
+    res.writeHead(200);
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const pump = () => {
+      while (res.write(chunk));
+      res.once('drain', pump);
+    };
+    pump();
+    res.on('close', () => res.removeAllListeners('drain'));
+  });
+  await new Promise<void>((r) => big.listen(0, '127.0.0.1', r));
+  try {
+    const before = requests.length;
+    const r = await verifySif(source, new HkpKeys(url));
+    assert.equal(r.ok, false);
+    assert.equal(requests.length - before, 2, 'one request per distinct key ID');
+    const flood = await verifySif(source, new HkpKeys(`http://127.0.0.1:${(big.address() as AddressInfo).port}`));
+    assert.equal(flood.ok, false);
+    assert.equal(flood.signatures[0]!.error, 'signature object 4 not valid: keyserver answer larger than 1048576 bytes');
+  } finally {
+    big.closeAllConnections();
+    await new Promise<void>((r) => big.close(() => r()));
+    await source.close();
+  }
+});

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BufferSource, FileSource, KeyChain, inspectSif, keysFromFile, readSigningKey, signSif, verifySif } from '../../src/sif/index.js';
+import * as openpgp from 'openpgp';
+import { BufferSource, FileSource, KeyChain, StaticKeys, inspectSif, keysFromFile, readPgpKeys, readSigningKey, signSif, verifySif } from '../../src/sif/index.js';
 import { run } from '../helpers/run.js';
 import { CLIENTS, FIXTURES } from '../helpers/shelf.js';
 
@@ -58,6 +60,31 @@ describe('verification of images signed by the upstream Go code', () => {
     assert.equal(noKey.signatures[0]!.integrity, 'broken');
   });
 
+  test('keys from a binary keyring, from armored keys in memory, and by fingerprint', async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'shelf-keyring-'));
+    try {
+      const armored = await Promise.all(['keys/pgp-rsa3072-public.asc', 'keys/pgp-ed25519-public.asc'].map((k) => readFile(f(k), 'utf8')));
+      const binary = Buffer.concat(await Promise.all(armored.map(async (a) => Buffer.from((await openpgp.readKey({ armoredKey: a })).write()))));
+      await writeFile(path.join(work, 'pubring.gpg'), binary);
+      const source = await FileSource.open(f('signed-pgp-two-signers.sif'));
+      try {
+        assert.equal((await verifySif(source, await keysFromFile(path.join(work, 'pubring.gpg')))).ok, true);
+        const fromArmored = await StaticKeys.fromArmored([armored.join('\n')], 'SHELF');
+        const r = await verifySif(source, fromArmored);
+        assert.equal(r.ok, true);
+        assert.deepEqual(r.signatures.map((s) => s.signer?.source), ['SHELF', 'SHELF']);
+      } finally {
+        await source.close();
+      }
+      const keys = new StaticKeys(await readPgpKeys(armored[1]!), []);
+      assert.equal((await keys.pgpKeys('6aa57f7672189ab8b714e5dc407ba33b0978df5a')).length, 1);
+      assert.equal((await keys.pgpKeys('407BA33B0978DF5A')).length, 1);
+      assert.equal((await keys.pgpKeys('8802BDF6FAF76328')).length, 0);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
   test('wrong keys and unsigned images fail', async () => {
     assert.equal((await verifyWith(f('upstream/one-group-signed-dsse.sif'), ['upstream/keys/ecdsa-public.pem'])).ok, false);
     assert.equal((await verifyWith(f('signed-pgp-rsa.sif'), ['keys/pgp-ed25519-public.asc'])).ok, false);
@@ -71,6 +98,10 @@ describe('images signed by Shelf verify with the upstream Go code', () => {
   let work: string;
   before(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'shelf-sign-'));
+  });
+
+  test('the Go reference tool is built (a missing one fails, never skips)', () => {
+    assert.ok(existsSync(sifsign), `${sifsign} is missing: build it with bash test/e2e/clients/build.sh`);
   });
   after(() => rm(work, { recursive: true, force: true }));
 
