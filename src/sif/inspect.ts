@@ -2,10 +2,20 @@ import { DataType } from './constants.js';
 import type { SifDescriptor } from './descriptors.js';
 import { hex32 } from './fields.js';
 import type { SifHeader } from './header.js';
-import { isSignature, readSif, relativeId } from './image.js';
+import { isSignature, readSif, relativeId, type SifImage } from './image.js';
 import { descriptorDigest, headerDigest, objectDigest } from './integrity.js';
 import { inspectMetadata, isInspectMetadata, objectLabels } from './labels.js';
-import { isEncrypted, isTextObject, partitionInfo, primaryPartition, readSmallText, sbomFormat, type PartitionInfo } from './objects.js';
+import {
+  cryptoMessageInfo,
+  isEncrypted,
+  isTextObject,
+  partitionInfo,
+  primaryPartition,
+  readSmallText,
+  sbomFormat,
+  type CryptoMessageInfo,
+  type PartitionInfo,
+} from './objects.js';
 import { signatureInfo, type SignatureInfo } from './signatures.js';
 import type { RandomAccessSource } from './source.js';
 import { partitionLabels } from './squashfs.js';
@@ -37,6 +47,7 @@ export interface ObjectReport {
   partition?: PartitionInfo & { firstBytesHex?: string; squashfsMagic?: boolean };
   signature?: SignatureInfo & { signedMetadata?: unknown };
   sbomFormat?: string;
+  cryptoMessage?: CryptoMessageInfo;
 }
 
 export interface InspectReport {
@@ -94,6 +105,7 @@ export async function inspectSif(source: RandomAccessSource, opts: InspectOption
       }
     }
     if (d.dataType === DataType.SBOM) report.sbomFormat = sbomFormat(d);
+    if (d.dataType === DataType.CryptoMessage) report.cryptoMessage = cryptoMessageInfo(d);
     if (isSignature(d)) {
       const info = await signatureInfo(source, d);
       if (info.unreadable) warnings.push(info.unreadable);
@@ -139,7 +151,7 @@ export async function inspectSif(source: RandomAccessSource, opts: InspectOption
   };
 }
 
-function describe(image: Parameters<typeof relativeId>[0], d: SifDescriptor): ObjectReport {
+function describe(image: SifImage, d: SifDescriptor): ObjectReport {
   return {
     index: d.index,
     id: d.id,

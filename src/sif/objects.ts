@@ -48,19 +48,36 @@ export const primaryPartition = (descriptors: SifDescriptor[]): SifDescriptor | 
 
 export interface CryptoMessageInfo {
   formatType: number;
+  formatName: string;
   messageType: number;
+  messageName: string;
 }
 
-export const cryptoMessageInfo = (d: SifDescriptor): CryptoMessageInfo => ({ formatType: d.extra.readInt32LE(0), messageType: d.extra.readInt32LE(4) });
+const CRYPTO_FORMATS: Record<number, string> = { 1: 'OpenPGP', 2: 'PEM' };
+const CRYPTO_MESSAGES: Record<number, string> = { 0x100: 'clear signature', 0x200: 'RSA-OAEP' };
+const MESSAGE_RSA_OAEP = 0x200;
+
+export function cryptoMessageInfo(d: SifDescriptor): CryptoMessageInfo {
+  const formatType = d.extra.readInt32LE(0);
+  const messageType = d.extra.readInt32LE(4);
+  return { formatType, formatName: CRYPTO_FORMATS[formatType] ?? 'Unknown', messageType, messageName: CRYPTO_MESSAGES[messageType] ?? 'Unknown' };
+}
 
 export const SBOM_FORMATS: Record<number, string> = {
   1: 'cyclonedx-json', 2: 'cyclonedx-xml', 3: 'github-json', 4: 'spdx-json', 5: 'spdx-rdf', 6: 'spdx-tag-value', 7: 'spdx-yaml', 8: 'syft-json',
 };
 export const sbomFormat = (d: SifDescriptor): string => SBOM_FORMATS[d.extra.readInt32LE(0)] ?? 'unknown';
 
-/** Partitions whose content cannot be read without a key, or a key message for one. */
+/**
+ * An encrypted partition (LUKS or gocryptfs squashfs), or the RSA-OAEP key message Apptainer
+ * stores for one. A crypto message of the clear-signature kind encrypts nothing.
+ */
 export const isEncrypted = (descriptors: SifDescriptor[]): boolean =>
-  descriptors.some((d) => (d.dataType === DataType.Partition && partitionInfo(d).encrypted) || d.dataType === DataType.CryptoMessage);
+  descriptors.some(
+    (d) =>
+      (d.dataType === DataType.Partition && partitionInfo(d).encrypted) ||
+      (d.dataType === DataType.CryptoMessage && cryptoMessageInfo(d).messageType === MESSAGE_RSA_OAEP),
+  );
 
 export const isTextObject = (d: SifDescriptor): boolean =>
   d.dataType === DataType.Deffile || d.dataType === DataType.EnvVar || d.dataType === DataType.Labels || d.dataType === DataType.GenericJSON;

@@ -69,8 +69,8 @@ export async function signSif(path: string, key: SigningKey, now = new Date()): 
       const text = metadata.get(g)!;
       const data = key.kind === 'pgp' ? await clearSign(text, key.key, now) : dsseEnvelope(text, key.key);
       const slot = image.freeSlots.shift()!;
-      const id = slot + 1;
-      if (taken.has(id)) throw new SifError('bad-descriptor', `object ID ${id} is taken`);
+      // Writers number objects by slot; an image renumbered by hand gets the next unused ID.
+      const id = taken.has(slot + 1) ? Math.max(...taken) + 1 : slot + 1;
       taken.add(id);
       const offset = image.header.dataOffset + state.dataSize;
       await file.write(data, offset);

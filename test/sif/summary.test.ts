@@ -42,7 +42,8 @@ for (const factsFile of await factFiles()) {
     assert.equal(s.createdAt, facts.header.createdAt);
     assert.equal(s.modifiedAt, facts.header.modifiedAt);
     assert.equal(s.hasSbom, facts.descriptors.some((d) => d.dataType === 0x4009));
-    assert.equal(s.encrypted, facts.descriptors.some((d) => d.dataType === 0x4008));
+    // No fixture is encrypted; upstream's crypto message is of the clear-signature kind.
+    assert.equal(s.encrypted, false);
     assert.deepEqual(s.warnings, []);
     const signatures = facts.descriptors.filter((d) => d.signature);
     assert.deepEqual(
@@ -85,6 +86,19 @@ test('a 1 GiB image is summarized from a few KiB, none of them partition data', 
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+});
+
+test('encrypted: an encrypted partition or an RSA-OAEP key message, not any crypto message', async () => {
+  const bytes = await readFile(path.join(FIXTURES, 'upstream/one-object-crypt-message.sif'));
+  assert.equal((await summarizeSif(new BufferSource(bytes))).encrypted, false);
+  const oaep = Buffer.from(bytes);
+  oaep.writeInt32LE(2, 4096 + 201);
+  oaep.writeInt32LE(0x200, 4096 + 205);
+  assert.equal((await summarizeSif(new BufferSource(oaep))).encrypted, true);
+  const luks = Buffer.from(await readFile(path.join(FIXTURES, 'minimal-amd64.sif')));
+  luks.writeInt32LE(5, 4096 + 585 + 201); // partition (slot 1): encrypted squashfs
+  const s = await summarizeSif(new BufferSource(luks));
+  assert.deepEqual([s.encrypted, s.arch], [true, 'amd64']);
 });
 
 test('objects over the 1 MiB text limit are skipped with a warning, not read', async () => {

@@ -19,6 +19,7 @@ function printInspect(file: string, r: InspectReport): void {
     if (d.partition) type += ` (${d.partition.fsTypeName}/${d.partition.partTypeName}/${d.partition.arch})`;
     if (d.signature) type += ` (${d.signature.hash}${d.signature.format ? `, ${d.signature.format}` : ''})`;
     if (d.sbomFormat) type += ` (${d.sbomFormat})`;
+    if (d.cryptoMessage) type += ` (${d.cryptoMessage.formatName}/${d.cryptoMessage.messageName})`;
     if (d.name) type += ` ${d.name}`;
     out(`${objectRow(d)}${pos.padEnd(26)}|${type}`);
   }
