@@ -11,4 +11,4 @@ npx eslint .
 npm run build --silent
 
 mapfile -t files < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-exec node --import tsx --test --test-concurrency="${SHELF_TEST_CONCURRENCY:-2}" "${files[@]}"
+exec node --import tsx --test --test-concurrency="${SHELF_TEST_CONCURRENCY:-1}" "${files[@]}"
