@@ -32,15 +32,25 @@ export async function readJson(request: FastifyRequest): Promise<Record<string, 
 }
 
 /**
- * Collects at most MAX_JSON bytes. Past that it keeps draining (and dropping) the body instead
+ * A whole small body (JSON, a form, a manifest), at most `limit` bytes. A larger one is drained,
+ * not cut off, so the client still reads the 413 on a connection that stays usable.
+ */
+export async function readBody(request: FastifyRequest, limit: number): Promise<Buffer> {
+  const stream = request.body as Readable | undefined;
+  if (!stream || typeof stream.on !== 'function') return Buffer.alloc(0);
+  return Buffer.concat(await collect(stream, Number(request.headers['content-length'] ?? 0), limit));
+}
+
+/**
+ * Collects at most `limit` bytes. Past that it keeps draining (and dropping) the body instead
  * of destroying the socket, so the client can still read the 413.
  */
-function collect(stream: Readable, declaredLength: number): Promise<Buffer[]> {
+function collect(stream: Readable, declaredLength: number, limit = MAX_JSON): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
-    let overflow = declaredLength > MAX_JSON;
-    const fail = () => reject(new PayloadTooLarge(`request body larger than ${MAX_JSON} bytes`));
+    let overflow = declaredLength > limit;
+    const fail = () => reject(new PayloadTooLarge(`request body larger than ${limit} bytes`));
     if (overflow) {
       stream.resume();
       fail();
@@ -49,7 +59,7 @@ function collect(stream: Readable, declaredLength: number): Promise<Buffer[]> {
     stream.on('data', (chunk: Buffer) => {
       if (overflow) return;
       total += chunk.length;
-      if (total > MAX_JSON) {
+      if (total > limit) {
         overflow = true;
         chunks.length = 0;
         fail();

@@ -4,7 +4,7 @@ import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
 import { MAX_KEY_BYTES, type StoredKey } from '../../registry/keystore.js';
 import { authenticate } from '../auth.js';
-import { bodyStream } from '../body.js';
+import { PayloadTooLarge, readBody } from '../body.js';
 
 export interface HkpRoutesOptions {
   registry: Registry;
@@ -51,14 +51,10 @@ export async function hkpRoutes(app: FastifyInstance, opts: HkpRoutesOptions): P
   });
 
   app.post('/pks/add', async (req: FastifyRequest, reply) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of bodyStream(req)) {
-      size += (c as Buffer).length;
-      if (size > MAX_KEY_BYTES * 2) throw new RegistryError('too-large', 'key upload too large');
-      chunks.push(c as Buffer);
-    }
-    const keytext = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('keytext');
+    const body = await readBody(req, MAX_KEY_BYTES * 2).catch((err: unknown) => {
+      throw err instanceof PayloadTooLarge ? new RegistryError('too-large', 'key upload too large') : err;
+    });
+    const keytext = new URLSearchParams(body.toString('utf8')).get('keytext');
     if (!keytext) throw new RegistryError('invalid', 'form field keytext is required');
     const added = await registry.keystore.add(await authenticate(registry, req), keytext, { allowAnonymous: opts.anonymousAdd });
     return reply.send({ data: { fingerprints: added } });

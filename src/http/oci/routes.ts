@@ -8,7 +8,7 @@ import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../..
 import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
-import { bodyStream } from '../body.js';
+import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
 import { parseRange } from '../range.js';
 import { Challenge, authorize, checkPassword, identify, parseBasic } from './auth.js';
 import { OciError, ociErrorOf, sendOciError } from './errors.js';
@@ -79,7 +79,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   });
 
   app.post('/v2/token', limited, async (req: Req, reply) => {
-    const form = new URLSearchParams(await readText(bodyStream(req), 1 << 16));
+    const form = new URLSearchParams((await readBytes(req, 1 << 16)).toString('utf8'));
     if (form.get('grant_type') !== 'password') throw new OciError(400, 'UNSUPPORTED', 'only grant_type=password is supported');
     const creds = { username: form.get('username') ?? '', password: form.get('password') ?? '' };
     return issueToken(req, reply, creds, form.getAll('scope'));
@@ -263,7 +263,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   async function manifest(req: Req, reply: FastifyReply, name: string, reference: string) {
     if (req.method === 'PUT') {
       const { principal, container } = await writable(req, name);
-      const bytes = await readBytes(bodyStream(req), MAX_MANIFEST_BYTES);
+      const bytes = await readBytes(req, MAX_MANIFEST_BYTES);
       const stored = await registry.manifests.put(container, reference, bytes, req.headers['content-type']);
       const extraTags = asList(req.query.tag);
       for (const tag of extraTags) {
@@ -388,17 +388,8 @@ function drain(req: FastifyRequest): void {
   body?.resume?.();
 }
 
-async function readBytes(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const c of stream) {
-    total += (c as Buffer).length;
-    if (total > limit) throw new RegistryError('too-large', `body larger than ${limit} bytes`, 'manifest');
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function readText(stream: Readable, limit: number): Promise<string> {
-  return (await readBytes(stream, limit)).toString('utf8');
+async function readBytes(req: FastifyRequest, limit: number): Promise<Buffer> {
+  return readBody(req, limit).catch((err: unknown) => {
+    throw err instanceof PayloadTooLarge ? new RegistryError('too-large', `body larger than ${limit} bytes`, 'manifest') : err;
+  });
 }
