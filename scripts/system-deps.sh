@@ -19,6 +19,8 @@ PACKAGES=(
   skopeo
   docker-registry
   squashfs-tools
+  slapd
+  ldap-utils
 )
 
 missing=()

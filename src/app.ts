@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { FilesystemBlobStore } from './blobs/filesystem.js';
+import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
@@ -28,6 +29,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     multipartPartSize: config.library.multipartPartSize,
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,
+    directory: config.ldap ? new LdapDirectory({ ...config.ldap, timeoutMs: config.ldap.timeout * 1000 }) : null,
   });
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);

@@ -76,6 +76,26 @@ export const configSchema = z
         anonymousAdd: z.boolean().default(false),
       })
       .prefault({}),
+    /** Sign-in against an LDAP directory, beside local accounts; off when absent. */
+    ldap: z
+      .object({
+        url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]'),
+        /** Where user entries are searched, e.g. `ou=people,dc=example,dc=org`. */
+        userBase: z.string().min(1),
+        /** `{username}` is replaced by the escaped sign-in name. */
+        userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).default('(uid={username})'),
+        /** Service account for the search; anonymous when absent. */
+        bindDn: z.string().min(1).optional(),
+        bindPassword: z.string().optional(),
+        startTls: z.boolean().default(false),
+        caFile: z.string().min(1).optional(),
+        /** Entries matching this filter (with `{username}`) sign in as administrators. */
+        adminFilter: z.string().includes('{username}', { message: 'must contain {username}' }).optional(),
+        /** Seconds to wait for the directory. */
+        timeout: z.number().positive().default(10),
+      })
+      .strict()
+      .optional(),
     oci: z
       .object({
         /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */

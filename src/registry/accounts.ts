@@ -42,11 +42,26 @@ export interface UserInfo {
   authSource: string;
 }
 
+/** What an external directory tells of a user who signed in with the right password. */
+export interface DirectoryUser {
+  dn: string;
+  isAdmin: boolean;
+}
+
+/** An external place that checks passwords (LDAP); its users get a Shelf account on first sign-in. */
+export interface PasswordDirectory {
+  /** The `auth_source` recorded for its users. */
+  readonly name: string;
+  /** The user, or null for an unknown name or a wrong password; throws `unavailable` when it cannot be asked. */
+  verify(username: string, password: string): Promise<DirectoryUser | null>;
+}
+
 export class Accounts {
   constructor(
     private readonly db: Kysely<Database>,
     /** Quota of the entity each new user gets. */
     private readonly defaultQuota = 0,
+    private readonly directory: PasswordDirectory | null = null,
   ) {}
 
   /** Resolves a presented API token; unknown, revoked, expired or disabled → `unauthorized`. */
@@ -65,12 +80,42 @@ export class Accounts {
     return this.principalOf(row.userId);
   }
 
-  /** Username and password sign-in (local accounts). */
+  /**
+   * Username and password sign-in. Local accounts check their own hash; with a directory
+   * configured, names that are not local accounts are asked there, and a first sign-in creates
+   * the account (and its entity). A local account is never taken over by a directory entry.
+   */
   async login(username: string, password: string): Promise<Principal> {
+    const refused = () => new RegistryError('unauthorized', 'invalid username or password');
     const user = await this.findUser(username);
-    const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
-    if (!user || !ok || user.disabled) throw new RegistryError('unauthorized', 'invalid username or password');
-    return this.principalOf(user.id);
+    const fromDirectory = this.directory && (!user || user.auth_source === this.directory.name);
+    if (!fromDirectory) {
+      const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
+      if (!user || !ok || user.disabled) throw refused();
+      return this.principalOf(user.id);
+    }
+    try {
+      checkName('user', username);
+    } catch {
+      throw refused();
+    }
+    const found = await this.directory!.verify(username, password);
+    if (!found) throw refused();
+    if (user) {
+      if (user.disabled) throw refused();
+      if ((user.is_admin === 1) !== found.isAdmin) {
+        await this.db.updateTable('users').set({ is_admin: found.isAdmin ? 1 : 0 }).where('id', '=', user.id).execute();
+      }
+      return this.principalOf(user.id);
+    }
+    try {
+      return await this.createUser(username, { isAdmin: found.isAdmin, authSource: this.directory!.name });
+    } catch (err) {
+      // Two first sign-ins at once: the other one created the account.
+      const now = await this.findUser(username);
+      if (now?.auth_source === this.directory!.name) return this.principalOf(now.id);
+      throw err;
+    }
   }
 
   /** The current rights of a user, or `unauthorized` if they are gone or disabled. */

@@ -9,7 +9,9 @@ export type RegistryErrorKind =
   | 'size-mismatch'
   | 'not-sif'
   | 'range'
-  | 'too-large';
+  | 'too-large'
+  /** A service the domain depends on (a sign-in directory) did not answer. */
+  | 'unavailable';
 
 /** A rule of the domain was not met. Protocol doors map `kind` to their own status and format. */
 export class RegistryError extends Error {

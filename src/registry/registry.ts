@@ -1,6 +1,6 @@
 import type { BlobStore } from '../blobs/store.js';
 import type { MetaDb } from '../meta/db.js';
-import { Accounts } from './accounts.js';
+import { Accounts, type PasswordDirectory } from './accounts.js';
 import { Audit } from './audit.js';
 import { Capabilities } from './capabilities.js';
 import { Groups } from './groups.js';
@@ -18,6 +18,8 @@ import { Uploads, type UploadSettings } from './uploads.js';
 
 export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
+  /** Where passwords of non-local accounts are checked (LDAP). */
+  directory?: PasswordDirectory | null;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -46,7 +48,7 @@ export class Registry {
     settings: RegistrySettings,
   ) {
     const db = meta.db;
-    this.accounts = new Accounts(db, settings.defaultQuota);
+    this.accounts = new Accounts(db, settings.defaultQuota, settings.directory ?? null);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect);

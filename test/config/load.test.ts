@@ -56,6 +56,20 @@ test('validation names the key and the problem', async () => {
   await assert.rejects(loadConfig({ file: path.join(dir, 'unknown.yaml'), env: {} }), /Unrecognized key.*listn/);
 });
 
+test('ldap: off by default, read from the environment, validated', async () => {
+  assert.equal((await loadConfig({ env: {} })).ldap, undefined);
+  const on = await loadConfig({ env: { SHELF_LDAP_URL: 'ldap://dir.example:389', SHELF_LDAP_USER_BASE: 'ou=people,dc=example', SHELF_LDAP_START_TLS: 'true' } });
+  assert.equal(on.ldap?.url, 'ldap://dir.example:389');
+  assert.equal(on.ldap?.userFilter, '(uid={username})');
+  assert.equal(on.ldap?.startTls, true);
+  await assert.rejects(loadConfig({ env: { SHELF_LDAP_URL: 'http://dir', SHELF_LDAP_USER_BASE: 'dc=x' } }), /ldap.url: must be ldap/);
+  await assert.rejects(loadConfig({ env: { SHELF_LDAP_URL: 'ldap://dir' } }), /ldap.userBase/);
+  await assert.rejects(
+    loadConfig({ env: { SHELF_LDAP_URL: 'ldap://dir', SHELF_LDAP_USER_BASE: 'dc=x', SHELF_LDAP_USER_FILTER: '(uid=bob)' } }),
+    /ldap.userFilter: must contain \{username\}/,
+  );
+});
+
 test('byte sizes', () => {
   assert.equal(parseByteSize('1MiB'), 1048576);
   assert.equal(parseByteSize('10GiB'), 10 * 2 ** 30);

@@ -14,6 +14,7 @@ const STATUS: Record<RegistryErrorKind, number> = {
   'not-sif': 422,
   range: 416,
   'too-large': 413,
+  unavailable: 503,
 };
 
 /** Sends `{"error":{"code","message"}}`, the json-resp envelope the Library client reads. */

@@ -32,7 +32,6 @@ export function ociErrorOf(err: RegistryError): OciError {
       return new OciError(401, 'UNAUTHORIZED', err.message);
     case 'forbidden':
     case 'conflict':
-      return new OciError(403, 'DENIED', err.message);
     case 'quota':
       return new OciError(403, 'DENIED', err.message);
     case 'digest-mismatch':
@@ -45,6 +44,8 @@ export function ociErrorOf(err: RegistryError): OciError {
       return new OciError(416, 'BLOB_UPLOAD_INVALID', err.message);
     case 'too-large':
       return new OciError(413, 'SIZE_INVALID', err.message);
+    case 'unavailable':
+      return new OciError(503, 'UNAVAILABLE', err.message);
   }
 }
 
