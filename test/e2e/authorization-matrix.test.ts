@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as openpgp from 'openpgp';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -35,6 +36,11 @@ describe('authorization matrix', { concurrency: false }, () => {
     }
     return fetch(`${shelf.url}${p}`, { ...init, headers: { authorization, ...(init.headers as Record<string, string>) } });
   };
+
+  /** A fresh public key per caller, for the keyserver rows. */
+  const newPublicKey = async (who: Who) =>
+    (await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name: who, email: `${who}@matrix.test` }], format: 'armored' })).publicKey;
+  const fingerprintOf = async (armored: string) => (await openpgp.readKey({ armoredKey: armored })).getFingerprint().toUpperCase();
 
   before(async () => {
     shelf = await startShelf();
@@ -107,6 +113,19 @@ describe('authorization matrix', { concurrency: false }, () => {
             const listed = ((await catalog.json()) as { repositories: string[] }).repositories.includes(repo);
             check('catalog lists it', listed ? 1 : 0, readStatus(who, vis, 1) === 1 ? 1 : 0);
           }
+        }
+        if (vis === 'public') {
+          // The keyserver has no namespaces: one row per caller. Adding needs a signed-in,
+          // enabled account (anonymous adds are off by default); removing needs an admin.
+          const key = await newPublicKey(who);
+          const add = await lib(who, '/pks/add', { method: 'POST', body: new URLSearchParams({ keytext: key }) });
+          const signedIn = who !== 'anonymous' && !badCreds(who);
+          check('keyserver add', add.status, signedIn ? 200 : 401);
+          const fingerprint = await fingerprintOf(key);
+          const lookup = await fetch(`${shelf.url}/pks/lookup?op=index&search=0x${fingerprint}`);
+          check('keyserver has it', lookup.status === 200 ? 1 : 0, signedIn ? 1 : 0);
+          const remove = await lib(who, `/api/keys/${fingerprint}`, { method: 'DELETE' });
+          check('keyserver remove', remove.status, who === 'admin' ? 200 : signedIn ? 403 : 401);
         }
         assert.deepEqual(got, want);
       });
