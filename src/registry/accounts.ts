@@ -16,6 +16,9 @@ export interface Principal {
   roles: Record<string, Role>;
 }
 
+/** Shelf itself, acting for work a caller's request already authorised (tag sync, finishing uploads). */
+export const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true, roles: {} };
+
 /**
  * API tokens are long random secrets, so a plain SHA-256 is a sound way to store them: it is
  * not reversible, and a lookup by hash needs no comparison of secrets in application code.

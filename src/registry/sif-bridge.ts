@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { Readable } from 'node:stream';
 import type { BlobStore } from '../blobs/store.js';
 import type { Database } from '../meta/schema.js';
-import type { Principal } from './accounts.js';
+import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError } from './errors.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
 import { MEDIA, digestBytes, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
@@ -11,7 +11,6 @@ import { RangeSource, readSifFacts } from './sif-facts.js';
 import type { Uploads } from './uploads.js';
 import { linkBlob } from './blob-links.js';
 
-const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true, roles: {} };
 const EMPTY_CONFIG = Buffer.from('{}');
 
 /**

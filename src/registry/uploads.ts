@@ -5,7 +5,7 @@ import type { BlobStore } from '../blobs/store.js';
 import { BlobError } from '../blobs/store.js';
 import type { Database } from '../meta/schema.js';
 import { access } from './access.js';
-import type { Principal } from './accounts.js';
+import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError, invalid, notFound } from './errors.js';
 import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
@@ -15,7 +15,6 @@ import { linkBlob } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
-const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin: true, roles: {} };
 
 export interface UploadSettings {
   multipartPartSize: number;

@@ -8,7 +8,7 @@ import { authenticate } from '../auth.js';
 import { bodyStream, field, readJson } from '../body.js';
 import { parseRange } from '../range.js';
 import { sendLibraryError } from './errors.js';
-import { collectionJson, containerJson, containerUrl, entityJson, imageJson } from './wire.js';
+import { collectionJson, containerJson, containerUrl, entityJson, flattenArchTags, imageJson } from './wire.js';
 
 /** Library API version that turns on v2 uploads (alpha.1) and per-architecture tags (alpha.2). */
 export const LIBRARY_API_VERSION = '2.0.0-alpha.2';
@@ -152,11 +152,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
 
   app.get('/v1/tags/:containerId', async (req: Req, reply) => {
     const { tags } = await registry.images.tagsOf(await who(req), req.params.containerId!);
-    const flat: Record<string, string> = {};
-    for (const arch of Object.keys(tags).sort((a, b) => (a === 'amd64' ? -1 : b === 'amd64' ? 1 : a.localeCompare(b)))) {
-      for (const [tag, id] of Object.entries(tags[arch]!)) flat[tag] ??= id;
-    }
-    return data(reply, flat);
+    return data(reply, flattenArchTags(tags));
   });
 
   app.get('/v2/tags/:containerId', async (req: Req, reply) => {

@@ -44,11 +44,21 @@ export function collectionJson(c: Collection, containerIds: string[]) {
   };
 }
 
-export function containerJson(k: Container, images: ImageRow[], archTags: ArchTags) {
-  const legacyTags = { ...(archTags[DEFAULT_ARCH] ?? {}) };
-  for (const tags of Object.values(archTags)) {
-    for (const [tag, id] of Object.entries(tags)) legacyTags[tag] ??= id;
+/**
+ * The v1 view of per-architecture tags, which has no architecture: the default architecture's
+ * tags win, then the others in name order.
+ */
+export function flattenArchTags(archTags: ArchTags): Record<string, string> {
+  const flat: Record<string, string> = {};
+  const arches = Object.keys(archTags).sort((a, b) => (a === DEFAULT_ARCH ? -1 : b === DEFAULT_ARCH ? 1 : a.localeCompare(b)));
+  for (const arch of arches) {
+    for (const [tag, id] of Object.entries(archTags[arch]!)) flat[tag] ??= id;
   }
+  return flat;
+}
+
+export function containerJson(k: Container, images: ImageRow[], archTags: ArchTags) {
+  const legacyTags = flattenArchTags(archTags);
   return {
     ...base(k),
     id: k.id,
