@@ -183,6 +183,8 @@ export class Manifests {
   }
 
   async resolve(container: Container, reference: string): Promise<ManifestRow> {
+    // A name no tag can have names no manifest: unknown, as the registry answers for any other.
+    if (!reference.includes(':') && !isOciTag(reference)) throw notFound(`manifest ${reference}`, 'manifest');
     const ref = parseReference(reference);
     const digest =
       'digest' in ref

@@ -202,6 +202,15 @@ for (const db of DB_KINDS) {
       const unknown = await req(`/v2/${repo}/manifests/nope`);
       assert.equal(unknown.status, 404);
       assert.equal(await errorCode(unknown), 'MANIFEST_UNKNOWN');
+      // A reference no tag can be names nothing: 404 on reads (as the v1.1 conformance suite asks), 400 on a push.
+      for (const method of ['GET', 'HEAD']) {
+        const impossible = await req(`/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`, { method });
+        assert.equal(impossible.status, 404, method);
+      }
+      assert.equal(await errorCode(await req(`/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`)), 'MANIFEST_UNKNOWN');
+      const badTagPush = await putManifest('.bad-tag', Buffer.from('{}'));
+      assert.equal(badTagPush.status, 400);
+      assert.equal(await errorCode(badTagPush), 'TAG_INVALID');
       // A manifest near 4 MiB, and one without layers, both accepted.
       const large = imageManifest({ annotations: Object.fromEntries(Array.from({ length: 390 }, (_, i) => [`a${i}`, 'x'.repeat(10_000)])) });
       assert.ok(large.length > 3_900_000);
