@@ -19,6 +19,7 @@ PACKAGES=(
   skopeo
   docker-registry
   squashfs-tools
+  chromium
 )
 
 missing=()
