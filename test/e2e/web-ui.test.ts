@@ -73,6 +73,10 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
   });
 
   test('sign in with the keyboard alone', async () => {
+    await page.goto(shelf.url);
+    await page.locator('main h1').waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
     await page.goto(`${shelf.url}/signin`);
     await page.locator('#username').waitFor();
     await shot('signin');
@@ -99,10 +103,23 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     token = (await page.locator('.new-token code').innerText()).trim();
     assert.ok(token.length >= 20, token);
     assert.match(await text('.token-list'), /laptop/);
+    assert.equal(await page.inputValue('#token-name'), '', 'the form is cleared for the next token');
     const commands = await text('#remote-heading ~ .copyable code');
     assert.match(commands, new RegExp(`apptainer remote add --no-login --insecure shelf ${shelf.url}`));
     assert.match(commands, /apptainer remote login shelf/);
     await shot('tokens');
+
+    // A second token, revoked from the list, stops working at once.
+    await page.fill('#token-name', 'old-ci');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.locator('.new-token strong', { hasText: 'old-ci' }).waitFor();
+    const old = (await page.locator('.new-token code').innerText()).trim();
+    assert.notEqual(old, token);
+    assert.equal((await api(shelf, old)('/api/me')).status, 200);
+    await page.getByRole('button', { name: 'Revoke token old-ci' }).click();
+    await page.locator('.token-list tr', { hasText: 'old-ci' }).filter({ hasText: 'revoked' }).waitFor();
+    assert.equal((await api(shelf, old)('/api/me')).status, 401);
+    assert.equal((await api(shelf, token)('/api/me')).status, 200);
     // The listed expiry is 30 days out.
     const list = (await (await api(shelf, token)('/api/users/alice/tokens')).json()) as { data: Array<{ name: string; expiresAt: string }> };
     const laptop = list.data.find((t) => t.name === 'laptop')!;
@@ -167,6 +184,24 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     await shot('search');
   });
 
+  test('signature badges tell an unknown key from an invalid signature', async () => {
+    const lib = (args: string[]) => run(libclient, ['--url', shelf.url, '--token', token, ...args]);
+    for (const [name, ref] of [['signed-pgp-rsa-tampered.sif', 'alice/checks/tampered:1'], ['signed-dsse-ecdsa.sif', 'alice/checks/dsse:1']] as const) {
+      const push = await lib(['push', path.join(FIXTURES, name), ref]);
+      assert.equal(push.code, 0, push.stderr);
+    }
+    const badge = async (container: string, expected: RegExp) =>
+      eventually(async () => {
+        await page.goto(`${shelf.url}/library/alice/checks/${container}`);
+        await page.locator('ul.signers').waitFor({ timeout: 3000 });
+        assert.match(await text('article.image h3'), expected);
+        return text('ul.signers');
+      });
+    assert.match(await badge('tampered', /signature invalid/), /invalid\s+5D60487627A589F3F579EF9D8802BDF6FAF76328/);
+    assert.match(await badge('dsse', /unknown key/), /unknown key/);
+    await shot('container-invalid-signature');
+  });
+
   test('a phone-sized screen shows the pages without horizontal scrolling', async () => {
     await page.setViewportSize({ width: 375, height: 740 });
     try {
@@ -222,8 +257,9 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
       assert.equal((await call('/api/browse/containers/alice/tools/hello')).status, 404);
       const collection = (await (await call('/api/browse/collections/alice/tools')).json()) as { data: { containers: unknown[] } };
       assert.deepEqual(collection.data.containers, []);
-      const recent = (await (await call('/api/browse/recent')).json()) as { data: unknown[] };
-      assert.equal(recent.data.length, 0);
+      const recent = (await (await call('/api/browse/recent')).json()) as { data: Array<{ container: string }> };
+      assert.ok(recent.data.length > 0, 'the public containers are listed');
+      assert.deepEqual(recent.data.filter((k) => k.container === 'hello'), []);
       const found = (await (await call('/api/browse/search?q=hello')).json()) as { data: Record<string, unknown[]> };
       assert.deepEqual(Object.values(found.data).flat(), []);
     }

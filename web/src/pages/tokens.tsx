@@ -61,7 +61,8 @@ function TokensFor({ username }: { username: string }) {
   const [error, setError] = useState<ApiError | null>(null);
   const create = async (e: Event) => {
     e.preventDefault();
-    const form = new FormData(e.currentTarget as HTMLFormElement);
+    const formEl = e.currentTarget as HTMLFormElement;
+    const form = new FormData(formEl);
     const name = String(form.get('name') ?? '').trim();
     const days = String(form.get('expiry'));
     const expiresAt = days === 'never' ? undefined : new Date(Date.now() + Number(days) * 86_400_000).toISOString();
@@ -69,7 +70,7 @@ function TokensFor({ username }: { username: string }) {
       const { token } = await api<{ token: string }>(base, { method: 'POST', body: { name, ...(expiresAt ? { expiresAt } : {}) } });
       setCreated({ name, token });
       setError(null);
-      (e.currentTarget as HTMLFormElement | null)?.reset();
+      formEl.reset();
       list.reload();
     } catch (err) {
       setError(err as ApiError);
