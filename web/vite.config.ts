@@ -10,5 +10,7 @@ export default defineConfig({
     assetsDir: 'static',
     target: 'es2022',
   },
+  // `npx vite web` for development: the UI with live reload, its API calls to a local Shelf.
+  server: { proxy: { '/api': 'http://127.0.0.1:8080', '/v1': 'http://127.0.0.1:8080' } },
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
 });
