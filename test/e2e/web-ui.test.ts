@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -169,6 +170,16 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     await page.reload();
     await page.locator('dl.facts').waitFor();
     assert.match(await text('dl.facts'), /Downloads\s+1/);
+    // A pull through oras:// with the real ORAS client counts too.
+    const out = path.join(await mkdtemp(path.join(tmpdir(), 'shelf-ui-oras-')), 'hello.sif');
+    const pull = await run(path.join(CLIENTS, 'orasclient'), ['--user', 'alice', '--pass', token, 'pull', `oras://${new URL(shelf.url).host}/alice/tools/hello:latest`, out]);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.equal(sha(await readFile(out)), sha(await readFile(SIGNED)));
+    await rm(path.dirname(out), { recursive: true, force: true });
+    await page.reload();
+    await page.locator('dl.facts').waitFor();
+    assert.match(await text('dl.facts'), /Downloads\s+2/);
+    assert.match(await text('main > section > p.meta'), /2 downloads/);
   });
 
   test('search finds the image from the start page', async () => {
