@@ -45,7 +45,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
 
   async function signOut(): Promise<void> {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    await page.getByRole('link', { name: 'Sign in', exact: true }).waitFor();
   }
 
   before(async () => {
@@ -104,6 +104,10 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     await page.locator('.new-token code').waitFor();
     token = (await page.locator('.new-token code').innerText()).trim();
     assert.ok(token.length >= 20, token);
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: shelf.url });
+    await page.getByRole('button', { name: 'Copy new token' }).click();
+    await page.getByRole('button', { name: 'Copy new token' }).filter({ hasText: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate('navigator.clipboard.readText()'), token);
     assert.match(await text('.token-list'), /laptop/);
     assert.equal(await page.inputValue('#token-name'), '', 'the form is cleared for the next token');
     const commands = await text('#remote-heading ~ .copyable code');
@@ -295,6 +299,17 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     const users = await text('main table');
     for (const name of ['alice', 'bob', 'admin']) assert.match(users, new RegExp(name));
     await shot('admin-users');
+    await page.getByRole('link', { name: 'Groups' }).click();
+    await page.fill('#new-group', 'lab');
+    await page.getByRole('button', { name: 'Add group' }).click();
+    await page.locator('.card h3', { hasText: 'lab' }).waitFor();
+    await page.selectOption('#member-group', 'lab');
+    await page.fill('#member-user', 'bob');
+    await page.selectOption('#member-role', 'writer');
+    await page.getByRole('button', { name: 'Set role' }).click();
+    await page.locator('.card', { hasText: 'bob (writer)' }).waitFor();
+    const group = (await (await admin()('/api/groups')).json()) as { data: Array<{ name: string; members: Array<{ username: string; role: string }> }> };
+    assert.deepEqual(group.data.find((g) => g.name === 'lab')?.members, [{ username: 'bob', role: 'writer' }]);
     await page.getByRole('link', { name: 'Quotas' }).click();
     await page.locator('.quota').first().waitFor();
     await page.selectOption('#quota-entity', 'alice');
@@ -313,6 +328,17 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     await signOut();
     assert.equal((await api(shelf, session.token)('/api/me')).status, 401);
     assert.equal(await page.evaluate('localStorage.getItem("shelf.session")'), null);
+  });
+
+  test('a session revoked elsewhere shows the signed-out view on the next request', async () => {
+    await signIn('bob');
+    const session = JSON.parse((await page.evaluate<string | null>('localStorage.getItem("shelf.session")'))!) as { token: string };
+    const revoked = await fetch(`${shelf.url}/api/logout`, { method: 'POST', headers: { authorization: `Bearer ${session.token}` } });
+    assert.equal(revoked.status, 200);
+    await page.getByRole('link', { name: 'Access tokens' }).click();
+    await page.getByRole('link', { name: 'Sign in', exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
+    assert.match(await text('main'), /Please sign in first/);
   });
 
   test('UI routes and hashed assets are served without touching the protocols', async () => {

@@ -9,6 +9,7 @@ export interface Session {
 }
 
 const KEY = 'shelf.session';
+export const SIGNED_OUT_EVENT = 'shelf:signed-out';
 
 export function loadSession(): Session | null {
   try {
@@ -46,7 +47,11 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   });
   const json = (await res.json().catch(() => null)) as { data?: T; error?: { message?: string } } | null;
   if (!res.ok) {
-    if (res.status === 401 && session) saveSession(null);
+    if (res.status === 401 && session) {
+      // The session's token expired or was revoked elsewhere: the page shows the signed-out view.
+      saveSession(null);
+      window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
+    }
     throw new ApiError(res.status, json?.error?.message ?? `${res.status} ${res.statusText}`);
   }
   return json!.data as T;

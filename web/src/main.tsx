@@ -1,7 +1,7 @@
 import { render } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
-import { api, loadSession, saveSession, type Session } from './api.js';
+import { api, loadSession, saveSession, SIGNED_OUT_EVENT, type Session } from './api.js';
 import { SessionContext, useSession } from './session.js';
 import { Home } from './pages/home.js';
 import { SearchPage } from './pages/search.js';
@@ -79,6 +79,11 @@ function App() {
     saveSession(s);
     setSessionState(s);
   };
+  useEffect(() => {
+    const lost = () => setSessionState(null);
+    window.addEventListener(SIGNED_OUT_EVENT, lost);
+    return () => window.removeEventListener(SIGNED_OUT_EVENT, lost);
+  }, []);
   return (
     <SessionContext.Provider value={{ session, setSession }}>
       <LocationProvider>
