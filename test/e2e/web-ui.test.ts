@@ -279,9 +279,14 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
       const found = (await (await call('/api/browse/search?q=hello')).json()) as { data: Record<string, unknown[]> };
       assert.deepEqual(Object.values(found.data).flat(), []);
     }
-    // Its owner still sees it.
+    // Its owner still sees it, and only she gets a download link.
     const mine = await api(shelf, token)('/api/browse/containers/alice/tools/hello');
     assert.equal(mine.status, 200);
+    const imageId = ((await mine.json()) as { data: { images: Array<{ id: string }> } }).data.images[0]!.id;
+    for (const t of [null, bobToken.data.token]) assert.equal((await api(shelf, t)(`/api/browse/images/${imageId}/download`)).status, 404);
+    const link = (await (await api(shelf, token)(`/api/browse/images/${imageId}/download`)).json()) as { data: { url: string } };
+    const bytes = Buffer.from(await (await fetch(`${shelf.url}${link.data.url}`)).arrayBuffer());
+    assert.deepEqual(bytes, await readFile(SIGNED));
     await signOut();
   });
 

@@ -64,7 +64,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   });
 
   /** A short-lived download link for an image the caller may read (a browser cannot send the token on a plain link). */
-  app.post('/api/browse/images/:id/download', async (req: Req, reply) => {
+  app.get('/api/browse/images/:id/download', async (req: Req, reply) => {
     const { image } = await registry.images.getById(await who(req), req.params.id!);
     if (image.uploaded !== 1) throw notFound('image file');
     await registry.images.countDownload(image);

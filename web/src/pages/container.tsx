@@ -80,7 +80,7 @@ function DownloadButton({ image, name }: { image: ImageDetail; name: string }) {
   const [error, setError] = useState<ApiError | null>(null);
   const download = async () => {
     try {
-      const { url } = await api<{ url: string }>(`/api/browse/images/${enc(image.id)}/download`, { method: 'POST' });
+      const { url } = await api<{ url: string }>(`/api/browse/images/${enc(image.id)}/download`);
       location.assign(url);
     } catch (err) {
       setError(err as ApiError);
