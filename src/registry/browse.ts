@@ -4,6 +4,7 @@ import { access } from './access.js';
 import type { Principal } from './accounts.js';
 import type { ImageRow, Images } from './images.js';
 import { chainOf, containerChain, type Collection, type Container, type Entity, type Namespaces } from './namespaces.js';
+import type { QuotaReport, Quotas } from './quota.js';
 import type { Search } from './search.js';
 import type { VerificationRecord } from './signatures.js';
 
@@ -53,6 +54,7 @@ export class Browse {
     private readonly namespaces: Namespaces,
     private readonly images: Images,
     private readonly search: Search,
+    private readonly quotas: Quotas,
   ) {}
 
   /** Recently updated containers the caller may read. */
@@ -126,6 +128,18 @@ export class Browse {
       permissions: this.permissions(principal, container.collection.entity),
       images: details,
     };
+  }
+
+  /** Usage and quota of the caller's own entity and of the entities of their groups. */
+  async quotasOf(principal: Principal | null): Promise<Array<QuotaReport & { entity: string; role: string }>> {
+    access.requireUser(principal);
+    const rows = [];
+    for (const entity of await this.namespaces.listEntities()) {
+      const mine = entity.owner_user_id === principal.userId || (entity.owner_group_id !== null && principal.roles[entity.owner_group_id] !== undefined);
+      const role = access.roleIn(principal, chainOf(entity));
+      if (mine && role) rows.push({ entity: entity.name, role, ...(await this.quotas.report(entity)) });
+    }
+    return rows;
   }
 
   private detail(image: ImageRow, tags: Array<{ arch: string; name: string }>): ImageDetail {

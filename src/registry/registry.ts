@@ -54,7 +54,7 @@ export class Registry {
     this.quotas = new Quotas(db, meta.dialect);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
     this.search = new Search(db);
-    this.browse = new Browse(db, this.namespaces, this.images, this.search);
+    this.browse = new Browse(db, this.namespaces, this.images, this.search, this.quotas);
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas);
     this.manifests = new Manifests(db, blobs);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);

@@ -186,6 +186,16 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     assert.match(await text('main > section > p.meta'), /2 downloads/);
   });
 
+  test('the account page shows storage used against the quota', async () => {
+    await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'alice', exact: true }).click();
+    await page.locator('.quota').waitFor();
+    const usage = (await (await api(shelf, token)('/api/me/quota')).json()) as { data: Array<{ entity: string; quotaUsage: number }> };
+    assert.deepEqual(usage.data.map((q) => q.entity), ['alice']);
+    assert.ok(usage.data[0]!.quotaUsage >= 42384);
+    assert.match(await text('main .cards'), /alice\s+\(owner\)\s+4\d\.\d KiB used of unlimited/);
+    await shot('account');
+  });
+
   test('search finds the image from the start page', async () => {
     await page.goto(shelf.url);
     await page.locator('.cards').waitFor();

@@ -119,5 +119,15 @@ for (const db of DB_KINDS) {
       assert.equal(after.images[0]!.downloadCount, 1);
       assert.equal(after.downloadCount, 1);
     });
+
+    test("quota usage covers the caller's own entity and their groups' entities", async () => {
+      const names = async (p: Principal) => (await r.browse.quotasOf(p)).map((q) => `${q.entity}:${q.role}`);
+      assert.deepEqual(await names(alice), ['alice:owner']);
+      assert.deepEqual(await names(bob), ['bob:owner', 'lab:reader']);
+      assert.deepEqual(await names(admin), ['root:owner']);
+      const [own] = await r.browse.quotasOf(alice);
+      assert.ok(own!.quotaUsage >= labels.length, String(own!.quotaUsage));
+      await assert.rejects(r.browse.quotasOf(null), (e) => e instanceof RegistryError && e.kind === 'unauthorized');
+    });
   });
 }

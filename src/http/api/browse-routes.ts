@@ -1,7 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { access } from '../../registry/access.js';
 import { invalid, notFound } from '../../registry/errors.js';
-import { chainOf } from '../../registry/namespaces.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';
 
@@ -72,17 +70,8 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     return data(reply, { url: `/v1/imagefile/_download/${token}` });
   });
 
-  /** Usage and quota of every entity the caller may write to. */
+  /** Usage and quota of the caller's own entity and of their groups' entities. */
   app.get('/api/me/quota', async (req, reply) => {
-    const principal = await who(req);
-    access.requireUser(principal);
-    const rows = [];
-    for (const entity of await registry.namespaces.listEntities()) {
-      const role = access.roleIn(principal, chainOf(entity));
-      const mine = entity.owner_user_id === principal.userId || (entity.owner_group_id !== null && principal.roles[entity.owner_group_id]);
-      if (!role || (!mine && entity.name !== principal.username)) continue;
-      rows.push({ entity: entity.name, role, ...(await registry.quotas.report(entity)) });
-    }
-    return data(reply, rows);
+    return data(reply, await registry.browse.quotasOf(await who(req)));
   });
 }
