@@ -314,6 +314,13 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     const users = await text('main table');
     for (const name of ['alice', 'bob', 'admin']) assert.match(users, new RegExp(name));
     await shot('admin-users');
+    const login = (username: keyof typeof PASSWORDS) => fetch(`${shelf.url}/api/login`, { method: 'POST', body: JSON.stringify({ username, password: PASSWORDS[username] }) });
+    await page.getByRole('button', { name: 'Disable bob' }).click();
+    await page.getByRole('button', { name: 'Enable bob' }).waitFor();
+    assert.ok([401, 403].includes((await login('bob')).status));
+    await page.getByRole('button', { name: 'Enable bob' }).click();
+    await page.getByRole('button', { name: 'Disable bob' }).waitFor();
+    assert.equal((await login('bob')).status, 200);
     await page.getByRole('link', { name: 'Groups' }).click();
     await page.fill('#new-group', 'lab');
     await page.getByRole('button', { name: 'Add group' }).click();
