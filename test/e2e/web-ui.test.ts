@@ -225,7 +225,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
       });
     assert.match(await badge('tampered', /signature invalid/), /invalid\s+5D60487627A589F3F579EF9D8802BDF6FAF76328/);
     assert.match(await badge('dsse', /unknown key/), /unknown key/);
-    await shot('container-invalid-signature');
+    await shot('container-unknown-key');
   });
 
   test('a phone-sized screen shows the pages without horizontal scrolling', async () => {
