@@ -21,6 +21,7 @@ PACKAGES=(
   squashfs-tools
   slapd
   ldap-utils
+  chromium
 )
 
 missing=()

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 bash test/e2e/clients/build.sh
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p web/tsconfig.json --noEmit
 npx eslint .
 npm run build --silent
 

@@ -8,9 +8,11 @@ import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { apiRoutes } from './api/routes.js';
+import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
+import { findWebRoot, webRoutes } from './web.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -21,6 +23,8 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
+  webRoot?: string | null;
 }
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
@@ -75,6 +79,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // Sign-in and token endpoints are limited per address (in each node's memory).
   await app.register(rateLimit, { global: false });
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
+  await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit });
   await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });
   await app.register(libraryRoutes, {
@@ -82,6 +87,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
   });
+  await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }
 

@@ -254,6 +254,11 @@ export class Accounts {
     if (Number(res.numUpdatedRows) === 0) throw notFound(`token ${tokenId}`);
   }
 
+  /** Revokes the token with this secret (sign-out of a web session); unknown secrets are ignored. */
+  async revokeSecret(secret: string): Promise<void> {
+    await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('token_hash', '=', hashToken(secret)).where('revoked_at', 'is', null).execute();
+  }
+
   async revokeAllTokens(userId: string): Promise<number> {
     const res = await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows);

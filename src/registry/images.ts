@@ -213,6 +213,12 @@ export class Images {
     await this.db.updateTable('containers').set({ updated_at: now }).where('id', '=', containerId).execute();
   }
 
+  /** An OCI blob fetched from a container: a download when it is one of the container's SIF images. */
+  async countBlobPull(containerId: string, digest: string): Promise<void> {
+    const image = await this.findInContainer(containerId, digest);
+    if (image?.uploaded === 1) await this.countDownload(image);
+  }
+
   async countDownload(image: ImageRow): Promise<void> {
     await this.db
       .updateTable('images')

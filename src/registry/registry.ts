@@ -2,6 +2,7 @@ import type { BlobStore } from '../blobs/store.js';
 import type { MetaDb } from '../meta/db.js';
 import { Accounts, type PasswordDirectory } from './accounts.js';
 import { Audit } from './audit.js';
+import { Browse } from './browse.js';
 import { Capabilities } from './capabilities.js';
 import { Groups } from './groups.js';
 import { Images } from './images.js';
@@ -30,6 +31,7 @@ export class Registry {
   readonly quotas: Quotas;
   readonly uploads: Uploads;
   readonly search: Search;
+  readonly browse: Browse;
   readonly ociBlobs: OciBlobs;
   readonly manifests: Manifests;
   readonly bridge: SifBridge;
@@ -54,6 +56,7 @@ export class Registry {
     this.quotas = new Quotas(db, meta.dialect);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
     this.search = new Search(db);
+    this.browse = new Browse(db, this.namespaces, this.images, this.search, this.quotas);
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas);
     this.manifests = new Manifests(db, blobs);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);

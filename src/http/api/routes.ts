@@ -4,7 +4,7 @@ import { access, ROLES, type Role } from '../../registry/access.js';
 import type { Principal } from '../../registry/accounts.js';
 import { RegistryError, invalid } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
-import { authenticate } from '../auth.js';
+import { authenticate, bearerToken } from '../auth.js';
 import { field, readJson } from '../body.js';
 
 export interface ApiRoutesOptions {
@@ -44,6 +44,13 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     const expiresAt = new Date(Date.now() + hours * 3600_000).toISOString();
     const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
     return data(reply, { token, expiresAt, username: principal.username, admin: principal.isAdmin });
+  });
+
+  /** Sign-out: the token that made the call stops working. */
+  app.post('/api/logout', async (req, reply) => {
+    const token = bearerToken(req);
+    if (token) await registry.accounts.revokeSecret(token);
+    return data(reply, { signedOut: true });
   });
 
   app.get('/api/me', async (req, reply) => {

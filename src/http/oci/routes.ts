@@ -251,6 +251,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       reply.header('content-range', `bytes */${size}`);
       throw new OciError(416, 'BLOB_UNKNOWN', 'requested range not satisfiable');
     }
+    // An oras:// pull counts like a library:// one (once per transfer: only the part from byte 0).
+    if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
+      await registry.images.countBlobPull(container.id, digestText);
+    }
     if (range.kind === 'partial') {
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);

@@ -1,0 +1,233 @@
+import { useState } from 'preact/hooks';
+import { useRoute } from 'preact-iso';
+import { api, enc, formatDate, parseSizeInput, useApi, type ApiError } from '../api.js';
+import { ErrorNote, Loading, PageTitle } from '../components.js';
+import { useSession } from '../session.js';
+import { QuotaMeter, type QuotaRow } from './account.js';
+
+interface UserInfo {
+  id: string;
+  username: string;
+  isAdmin: boolean;
+  disabled: boolean;
+  createdAt: string;
+  authSource: string;
+}
+
+interface GroupInfo {
+  id: string;
+  name: string;
+  members: Array<{ username: string; role: string }>;
+}
+
+/** Runs an API change, then reloads; errors are shown next to the form. */
+function useAction(reload: () => void) {
+  const [error, setError] = useState<ApiError | null>(null);
+  const run = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      setError(null);
+      reload();
+      return true;
+    } catch (err) {
+      setError(err as ApiError);
+      return false;
+    }
+  };
+  return { error, run };
+}
+
+const formValues = (e: Event) => {
+  e.preventDefault();
+  const form = e.currentTarget as HTMLFormElement;
+  return { form, get: (name: string) => String(new FormData(form).get(name) ?? '').trim() };
+};
+
+function Users() {
+  const users = useApi<UserInfo[]>('/api/users');
+  const { error, run } = useAction(users.reload);
+  const add = async (e: Event) => {
+    const { form, get } = formValues(e);
+    const body = { username: get('username'), password: get('password') || undefined, admin: get('admin') === 'on' };
+    if (await run(() => api('/api/users', { method: 'POST', body }))) form.reset();
+  };
+  return (
+    <>
+      <h2>Users</h2>
+      <form class="stack inline-form" onSubmit={add} aria-label="Add a user">
+        <label for="new-user">User name</label>
+        <input id="new-user" name="username" required />
+        <label for="new-password">Password (8 or more characters; empty for directory accounts)</label>
+        <input id="new-password" name="password" type="password" autocomplete="new-password" minLength={8} />
+        <label class="check">
+          <input type="checkbox" name="admin" /> Administrator
+        </label>
+        <button type="submit">Add user</button>
+      </form>
+      <ErrorNote error={error ?? users.error} />
+      {users.loading && <Loading />}
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">User</th>
+              <th scope="col">Source</th>
+              <th scope="col">Created</th>
+              <th scope="col">State</th>
+            </tr>
+          </thead>
+          <tbody>
+            {users.data?.map((u) => (
+              <tr key={u.id}>
+                <th scope="row">
+                  {u.username}
+                  {u.isAdmin ? ' (admin)' : ''}
+                </th>
+                <td>{u.authSource}</td>
+                <td>{formatDate(u.createdAt)}</td>
+                <td>
+                  {u.disabled ? 'disabled ' : 'active '}
+                  <button type="button" onClick={() => run(() => api(`/api/users/${enc(u.username)}/${u.disabled ? 'enable' : 'disable'}`, { method: 'POST' }))}>
+                    {u.disabled ? 'Enable' : 'Disable'} <span class="visually-hidden">{u.username}</span>
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+function Groups() {
+  const groups = useApi<GroupInfo[]>('/api/groups');
+  const { error, run } = useAction(groups.reload);
+  const add = async (e: Event) => {
+    const { form, get } = formValues(e);
+    if (await run(() => api('/api/groups', { method: 'POST', body: { name: get('name') } }))) form.reset();
+  };
+  const setMember = async (e: Event) => {
+    const { form, get } = formValues(e);
+    const path = `/api/groups/${enc(get('group'))}/members/${enc(get('user'))}`;
+    if (await run(() => api(path, { method: 'PUT', body: { role: get('role') } }))) form.reset();
+  };
+  return (
+    <>
+      <h2>Groups</h2>
+      <form class="stack inline-form" onSubmit={add} aria-label="Add a group">
+        <label for="new-group">Group name</label>
+        <input id="new-group" name="name" required />
+        <button type="submit">Add group</button>
+      </form>
+      <form class="stack inline-form" onSubmit={setMember} aria-label="Set a member's role">
+        <label for="member-group">Group</label>
+        <select id="member-group" name="group" required>
+          {groups.data?.map((g) => (
+            <option key={g.id}>{g.name}</option>
+          ))}
+        </select>
+        <label for="member-user">User</label>
+        <input id="member-user" name="user" required />
+        <label for="member-role">Role</label>
+        <select id="member-role" name="role">
+          <option>reader</option>
+          <option>writer</option>
+          <option>owner</option>
+        </select>
+        <button type="submit">Set role</button>
+      </form>
+      <ErrorNote error={error ?? groups.error} />
+      {groups.loading && <Loading />}
+      <ul class="cards">
+        {groups.data?.map((g) => (
+          <li class="card" key={g.id}>
+            <h3>{g.name}</h3>
+            {g.members.length === 0 ? (
+              <p>No members.</p>
+            ) : (
+              <ul>
+                {g.members.map((m) => (
+                  <li key={m.username}>
+                    {m.username} ({m.role}){' '}
+                    <button type="button" onClick={() => run(() => api(`/api/groups/${enc(g.name)}/members/${enc(m.username)}`, { method: 'DELETE' }))}>
+                      Remove <span class="visually-hidden">{m.username} from {g.name}</span>
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function Quotas() {
+  const quotas = useApi<QuotaRow[]>('/api/quotas');
+  const { error, run } = useAction(quotas.reload);
+  const set = async (e: Event) => {
+    const { form, get } = formValues(e);
+    const size = get('size');
+    if (await run(() => api(`/api/quotas/${enc(get('entity'))}`, { method: 'PUT', body: { size: parseSizeInput(size) } }))) form.reset();
+  };
+  return (
+    <>
+      <h2>Quotas</h2>
+      <form class="stack inline-form" onSubmit={set} aria-label="Set a quota">
+        <label for="quota-entity">Entity</label>
+        <select id="quota-entity" name="entity" required>
+          {quotas.data?.map((q) => (
+            <option key={q.entity}>{q.entity}</option>
+          ))}
+        </select>
+        <label for="quota-size">Quota (e.g. 10GiB, 0 for unlimited)</label>
+        <input id="quota-size" name="size" required />
+        <button type="submit">Set quota</button>
+      </form>
+      <ErrorNote error={error ?? quotas.error} />
+      {quotas.loading && <Loading />}
+      <ul class="cards">
+        {quotas.data?.map((q) => (
+          <li class="card" key={q.entity}>
+            <h3>
+              <a href={`/library/${enc(q.entity)}`}>{q.entity}</a>
+            </h3>
+            <QuotaMeter row={q} />
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+const SECTIONS = { users: Users, groups: Groups, quotas: Quotas } as const;
+
+export function Admin() {
+  const { session } = useSession();
+  const { params } = useRoute();
+  const section = (params.section ?? 'users') as keyof typeof SECTIONS;
+  const Section = SECTIONS[section] ?? Users;
+  if (!session?.admin) {
+    return (
+      <section>
+        <PageTitle>Administration</PageTitle>
+        <p>Only administrators may see this page.</p>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <PageTitle>Administration</PageTitle>
+      <nav aria-label="Administration" class="tabs">
+        {Object.keys(SECTIONS).map((s) => (
+          <a key={s} href={`/admin/${s}`} aria-current={s === section ? 'page' : undefined}>
+            {s[0]!.toUpperCase() + s.slice(1)}
+          </a>
+        ))}
+      </nav>
+      <Section />
+    </section>
+  );
+}

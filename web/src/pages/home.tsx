@@ -1,0 +1,32 @@
+import { useLocation } from 'preact-iso';
+import { useApi } from '../api.js';
+import { ErrorNote, Loading, PageTitle } from '../components.js';
+import { ContainerList, type ContainerSummary } from './listing.js';
+
+export function Home() {
+  const recent = useApi<ContainerSummary[]>('/api/browse/recent?limit=20');
+  const { route } = useLocation();
+  return (
+    <section>
+      <PageTitle>Shelf container library</PageTitle>
+      <form
+        class="hero-search"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const q = new FormData(e.currentTarget).get('q')?.toString().trim();
+          if (q) route(`/search?q=${encodeURIComponent(q)}`);
+        }}
+      >
+        <label for="home-search">Find a container by name, description or digest</label>
+        <div class="row">
+          <input id="home-search" name="q" type="search" required />
+          <button type="submit">Search</button>
+        </div>
+      </form>
+      <h2>Recently updated</h2>
+      {recent.loading ? <Loading /> : <ErrorNote error={recent.error} />}
+      {recent.data && <ContainerList items={recent.data} empty="No containers yet. Push one with apptainer push." />}
+    </section>
+  );
+}
