@@ -28,6 +28,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     multipartPartSize: config.library.multipartPartSize,
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,
+    gcGrace: config.gc.grace,
   });
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
@@ -60,12 +61,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   log(`Shelf listening on ${url}`);
 
-  const sweeper = setInterval(() => {
-    Promise.all([registry.uploads.sweepExpired(), registry.ociBlobs.sweepExpired()]).catch((err: unknown) =>
-      app.log.warn({ err }, 'upload sweep failed'),
-    );
-  }, 10 * 60_000);
-  sweeper.unref();
+  const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
   return {
     app,
@@ -73,12 +69,32 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     meta,
     url,
     async close() {
-      clearInterval(sweeper);
+      if (sweeper) clearInterval(sweeper);
       await app.close();
+      await registry.gc.idle();
       await registry.idle();
       await meta.close();
     },
   };
+}
+
+/** Garbage collection every `interval` seconds (expired uploads, orphans, unreferenced blobs). */
+function scheduleGc(registry: Registry, app: FastifyInstance, interval: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    registry.collectGarbage().then(
+      (r) => {
+        if (r.blobs.length || r.orphans.length || r.uploads.length || r.temps.length || r.links) {
+          app.log.info(
+            { blobs: r.blobs.length, orphans: r.orphans.length, uploads: r.uploads.length, temps: r.temps.length, links: r.links, bytesFreed: r.bytesFreed },
+            'garbage collected',
+          );
+        }
+      },
+      (err: unknown) => app.log.warn({ err }, 'garbage collection failed'),
+    );
+  }, Math.min(interval, 2 ** 31 / 1000 - 1) * 1000);
+  timer.unref();
+  return timer;
 }
 
 function splitHostPort(listen: string): { host: string; port: number } {
