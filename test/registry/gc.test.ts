@@ -11,6 +11,7 @@ import { openMetaDb, type MetaDb } from '../../src/meta/db.js';
 import type { Principal } from '../../src/registry/accounts.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { MEDIA } from '../../src/registry/manifests.js';
+import { parseLibraryRef } from '../../src/registry/names.js';
 import type { Container } from '../../src/registry/namespaces.js';
 import { Registry } from '../../src/registry/registry.js';
 import { DB_KINDS, FIXTURES, freshPostgres } from '../helpers/shelf.js';
@@ -129,7 +130,7 @@ for (const store of GC_STORES) {
         await pushLibrary(k, sif, 'gone');
         const other = randomSif(sif);
         await pushLibrary(k, other, 'kept');
-        await a.registry.images.delete(admin, { entity: 'root', collection: 'gc', container: 'lib', tag: 'gone' }, 'amd64');
+        await a.registry.images.delete(admin, parseLibraryRef('root/gc/lib:gone'), 'amd64');
         const dry = await b.registry.collectGarbage(true);
         assert.equal(dry.dryRun, true);
         assert.equal(dry.blobs.length, 2);
@@ -222,7 +223,7 @@ for (const store of GC_STORES) {
         await unlink(files[0]!);
         await truncate(files[1]!, 100);
         const flipped = Buffer.from(images[2]!);
-        flipped[flipped.length - 1] ^= 0xff;
+        flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0xff;
         await writeFile(files[2]!, flipped);
         const quick = await b.registry.checkConsistency(false);
         assert.deepEqual(
@@ -236,7 +237,7 @@ for (const store of GC_STORES) {
         assert.deepEqual(scrub.problems.filter((p) => p.kind === 'digest-mismatch').map((p) => p.subject), [sha(images[2]!)]);
         assert.ok(scrub.bytesScrubbed > 0);
         // Repaired by deleting the damaged images; garbage collection then clears the rest.
-        for (const i of [0, 1, 2]) await a.registry.images.delete(admin, { entity: 'root', collection: 'gc', container: 'damage', tag: `t${i}` }, 'amd64');
+        for (const i of [0, 1, 2]) await a.registry.images.delete(admin, parseLibraryRef(`root/gc/damage:t${i}`), 'amd64');
         await b.registry.collectGarbage();
         await doctorClean();
       });
@@ -250,7 +251,7 @@ for (const store of GC_STORES) {
         for (let i = 0; i < 25; i++) {
           await pushLibrary(k, content, 'x');
           const manifest = await pushOci(k, layer, 'y');
-          await a.registry.images.delete(admin, { entity: 'root', collection: 'gc', container: 'race', tag: 'x' }, 'amd64');
+          await a.registry.images.delete(admin, parseLibraryRef('root/gc/race:x'), 'amd64');
           await a.registry.manifests.delete(k, manifest);
           // The collector on node B, the re-push on node A, at once; the OCI push is retried
           // when its manifest is refused because the blob it skipped was collected meanwhile.
