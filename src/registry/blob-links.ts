@@ -54,8 +54,12 @@ export async function linkBlob(db: Kysely<Database>, containerId: string, digest
     .execute();
 }
 
-/** Whether the blob row exists (under the lock: its bytes are stored and stay). */
-export async function blobKnown(db: Kysely<Database>, digest: string): Promise<number | null> {
+/**
+ * Whether the blob is recorded and its bytes stored. Under `lockBlobs(digest)` the answer holds
+ * until the transaction ends. Both are asked: a crash inside a collection's last step can leave
+ * a row whose bytes are already gone, and nothing may come to refer to such a row.
+ */
+export async function blobStored(db: Kysely<Database>, blobs: BlobStore, digest: string): Promise<boolean> {
   const row = await db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-  return row ? row.size : null;
+  return !!row && (await blobs.stat(digest)) !== null;
 }

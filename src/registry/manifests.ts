@@ -5,7 +5,7 @@ import { parseDigest } from '../blobs/digest.js';
 import type { BlobStore } from '../blobs/store.js';
 import type { Dialect } from '../meta/db.js';
 import type { Database, ManifestsTable } from '../meta/schema.js';
-import { blobKnown, lockBlobs } from './blob-links.js';
+import { blobStored, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import { isOciTag } from './names.js';
@@ -142,7 +142,7 @@ export class Manifests {
       // Under the blob locks, a known blob stays stored until this manifest refers to it.
       await lockBlobs(trx, this.dialect, [digest, ...refs]);
       for (const r of refs) {
-        if (r !== digest && (await blobKnown(trx, r)) === null) {
+        if (r !== digest && !(await blobStored(trx, this.blobs, r))) {
           throw new RegistryError('invalid', `manifest refers to ${r}, which is not stored`, 'manifest-blob');
         }
       }

@@ -9,7 +9,7 @@ import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import type { Quotas } from './quota.js';
-import { blobKnown, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
+import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. */
@@ -66,7 +66,7 @@ export class OciBlobs {
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, digest, size, trx);
       if (tempId) await commitBytes(this.blobs, tempId, digest);
-      else if ((await blobKnown(trx, digest)) === null) return false;
+      else if (!(await blobStored(trx, this.blobs, digest))) return false;
       await linkBlob(trx, container.id, digest, size);
       return true;
     });

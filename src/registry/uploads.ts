@@ -12,7 +12,7 @@ import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
-import { blobKnown, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
+import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -332,7 +332,7 @@ export class Uploads {
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, image.digest, size, trx);
       if (tempId) await commitBytes(this.blobs, tempId, image.digest);
-      else if ((await blobKnown(trx, image.digest)) === null) return false;
+      else if (!(await blobStored(trx, this.blobs, image.digest))) return false;
       await linkBlob(trx, container.id, image.digest, size);
       await trx
         .updateTable('images')

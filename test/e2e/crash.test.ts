@@ -53,9 +53,9 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 const basic = `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`;
 const CHUNK = 64 << 10;
 const PART_SIZE = 256 << 10;
-const JOBS = 24;
+const JOBS = 30;
 const KILL_ROUNDS = 8;
-const PER_ROUND = 6;
+const WORKERS = 3;
 
 type Kind = 'v1' | 'v2-single' | 'v2-multipart' | 'oci-monolithic' | 'oci-chunked';
 const KINDS: Kind[] = ['v1', 'v2-single', 'v2-multipart', 'oci-monolithic', 'oci-chunked'];
@@ -284,22 +284,31 @@ for (const store of CRASH_STORES) {
       test('pushes killed at random points: acknowledged ones intact after restart, none half visible', async () => {
         let interrupted = 0;
         for (let round = 0; round < KILL_ROUNDS; round++) {
-          const pending = jobs.filter((j) => !j.acked);
-          const batch = pending.slice(0, PER_ROUND);
-          const killAt = randomInt(50, 1000);
-          const running = batch.map(async (job, i) => {
-            await sleep(i * 30);
-            job.attempts++;
-            try {
-              await push(job);
-              job.acked = true;
-            } catch (err) {
-              // Only the kill may break a push: a refusal by a live server is a bug.
-              if (err instanceof HttpError && shelf!.process.exitCode === null && shelf!.process.signalCode === null) throw err;
-              interrupted++;
+          // Workers push one pending job after another until the kill, so it lands inside pushes.
+          const taken = new Set<Job>();
+          let killed = false;
+          const worker = async (w: number) => {
+            await sleep(w * 25);
+            for (;;) {
+              const job = jobs.find((j) => !j.acked && !taken.has(j));
+              if (!job || killed) return;
+              taken.add(job);
+              job.attempts++;
+              try {
+                await push(job);
+                job.acked = true;
+              } catch (err) {
+                // Only the kill may break a push: a refusal by a live server is a bug.
+                if (!killed && err instanceof HttpError) throw err;
+                interrupted++;
+                return;
+              }
             }
-          });
+          };
+          const running = Array.from({ length: WORKERS }, (_, w) => worker(w));
+          const killAt = randomInt(60, 700);
           await sleep(killAt);
+          killed = true;
           await shelf!.kill('SIGKILL');
           await Promise.all(running);
           await start();

@@ -242,6 +242,33 @@ for (const store of GC_STORES) {
         await doctorClean();
       });
 
+      test('a collection killed between deleting bytes and committing: the stale row gains no reference', async () => {
+        const k = await container('torn');
+        const layer = randomBytes(3000);
+        const manifest = await pushOci(k, layer, 'v1');
+        await a.registry.manifests.delete(k, manifest);
+        // What a crash inside the collector's last step leaves: row and link still there, bytes gone.
+        await blobs.delete(sha(layer));
+        assert.equal(await a.registry.ociBlobs.linkedSize(k, sha(layer)), layer.length);
+        const config = Buffer.from(JSON.stringify({ layer: sha(layer) }));
+        const again = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MEDIA.ociManifest,
+            config: { mediaType: 'application/vnd.test.config+json', digest: sha(config), size: config.length },
+            layers: [{ mediaType: 'application/octet-stream', digest: sha(layer), size: layer.length }],
+          }),
+        );
+        await assert.rejects(a.registry.manifests.put(k, 'v1', again, MEDIA.ociManifest), (e) => kindOf(e) === 'invalid/manifest-blob');
+        assert.equal(await a.registry.ociBlobs.mount(await container('torn2'), sha(layer), null), null);
+        assert.deepEqual((await b.registry.checkConsistency()).problems.map((p) => [p.kind, p.subject]), [['missing', sha(layer)]]);
+        const gc = await b.registry.collectGarbage();
+        assert.ok(gc.blobs.some((x) => x.name === sha(layer)));
+        await pushOci(k, layer, 'v1');
+        assert.deepEqual(await readBlob(sha(layer)), layer);
+        await doctorClean();
+      });
+
       test('GC racing deletes and re-pushes of the same content never loses a referenced blob', async () => {
         const k = await container('race');
         const content = randomSif(sif);
