@@ -19,8 +19,8 @@ export interface RunningShelf {
 /** The database URL the config names, or SQLite in the data folder. */
 export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
 
-/** Opens the stores, bootstraps the admin, and starts listening. */
-export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+/** The metadata database, the blob store and the domain over them, as the config names them. */
+export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
   const meta = await openMetaDb(databaseUrl(config));
   const blobs = new FilesystemBlobStore(config.data);
   await blobs.init();
@@ -30,6 +30,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     defaultQuota: config.library.defaultQuota,
     gcGrace: config.gc.grace,
   });
+  return { registry, meta };
+}
+
+/** Opens the stores, bootstraps the admin, and starts listening. */
+export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+  const { registry, meta } = await openRegistry(config);
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
   if (boot.generatedToken) {

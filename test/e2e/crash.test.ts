@@ -53,7 +53,7 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 const basic = `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`;
 const CHUNK = 64 << 10;
 const PART_SIZE = 256 << 10;
-const JOBS = 30;
+const JOBS = 40;
 const KILL_ROUNDS = 8;
 const WORKERS = 3;
 
@@ -254,7 +254,7 @@ for (const store of CRASH_STORES) {
         const work = await mkdtemp(path.join(tmpdir(), 'shelf-crash-sif-'));
         for (let n = 0; n < JOBS; n++) {
           const kind = KINDS[n % KINDS.length]!;
-          const size = randomInt(300_000, 1_400_000);
+          const size = randomInt(200_000, 1_200_000);
           let bytes: Buffer;
           if (kind.startsWith('oci')) {
             bytes = randomBytes(size);
@@ -306,7 +306,7 @@ for (const store of CRASH_STORES) {
             }
           };
           const running = Array.from({ length: WORKERS }, (_, w) => worker(w));
-          const killAt = randomInt(60, 700);
+          const killAt = randomInt(60, 500);
           await sleep(killAt);
           killed = true;
           await shelf!.kill('SIGKILL');
@@ -385,6 +385,24 @@ for (const store of CRASH_STORES) {
         assert.equal(scrub.code, 1);
         assert.match(scrub.stdout, new RegExp(`^digest-mismatch\\t${sha(damaged!.bytes)}\\t`, 'm'));
         assert.match(scrub.stdout, /^2 problem\(s\)/m);
+        // Only administrators may collect or check.
+        assert.equal((await call('POST', '/api/admin/gc', '{}', { 'content-type': 'application/json' }, '')).status, 401);
+        assert.equal((await call('GET', '/api/admin/doctor', undefined, {}, '')).status, 401);
+      });
+
+      test('with the server down, doctor and gc work on the stores directly (--data/--db)', async () => {
+        await shelf!.kill('SIGKILL');
+        const direct = (args: string[]) =>
+          run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', ...args, '--data', dataDir, '--db', dbUrl], { env: { SHELF_GC_GRACE: '0' } });
+        const doctor = await direct(['doctor']);
+        assert.equal(doctor.code, 1, doctor.stderr);
+        assert.match(doctor.stdout, /^missing\tsha256:/m);
+        const dry = await direct(['gc', '--dry-run']);
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.match(dry.stdout, /^would free 0 bytes/m);
+        const nowhere = await run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', 'gc'], { env: { SHELF_URL: '', SHELF_TOKEN: '' } });
+        assert.equal(nowhere.code, 2);
+        assert.match(nowhere.stderr, /^shelf: give --url URL and --token ADMIN_TOKEN .* or --data\/--db/);
       });
     });
   }

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
-import type { DoctorReport } from '../../registry/doctor.js';
-import type { GcReport } from '../../registry/gc.js';
 import { CliError } from '../errors.js';
+import { registerMaintenance } from './maintenance.js';
 
 interface Conn {
   url?: string;
@@ -163,40 +162,7 @@ export function registerAdmin(program: Command): void {
       }),
     );
 
-  admin
-    .command('gc')
-    .description('collect garbage now: unreferenced blobs, orphaned bytes, abandoned uploads (after the grace period)')
-    .option('--dry-run', 'only print what would be removed')
-    .action(
-      action(async (api, opts: { dryRun?: boolean }) => {
-        const r = await api.call<GcReport>('POST', 'api/admin/gc', { dryRun: !!opts.dryRun });
-        const verb = r.dryRun ? 'would remove' : 'removed';
-        for (const b of r.blobs) print(`${verb} blob ${b.name} (${b.size} bytes)`);
-        for (const b of r.orphans) print(`${verb} orphaned bytes ${b.name} (${b.size} bytes)`);
-        for (const u of r.uploads) print(`${verb} expired upload ${u.name} (${u.size} bytes)`);
-        for (const t of r.temps) print(`${verb} stray upload data ${t.name} (${t.size} bytes)`);
-        if (r.links) print(`${verb} ${r.links} unreferenced repository link(s)`);
-        print(`${r.dryRun ? 'would free' : 'freed'} ${r.bytesFreed} bytes (${formatBytes(r.bytesFreed)})`);
-      }),
-    );
-
-  admin
-    .command('doctor')
-    .description('check that metadata and stored blobs agree; exits 1 when something is wrong')
-    .option('--scrub', 're-hash every stored blob against its digest')
-    .action(
-      action(async (api, opts: { scrub?: boolean }) => {
-        const r = await api.call<DoctorReport>('GET', `api/admin/doctor${opts.scrub ? '?scrub=true' : ''}`);
-        for (const p of r.problems) print(`${p.kind}\t${p.subject}\t${p.detail}`);
-        const scrubbed = r.scrubbed ? `, ${r.bytesScrubbed} bytes re-hashed` : '';
-        if (r.problems.length === 0) {
-          print(`ok: ${r.blobs} blobs consistent${scrubbed}`);
-          return;
-        }
-        print(`${r.problems.length} problem(s) in ${r.blobs} blobs${scrubbed}`);
-        throw new CliError(`doctor found ${r.problems.length} problem(s)`, 1);
-      }),
-    );
+  registerMaintenance(admin);
 
   admin
     .command('visibility <path> <visibility>')
@@ -208,15 +174,4 @@ export function registerAdmin(program: Command): void {
         print(`${path} is ${visibility}`);
       }),
     );
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(2)} ${units[i]}`;
 }
