@@ -48,6 +48,22 @@ export class OciBlobs {
     return row?.size ?? null;
   }
 
+  /**
+   * A client asked whether the repository has the blob (HEAD), and will skip its upload: the
+   * link counts as new again, so garbage collection leaves it for the manifest that follows.
+   * Written at most once a minute per link.
+   */
+  async touch(container: Container, digest: string): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .updateTable('repo_blobs')
+      .set({ created_at: new Date(now).toISOString() })
+      .where('container_id', '=', container.id)
+      .where('digest', '=', digest)
+      .where('created_at', '<', new Date(now - 60_000).toISOString())
+      .execute();
+  }
+
   async open(container: Container, digest: string, range?: ByteRange): Promise<Readable> {
     if ((await this.linkedSize(container, digest)) === null) throw notFound(`blob ${digest}`, 'blob');
     return this.blobs.open(digest, range);

@@ -16,6 +16,8 @@ import type { Container } from '../../src/registry/namespaces.js';
 import { Registry } from '../../src/registry/registry.js';
 import { DB_KINDS, FIXTURES, freshPostgres } from '../helpers/shelf.js';
 
+/** Lets the clock pass what was just written: a grace period of 0 still means "written before now". */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const kindOf = (e: unknown) => (e instanceof RegistryError ? `${e.kind}/${e.subject ?? ''}` : String(e));
 
@@ -178,6 +180,27 @@ for (const store of GC_STORES) {
         await doctorClean();
       });
 
+      test('a blob a client just found present (HEAD) counts as new again, so its manifest can follow', async () => {
+        const k = await container('head');
+        const layers = [randomBytes(1000), randomBytes(1000)];
+        const manifests = [];
+        for (const [i, layer] of layers.entries()) manifests.push(await pushOci(k, layer, `v${i}`));
+        for (const m of manifests) await a.registry.manifests.delete(k, m);
+        const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+        await a.meta.db.updateTable('repo_blobs').set({ created_at: hourAgo }).where('container_id', '=', k.id).execute();
+        await a.meta.db.updateTable('blobs').set({ created_at: hourAgo }).where('digest', 'in', layers.map(sha)).execute();
+        await a.registry.ociBlobs.touch(k, sha(layers[0]!));
+        const report = await b.registry.gc.run({ graceSeconds: 60 });
+        assert.deepEqual(
+          report.blobs.map((x) => x.name).filter((n) => layers.map(sha).includes(n)),
+          [sha(layers[1]!)],
+        );
+        assert.equal(await blobs.stat(sha(layers[0]!)), 1000);
+        await pushOci(k, layers[0]!, 'v0');
+        assert.ok(!(await b.registry.collectGarbage()).blobs.some((x) => x.name === sha(layers[0]!)));
+        await doctorClean();
+      });
+
       test('abandoned uploads: expired sessions and stray temporary objects go, live sessions stay', async () => {
         const k = await container('uploads');
         const live = await a.registry.ociBlobs.startUpload(admin, k);
@@ -190,6 +213,7 @@ for (const store of GC_STORES) {
         await a.registry.uploads.receivePart(multipart.uploadId, 1, Readable.from([sif]));
         await a.meta.db.updateTable('uploads').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', multipart.uploadId).execute();
         await blobs.writeTemp('crashed-upload-0001', 0, Readable.from([randomBytes(3000)]));
+        await settle();
 
         const report = await b.registry.collectGarbage();
         assert.deepEqual(report.uploads.map((u) => [u.name, u.size]).sort(), [[expired, 2000], [multipart.uploadId, sif.length]].sort());
@@ -207,6 +231,7 @@ for (const store of GC_STORES) {
         const bytes = randomBytes(4096);
         await blobs.writeTemp('orphan-commit-0001', 0, Readable.from([bytes]));
         await blobs.commitTemp('orphan-commit-0001', sha(bytes));
+        await settle();
         const doctor = await b.registry.checkConsistency();
         assert.deepEqual(doctor.problems.map((p) => [p.kind, p.subject]), [['orphan', sha(bytes)]]);
         const report = await b.registry.collectGarbage();
