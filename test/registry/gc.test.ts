@@ -267,6 +267,35 @@ for (const store of GC_STORES) {
         await doctorClean();
       });
 
+      test('doctor: references to unrecorded blobs, tags on images never uploaded, OCI tags on missing manifests', async () => {
+        const k = await container('refs');
+        const bytes = randomSif(sif);
+        await pushLibrary(k, bytes, 'r');
+        const image = (await a.meta.db.selectFrom('images').select('id').where('digest', '=', sha(bytes)).executeTakeFirstOrThrow()).id;
+        const { image: pending } = await a.registry.images.create(admin, k.id, sha(randomSif(sif)), '');
+        const now = new Date().toISOString();
+        await a.meta.db.insertInto('tags').values({ container_id: k.id, arch: 'amd64', name: 'half', image_id: pending.id, updated_at: now }).execute();
+        await a.meta.db.insertInto('oci_tags').values({ container_id: k.id, name: 'dangling', manifest_digest: sha(Buffer.from('none')), updated_at: now }).execute();
+        const saved = await a.meta.db.selectFrom('blobs').selectAll().where('digest', '=', sha(bytes)).executeTakeFirstOrThrow();
+        await a.meta.db.deleteFrom('blobs').where('digest', '=', sha(bytes)).execute();
+        const report = await b.registry.checkConsistency();
+        const seen = report.problems.map((p) => `${p.kind} ${p.subject} ${p.detail}`);
+        for (const what of ['an uploaded image', 'a repository link', 'a manifest reference']) {
+          assert.ok(seen.includes(`unrecorded ${sha(bytes)} ${what} refers to it, but no blob is recorded`), seen.join('\n'));
+        }
+        assert.ok(seen.includes(`orphan ${sha(bytes)} ${bytes.length} bytes stored, no blob recorded`), seen.join('\n'));
+        assert.ok(seen.includes(`half-image half (amd64) tag points at image ${pending.id}, which was never uploaded`), seen.join('\n'));
+        assert.ok(seen.some((p) => p.startsWith('dangling-tag dangling ')), seen.join('\n'));
+        assert.equal(report.problems.length, 6);
+        // Repaired, it is clean again.
+        await a.meta.db.insertInto('blobs').values(saved).execute();
+        await a.meta.db.deleteFrom('tags').where('name', '=', 'half').execute();
+        await a.meta.db.deleteFrom('oci_tags').where('name', '=', 'dangling').execute();
+        await a.meta.db.deleteFrom('images').where('id', '=', pending.id).execute();
+        assert.ok(image);
+        await doctorClean();
+      });
+
       test('a collection killed between deleting bytes and committing: the stale row gains no reference', async () => {
         const k = await container('torn');
         const layer = randomBytes(3000);
