@@ -306,7 +306,7 @@ for (const store of CRASH_STORES) {
             }
           };
           const running = Array.from({ length: WORKERS }, (_, w) => worker(w));
-          const killAt = randomInt(60, 500);
+          const killAt = randomInt(100, 1200);
           await sleep(killAt);
           killed = true;
           await shelf!.kill('SIGKILL');
@@ -314,6 +314,7 @@ for (const store of CRASH_STORES) {
           await start();
           await verify(`round ${round} (killed after ${killAt} ms)`);
         }
+        const ackedUnderKills = jobs.filter((j) => j.acked).length;
         // The rest, without kills: every job ends acknowledged, re-pushes over crash leftovers included.
         for (const job of jobs.filter((j) => !j.acked)) {
           await push(job);
@@ -323,7 +324,8 @@ for (const store of CRASH_STORES) {
         const attempts = jobs.reduce((n, j) => n + j.attempts, 0);
         assert.ok(attempts >= 20, `only ${attempts} uploads ran during kills`);
         assert.ok(interrupted > 0, 'no kill interrupted a push');
-        console.log(`# ${db}: ${attempts} uploads during ${KILL_ROUNDS} kills, ${interrupted} interrupted`);
+        assert.ok(ackedUnderKills > 0, 'no push was acknowledged between kills');
+        console.log(`# ${db}: ${attempts} uploads during ${KILL_ROUNDS} kills, ${ackedUnderKills} acknowledged, ${interrupted} interrupted`);
       });
 
       test('restart, gc removes what the crashes left; doctor is clean afterwards', async () => {
