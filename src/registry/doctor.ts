@@ -3,6 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import { parseDigest } from '../blobs/digest.js';
 import type { BlobStore } from '../blobs/store.js';
 import type { Database } from '../meta/schema.js';
+import { STRAY_AFTER } from './gc.js';
 
 export type ProblemKind =
   /** A blob row whose bytes are not in the store. */
@@ -113,7 +114,7 @@ export class Doctor {
     }
     if (batch.length) await flush();
 
-    const cutoff = new Date(Date.now() - opts.graceSeconds * 1000);
+    const cutoff = new Date(Date.now() - Math.max(opts.graceSeconds, STRAY_AFTER) * 1000);
     const stale = [];
     for await (const t of this.blobs.listTemp()) if (t.modified < cutoff) stale.push(t);
     if (stale.length) {

@@ -11,6 +11,12 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Seconds: nothing linked, written or expired more recently than this is touched. */
   graceSeconds: number;
+  /**
+   * Seconds since its last write before a temporary object of no session counts as stray,
+   * whatever the grace period: a blob store's own short-lived temporary objects (a manifest
+   * being stored) have no session. Default 10.
+   */
+  strayAfterSeconds?: number;
 }
 
 export interface GcItem {
@@ -35,6 +41,7 @@ export interface GcReport {
 }
 
 const BATCH = 500;
+export const STRAY_AFTER = 10;
 
 /**
  * Online garbage collection. Mark: a blob is live while an uploaded image, a manifest, a
@@ -77,7 +84,8 @@ export class GarbageCollector {
     const dryRun = !!opts.dryRun;
     const cutoff = new Date(Date.now() - opts.graceSeconds * 1000);
     const report: GcReport = { dryRun, blobs: [], orphans: [], uploads: [], temps: [], links: 0, bytesFreed: 0 };
-    await this.sweepUploads(cutoff, dryRun, report);
+    const strayCutoff = new Date(Math.min(cutoff.getTime(), Date.now() - (opts.strayAfterSeconds ?? STRAY_AFTER) * 1000));
+    await this.sweepUploads(cutoff, strayCutoff, dryRun, report);
     await this.sweepBlobs(cutoff, dryRun, report);
     await this.sweepOrphans(cutoff, dryRun, report);
     report.bytesFreed = [...report.blobs, ...report.orphans, ...report.uploads, ...report.temps].reduce((n, i) => n + i.size, 0);
@@ -85,7 +93,7 @@ export class GarbageCollector {
   }
 
   /** Expired sessions, then temporary objects no session owns. */
-  private async sweepUploads(cutoff: Date, dryRun: boolean, report: GcReport): Promise<void> {
+  private async sweepUploads(cutoff: Date, strayCutoff: Date, dryRun: boolean, report: GcReport): Promise<void> {
     const before = cutoff.toISOString();
     const library = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', before).execute();
     for (const { id } of library) {
@@ -100,7 +108,7 @@ export class GarbageCollector {
     // Listed before the sessions are read: a session row always exists before its temporary
     // object, so an object listed here whose session is not found below has none.
     const temps: StoredObject[] = [];
-    for await (const t of this.blobs.listTemp()) if (t.modified < cutoff) temps.push(t);
+    for await (const t of this.blobs.listTemp()) if (t.modified < strayCutoff) temps.push(t);
     if (temps.length === 0) return;
     const sessions = new Set<string>();
     for (const r of await this.db.selectFrom('uploads').select('id').execute()) sessions.add(r.id);

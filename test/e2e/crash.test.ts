@@ -331,8 +331,9 @@ for (const store of CRASH_STORES) {
       test('restart, gc removes what the crashes left; doctor is clean afterwards', async () => {
         await shelf!.kill('SIGKILL');
         await start();
-        // Give the interrupted Library sessions (5 s) time to expire.
-        await sleep(5500);
+        // Give the interrupted Library sessions (5 s) time to expire, and stray upload data the
+        // 10 s after its last write before it counts as stray.
+        await sleep(10_500);
         const meta = await openMetaDb(dbUrl);
         let strays: string[];
         let unowned: string[];

@@ -77,7 +77,7 @@ for (const db of DB_KINDS) {
             for (let n = 0; n < 4; n++) reports.push(await gc());
             return reports;
           })(),
-          lib(['push', libFile, 'admin/race/lib:x']).then((r) => assert.equal(r.code, 0, r.stderr)),
+          lib(['push', libFile, 'admin/race/lib:x']).then((r) => assert.equal(r.code, 0, `${r.stderr}\n${shelf.output()}`)),
           orasPush(orasFile, 'admin/race/oras:y'),
         ]);
         collected += collections.reduce((n, r) => n + r.blobs.length, 0);

@@ -231,7 +231,9 @@ for (const store of GC_STORES) {
         await blobs.writeTemp('crashed-upload-0001', 0, Readable.from([randomBytes(3000)]));
         await settle();
 
-        const report = await b.registry.collectGarbage();
+        // A temporary object of no session that was just written may be a store's own (a manifest being stored).
+        assert.deepEqual((await b.registry.collectGarbage(true)).temps, []);
+        const report = await b.registry.gc.run({ graceSeconds: 0, strayAfterSeconds: 0 });
         assert.deepEqual(report.uploads.map((u) => [u.name, u.size]).sort(), [[expired, 2000], [multipart.uploadId, sif.length]].sort());
         assert.deepEqual(report.temps, [{ name: 'crashed-upload-0001', size: 3000 }]);
         assert.equal(report.bytesFreed, 2000 + sif.length + 3000);
