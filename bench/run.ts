@@ -2,12 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { measureBaseline } from './baseline.js';
+import { benchGc } from './gc.js';
 import { benchInspect } from './inspect.js';
 import { benchLibrary } from './library.js';
 import { benchOras } from './oras.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras` (default: all).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `gc` (default: all).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -21,6 +22,7 @@ try {
   if (on('inspect')) print(await benchInspect(path.join(work, 'inspect')));
   if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
   if (on('oras')) print(await benchOras(path.join(work, 'oras')));
+  if (on('gc')) print(await benchGc(path.join(work, 'gc')));
 } finally {
   await rm(work, { recursive: true, force: true });
 }

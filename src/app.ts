@@ -20,8 +20,8 @@ export interface RunningShelf {
 /** The database URL the config names, or SQLite in the data folder. */
 export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
 
-/** Opens the stores, bootstraps the admin, and starts listening. */
-export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+/** The metadata database, the blob store and the domain over them, as the config names them. */
+export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
   const meta = await openMetaDb(databaseUrl(config));
   const blobs = new FilesystemBlobStore(config.data);
   await blobs.init();
@@ -30,7 +30,14 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,
     directory: config.ldap ? new LdapDirectory({ ...config.ldap, timeoutMs: config.ldap.timeout * 1000 }) : null,
+    gcGrace: config.gc.grace,
   });
+  return { registry, meta };
+}
+
+/** Opens the stores, bootstraps the admin, and starts listening. */
+export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+  const { registry, meta } = await openRegistry(config);
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
   if (boot.generatedToken) {
@@ -62,12 +69,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   log(`Shelf listening on ${url}`);
 
-  const sweeper = setInterval(() => {
-    Promise.all([registry.uploads.sweepExpired(), registry.ociBlobs.sweepExpired()]).catch((err: unknown) =>
-      app.log.warn({ err }, 'upload sweep failed'),
-    );
-  }, 10 * 60_000);
-  sweeper.unref();
+  const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
   return {
     app,
@@ -75,12 +77,32 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     meta,
     url,
     async close() {
-      clearInterval(sweeper);
+      if (sweeper) clearInterval(sweeper);
       await app.close();
+      await registry.gc.idle();
       await registry.idle();
       await meta.close();
     },
   };
+}
+
+/** Garbage collection every `interval` seconds (expired uploads, orphans, unreferenced blobs). */
+function scheduleGc(registry: Registry, app: FastifyInstance, interval: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    registry.collectGarbage().then(
+      (r) => {
+        if (r.blobs.length || r.orphans.length || r.uploads.length || r.temps.length || r.links) {
+          app.log.info(
+            { blobs: r.blobs.length, orphans: r.orphans.length, uploads: r.uploads.length, temps: r.temps.length, links: r.links, bytesFreed: r.bytesFreed },
+            'garbage collected',
+          );
+        }
+      },
+      (err: unknown) => app.log.warn({ err }, 'garbage collection failed'),
+    );
+  }, Math.min(interval, 2 ** 31 / 1000 - 1) * 1000);
+  timer.unref();
+  return timer;
 }
 
 function splitHostPort(listen: string): { host: string; port: number } {

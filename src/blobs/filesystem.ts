@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, opendir, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseDigest } from './digest.js';
@@ -10,6 +10,7 @@ import {
   type ByteRange,
   type IngestExpectation,
   type IngestResult,
+  type StoredObject,
 } from './store.js';
 
 // Large reads: fewer syscalls and stream turns per byte served.
@@ -179,13 +180,41 @@ export class FilesystemBlobStore implements BlobStore {
     } finally {
       await handle.close();
     }
-    await mkdir(path.dirname(to), { recursive: true });
+    const created = await mkdir(path.dirname(to), { recursive: true });
     await rename(from, to);
     await syncDirectory(path.dirname(to));
+    // A new fan-out folder is itself an entry of its parent, which must reach the disk too.
+    if (created) {
+      for (let dir = path.dirname(to); dir !== path.dirname(created); dir = path.dirname(dir)) {
+        await syncDirectory(path.dirname(dir));
+      }
+    }
   }
 
   async deleteTemp(uploadId: string): Promise<void> {
     await rm(this.tempPath(uploadId), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredObject> {
+    for (const algorithm of await readdir(this.blobsDir)) {
+      for (const fan of await listDir(path.join(this.blobsDir, algorithm))) {
+        for (const hex of await listDir(path.join(this.blobsDir, algorithm, fan))) {
+          const digest = `${algorithm}:${hex}`;
+          if (!parseDigest(digest)) continue;
+          const info = await statOrNull(path.join(this.blobsDir, algorithm, fan, hex));
+          if (info?.isFile()) yield { name: digest, size: info.size, modified: info.mtime };
+        }
+      }
+    }
+  }
+
+  async *listTemp(): AsyncIterable<StoredObject> {
+    const dir = await opendir(this.uploadsDir);
+    for await (const entry of dir) {
+      if (!entry.isFile()) continue;
+      const info = await statOrNull(path.join(this.uploadsDir, entry.name));
+      if (info) yield { name: entry.name, size: info.size, modified: info.mtime };
+    }
   }
 
   private async openFile(file: string, range: ByteRange | undefined, notFound: string): Promise<Readable> {
@@ -207,6 +236,25 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Names in a folder; none when it does not exist (or vanished meanwhile). */
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+async function statOrNull(file: string) {
+  try {
+    return await stat(file);
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
   }
 }
 

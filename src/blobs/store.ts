@@ -19,6 +19,15 @@ export interface IngestResult {
   existed: boolean;
 }
 
+/** A committed blob or a temporary object, as listed by the store. */
+export interface StoredObject {
+  /** The digest of a blob, or the upload ID of a temporary object. */
+  name: string;
+  size: number;
+  /** When its bytes were last written. */
+  modified: Date;
+}
+
 export type BlobErrorCode = 'not-found' | 'digest-mismatch' | 'size-mismatch' | 'invalid-digest' | 'invalid-range';
 
 export class BlobError extends Error {
@@ -57,4 +66,9 @@ export interface BlobStore {
   /** Makes the temporary object the blob `digest`, durably and atomically. The caller verified it. */
   commitTemp(uploadId: string, digest: string): Promise<void>;
   deleteTemp(uploadId: string): Promise<void>;
+
+  /** Every committed blob, in no particular order (garbage collection and consistency checks). */
+  list(): AsyncIterable<StoredObject>;
+  /** Every temporary object, in no particular order. */
+  listTemp(): AsyncIterable<StoredObject>;
 }

@@ -24,6 +24,17 @@ export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).tr
   return parsed;
 });
 
+/** Durations accept seconds as a number or strings such as `90s`, `30m`, `1h`, `2d`. */
+export const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+)\s*(s|m|h|d)?\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `not a duration: "${v}" (use seconds, or e.g. 90s, 30m, 1h, 2d)` });
+    return z.NEVER;
+  }
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? 's']!;
+});
+
 const UNITS: Record<string, number> = {
   '': 1, b: 1,
   k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
@@ -96,6 +107,14 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    gc: z
+      .object({
+        /** Nothing linked, written or expired more recently than this is collected. */
+        grace: duration.default(3600),
+        /** Seconds between scheduled collections; 0 = none (run `shelf admin gc`). */
+        interval: duration.default(3600),
+      })
+      .prefault({}),
     oci: z
       .object({
         /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */

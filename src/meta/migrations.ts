@@ -242,6 +242,13 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /** Garbage collection and the consistency check look manifests up by digest alone. */
+  '0020_gc_indexes': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex('manifests_digest').on('manifests').column('digest').execute();
+      await db.schema.createIndex('blobs_created').on('blobs').column('created_at').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

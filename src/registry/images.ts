@@ -139,7 +139,19 @@ export class Images {
     const found = await this.resolve(principal, ref, arch);
     access.assertWrite(principal, containerChain(found.container));
     const tags = await this.tagNamesOf(found.image.id);
-    await this.db.deleteFrom('images').where('id', '=', found.image.id).execute();
+    const imageId = found.image.id;
+    const containerId = found.container.id;
+    // The image's OCI manifests are its view in the other protocol: they go with it, so garbage
+    // collection can free its bytes once nothing else refers to them.
+    await this.db.transaction().execute(async (trx) => {
+      const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
+      if (manifests.length) {
+        await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+        await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+        await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
+      }
+      await trx.deleteFrom('images').where('id', '=', imageId).execute();
+    });
     await this.onTagsChanged(found.container.id, tags);
     return found;
   }

@@ -3,7 +3,9 @@ import type { Kysely, Selectable } from 'kysely';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../blobs/digest.js';
 import type { BlobStore } from '../blobs/store.js';
+import type { Dialect } from '../meta/db.js';
 import type { Database, ManifestsTable } from '../meta/schema.js';
+import { blobStored, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import { isOciTag } from './names.js';
@@ -115,6 +117,7 @@ export class Manifests {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly blobs: BlobStore,
+    private readonly dialect: Dialect,
   ) {}
 
   /** Stores a manifest; returns its digest (in the algorithm of a digest reference, else sha256). */
@@ -127,13 +130,23 @@ export class Manifests {
       throw new RegistryError('digest-mismatch', `manifest content has digest ${digest}, not ${ref.digest}`, 'digest');
     }
     const parsed = parseManifest(bytes, contentType);
-    await this.blobs.ingest(Readable.from([bytes]), { digest, size: bytes.length });
+    const refs = [...new Set([parsed.config?.digest, ...parsed.layers.map((l) => l.digest), ...parsed.manifests.map((m) => m.digest)])].filter(
+      (r): r is string => !!r,
+    );
     const now = nowIso();
     const artifactType =
       parsed.artifactType ??
       (parsed.mediaType === MEDIA.ociManifest || parsed.mediaType === MEDIA.dockerManifest ? parsed.config?.mediaType : undefined) ??
       null;
     await this.db.transaction().execute(async (trx) => {
+      // Under the blob locks, a known blob stays stored until this manifest refers to it.
+      await lockBlobs(trx, this.dialect, [digest, ...refs]);
+      for (const r of refs) {
+        if (r !== digest && !(await blobStored(trx, this.blobs, r))) {
+          throw new RegistryError('invalid', `manifest refers to ${r}, which is not stored`, 'manifest-blob');
+        }
+      }
+      await this.blobs.ingest(Readable.from([bytes]), { digest, size: bytes.length });
       await trx
         .insertInto('blobs')
         .values({ digest, size: bytes.length, created_at: now })
@@ -154,9 +167,7 @@ export class Manifests {
         })
         .onConflict((oc) => oc.columns(['container_id', 'digest']).doNothing())
         .execute();
-      const refs = [...new Set([parsed.config?.digest, ...parsed.layers.map((l) => l.digest), ...parsed.manifests.map((m) => m.digest)])];
       for (const r of refs) {
-        if (!r) continue;
         await trx
           .insertInto('manifest_refs')
           .values({ container_id: container.id, manifest_digest: digest, ref_digest: r })

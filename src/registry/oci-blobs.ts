@@ -3,12 +3,13 @@ import type { Kysely } from 'kysely';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../blobs/digest.js';
 import { BlobError, type BlobStore, type ByteRange } from '../blobs/store.js';
+import type { Dialect } from '../meta/db.js';
 import type { Database } from '../meta/schema.js';
 import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import type { Quotas } from './quota.js';
-import { linkBlob } from './blob-links.js';
+import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. */
@@ -33,6 +34,7 @@ export class OciBlobs {
     private readonly db: Kysely<Database>,
     private readonly blobs: BlobStore,
     private readonly quotas: Quotas,
+    private readonly dialect: Dialect,
   ) {}
 
   /** Size of a blob linked into the container, or null. */
@@ -46,19 +48,43 @@ export class OciBlobs {
     return row?.size ?? null;
   }
 
+  /**
+   * A client asked whether the repository has the blob (HEAD), and will skip its upload: the
+   * link counts as new again, so garbage collection leaves it for the manifest that follows.
+   * Written at most once a minute per link.
+   */
+  async touch(container: Container, digest: string): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .updateTable('repo_blobs')
+      .set({ created_at: new Date(now).toISOString() })
+      .where('container_id', '=', container.id)
+      .where('digest', '=', digest)
+      .where('created_at', '<', new Date(now - 60_000).toISOString())
+      .execute();
+  }
+
   async open(container: Container, digest: string, range?: ByteRange): Promise<Readable> {
     if ((await this.linkedSize(container, digest)) === null) throw notFound(`blob ${digest}`, 'blob');
     return this.blobs.open(digest, range);
   }
 
-  /** Links a stored blob into the repository, within the entity's quota (checked race-free). */
-  async link(container: Container, digest: string, size: number): Promise<void> {
+  /**
+   * Links a blob into the repository, within the entity's quota (checked race-free): the bytes
+   * committed from the temporary object `tempId`, or without one already stored (false when they
+   * are not, e.g. just collected as garbage).
+   */
+  async link(container: Container, digest: string, size: number, tempId?: string): Promise<boolean> {
     const entity = container.collection.entity;
     await this.quotas.assertRoom(entity, digest, size);
-    await this.db.transaction().execute(async (trx) => {
+    return this.db.transaction().execute(async (trx) => {
+      await lockBlobs(trx, this.dialect, [digest]);
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, digest, size, trx);
+      if (tempId) await commitBytes(this.blobs, tempId, digest);
+      else if (!(await blobStored(trx, this.blobs, digest))) return false;
       await linkBlob(trx, container.id, digest, size);
+      return true;
     });
   }
 
@@ -76,9 +102,8 @@ export class OciBlobs {
     const row = from
       ? await this.db.selectFrom('repo_blobs').select('size').where('container_id', '=', from.id).where('digest', '=', digest).executeTakeFirst()
       : await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-    if (!row || (await this.blobs.stat(digest)) === null) return null;
-    await this.link(container, digest, row.size);
-    return row.size;
+    if (!row) return null;
+    return (await this.link(container, digest, row.size)) ? row.size : null;
   }
 
   async startUpload(principal: Principal, container: Container): Promise<string> {
@@ -169,9 +194,7 @@ export class OciBlobs {
     if (actual !== digest) {
       throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
     }
-    if ((await this.blobs.stat(digest)) === null) await this.blobs.commitTemp(state.id, digest);
-    else await this.blobs.deleteTemp(state.id);
-    await this.link(state.container, digest, state.received);
+    await this.link(state.container, digest, state.received, state.id);
     await this.close(state.id);
     return state.received;
   }
@@ -180,10 +203,15 @@ export class OciBlobs {
     await this.close(state.id);
   }
 
-  async sweepExpired(): Promise<number> {
-    const expired = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', nowIso()).execute();
+  async sweepExpired(before = nowIso()): Promise<number> {
+    const expired = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', before).execute();
     for (const { id } of expired) await this.close(id);
     return expired.length;
+  }
+
+  /** Ends an upload session and drops its bytes (garbage collection of abandoned uploads). */
+  async discard(id: string): Promise<void> {
+    await this.close(id);
   }
 
   private async digestOf(state: UploadState, algorithm: 'sha256' | 'sha512'): Promise<string> {

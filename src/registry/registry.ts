@@ -4,6 +4,8 @@ import { Accounts, type PasswordDirectory } from './accounts.js';
 import { Audit } from './audit.js';
 import { Browse } from './browse.js';
 import { Capabilities } from './capabilities.js';
+import { Doctor, type DoctorReport } from './doctor.js';
+import { GarbageCollector, type GcReport } from './gc.js';
 import { Groups } from './groups.js';
 import { Images } from './images.js';
 import { Keystore } from './keystore.js';
@@ -21,6 +23,8 @@ export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
   /** Where passwords of non-local accounts are checked (LDAP). */
   directory?: PasswordDirectory | null;
+  /** Seconds garbage collection leaves new and expired things alone (default one hour). */
+  gcGrace?: number;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -40,6 +44,9 @@ export class Registry {
   readonly audit: Audit;
   readonly signatures: SignatureChecker;
   readonly keystore: Keystore;
+  readonly gc: GarbageCollector;
+  readonly doctor: Doctor;
+  readonly gcGrace: number;
   /** Verifications under way (tests and shutdown wait for them). */
   private readonly checking = new Set<Promise<unknown>>();
 
@@ -54,16 +61,19 @@ export class Registry {
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect);
-    this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings);
+    this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings, meta.dialect);
     this.search = new Search(db);
     this.browse = new Browse(db, this.namespaces, this.images, this.search, this.quotas);
-    this.ociBlobs = new OciBlobs(db, blobs, this.quotas);
-    this.manifests = new Manifests(db, blobs);
-    this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests);
+    this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
+    this.manifests = new Manifests(db, blobs, meta.dialect);
+    this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
     this.keystore = new Keystore(db);
+    this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
+    this.doctor = new Doctor(db, blobs);
+    this.gcGrace = settings.gcGrace ?? 3600;
     this.signatures.keys = async () => this.keystore.provider();
     this.uploads.onSignedImage = (imageId) => this.checkLater(imageId);
     // A key added, updated or revoked: every image it signed is verified again.
@@ -78,6 +88,16 @@ export class Registry {
     };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
+  }
+
+  /** Garbage collection with the configured grace period. */
+  collectGarbage(dryRun = false): Promise<GcReport> {
+    return this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+  }
+
+  /** The consistency check of metadata and stored bytes. */
+  checkConsistency(scrub = false): Promise<DoctorReport> {
+    return this.doctor.check({ scrub, graceSeconds: this.gcGrace });
   }
 
   /** Where background failures are reported (the server sets its logger). */

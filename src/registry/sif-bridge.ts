@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { Readable } from 'node:stream';
 import type { BlobStore } from '../blobs/store.js';
+import type { Dialect } from '../meta/db.js';
 import type { Database } from '../meta/schema.js';
 import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError } from './errors.js';
@@ -9,7 +10,7 @@ import { MEDIA, digestBytes, type Manifests, type ParsedManifest, sifLayerOf } f
 import type { Container, Namespaces } from './namespaces.js';
 import { RangeSource, readSifFacts } from './sif-facts.js';
 import type { Uploads } from './uploads.js';
-import { linkBlob } from './blob-links.js';
+import { linkBlob, lockBlobs } from './blob-links.js';
 
 const EMPTY_CONFIG = Buffer.from('{}');
 
@@ -26,6 +27,7 @@ export class SifBridge {
     private readonly images: Images,
     private readonly uploads: Uploads,
     private readonly manifests: Manifests,
+    private readonly dialect: Dialect,
   ) {}
 
   /**
@@ -109,8 +111,11 @@ export class SifBridge {
   private async manifestFor(container: Container, image: ImageRow): Promise<{ digest: string; size: number }> {
     const existing = await this.manifests.newestForImage(image.id, container.id);
     if (existing) return existing;
-    await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });
-    await linkBlob(this.db, container.id, digestBytes(EMPTY_CONFIG), 2);
+    await this.db.transaction().execute(async (trx) => {
+      await lockBlobs(trx, this.dialect, [digestBytes(EMPTY_CONFIG)]);
+      await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });
+      await linkBlob(trx, container.id, digestBytes(EMPTY_CONFIG), 2);
+    });
     const manifest = {
       schemaVersion: 2,
       mediaType: MEDIA.ociManifest,

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../blobs/store.js';
 import { BlobError } from '../blobs/store.js';
+import type { Dialect } from '../meta/db.js';
 import type { Database } from '../meta/schema.js';
 import { access } from './access.js';
 import { SYSTEM, type Principal } from './accounts.js';
@@ -11,7 +12,7 @@ import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
-import { linkBlob } from './blob-links.js';
+import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -50,6 +51,7 @@ export class Uploads {
     private readonly images: Images,
     private readonly quotas: Quotas,
     private readonly settings: UploadSettings,
+    private readonly dialect: Dialect,
   ) {}
 
   private async writableImage(principal: Principal | null, imageId: string) {
@@ -90,8 +92,13 @@ export class Uploads {
     if (contentLength !== undefined) {
       await this.quotas.assertRoom(container.collection.entity, image.digest, contentLength);
     }
-    const tempId = `v1-${newSecret(16)}`;
-    return this.ingestAndCommit(image.id, tempId, body, contentLength);
+    // A session row, like v2's, tells garbage collection that the temporary object is in use.
+    const tempId = await this.openSession(principal!, image, 'v1', contentLength ?? 0, contentLength ?? 0, 1);
+    try {
+      return await this.ingestAndCommit(image.id, tempId, body, contentLength);
+    } finally {
+      await this.db.deleteFrom('uploads').where('id', '=', tempId).execute();
+    }
   }
 
   private async ingestAndCommit(
@@ -262,7 +269,7 @@ export class Uploads {
     const twin = await this.images.findUploadedTwin(image.digest);
     if (!twin || (await this.blobs.stat(image.digest)) === null) return image;
     try {
-      await this.markUploaded(image, container, twin.size, {
+      const adopted = await this.markUploaded(image, container, twin.size, {
         arch: twin.arch,
         deffile: twin.deffile,
         labels: JSON.parse(twin.labels) as Record<string, string>,
@@ -270,6 +277,7 @@ export class Uploads {
         encrypted: twin.encrypted === 1,
         info: JSON.parse(twin.sif_info) as unknown,
       });
+      if (!adopted) return image;
     } catch (err) {
       if (err instanceof RegistryError && err.kind === 'quota') return image;
       throw err;
@@ -277,11 +285,16 @@ export class Uploads {
     return (await this.images.byId(image.id)) ?? image;
   }
 
-  /** Removes sessions (and their bytes) that expired. */
-  async sweepExpired(): Promise<number> {
-    const expired = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', nowIso()).execute();
+  /** Removes sessions (and their bytes) that expired before `before` (an ISO time, default now). */
+  async sweepExpired(before = nowIso()): Promise<number> {
+    const expired = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', before).execute();
     for (const { id } of expired) await this.closeSession(id);
     return expired.length;
+  }
+
+  /** Ends a session and drops its bytes (garbage collection of abandoned uploads). */
+  async discard(uploadId: string): Promise<void> {
+    await this.closeSession(uploadId);
   }
 
   private async commit(imageId: string, tempId: string, size: number, digest: string): Promise<CommitResult> {
@@ -293,9 +306,7 @@ export class Uploads {
     const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
     const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
     await this.quotas.assertRoom(container.collection.entity, digest, size);
-    if ((await this.blobs.stat(digest)) === null) await this.blobs.commitTemp(tempId, digest);
-    else await this.blobs.deleteTemp(tempId);
-    await this.markUploaded(image, container, size, facts);
+    await this.markUploaded(image, container, size, facts, tempId);
     if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
     const updated = (await this.images.byId(imageId))!;
     return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
@@ -303,16 +314,24 @@ export class Uploads {
 
   /** Makes an image of bytes already stored and verified (an ORAS push) an uploaded Library image. */
   async registerStored(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
-    await this.markUploaded(image, container, size, facts);
+    if (!(await this.markUploaded(image, container, size, facts))) throw notFound(`blob ${image.digest}`, 'blob');
     if ((facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(image.id);
   }
 
-  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
+  /**
+   * Makes the image uploaded, in one transaction: its bytes committed from `tempId` (or, without
+   * one, already stored: false when they are not), linked, and its facts recorded. The bytes are
+   * durable before the row that refers to them commits.
+   */
+  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, tempId?: string): Promise<boolean> {
     const entity = container.collection.entity;
     const now = nowIso();
-    await this.db.transaction().execute(async (trx) => {
+    return this.db.transaction().execute(async (trx) => {
+      await lockBlobs(trx, this.dialect, [image.digest]);
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, image.digest, size, trx);
+      if (tempId) await commitBytes(this.blobs, tempId, image.digest);
+      else if (!(await blobStored(trx, this.blobs, image.digest))) return false;
       await linkBlob(trx, container.id, image.digest, size);
       await trx
         .updateTable('images')
@@ -331,6 +350,7 @@ export class Uploads {
         .where('id', '=', image.id)
         .execute();
       await trx.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
+      return true;
     });
   }
 
@@ -357,7 +377,7 @@ export class Uploads {
   private async openSession(
     principal: Principal,
     image: ImageRow,
-    kind: 'single' | 'multipart',
+    kind: 'single' | 'multipart' | 'v1',
     filesize: number,
     partSize: number,
     totalParts: number,

@@ -79,3 +79,14 @@ test('byte sizes', () => {
   assert.equal(parseByteSize('12 parsecs'), null);
   assert.equal(parseByteSize(''), null);
 });
+
+test('garbage collection: an hour of grace and an hourly schedule by default; durations in seconds or with a unit', async () => {
+  const defaults = await loadConfig({ env: {} });
+  assert.deepEqual(defaults.gc, { grace: 3600, interval: 3600 });
+  const fromEnv = await loadConfig({ env: { SHELF_GC_GRACE: '0', SHELF_GC_INTERVAL: '30m' } });
+  assert.deepEqual(fromEnv.gc, { grace: 0, interval: 1800 });
+  const dir = await mkdtemp(path.join(tmpdir(), 'shelf-config-'));
+  await writeFile(path.join(dir, 'c.yaml'), 'gc:\n  grace: 2d\n  interval: 90s\n');
+  assert.deepEqual((await loadConfig({ env: {}, file: path.join(dir, 'c.yaml') })).gc, { grace: 172800, interval: 90 });
+  await assert.rejects(loadConfig({ env: { SHELF_GC_GRACE: 'soon' } }), (e: Error) => e instanceof ConfigError && /gc\.grace: not a duration: "soon"/.test(e.message));
+});

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
+import { registerMaintenance } from './maintenance.js';
 
 interface Conn {
   url?: string;
@@ -160,6 +161,8 @@ export function registerAdmin(program: Command): void {
         }
       }),
     );
+
+  registerMaintenance(admin);
 
   admin
     .command('visibility <path> <visibility>')

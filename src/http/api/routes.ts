@@ -189,6 +189,21 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     return data(reply, { path: req.params['*'], private: body.private });
   });
 
+  // --- maintenance -----------------------------------------------------------------------------
+
+  /** Garbage collection now (`"dryRun": true` only reports); answers what went and the bytes freed. */
+  app.post('/api/admin/gc', async (req: Req, reply) => {
+    await admin(req);
+    const body = await readJson(req);
+    return data(reply, await registry.collectGarbage(field.boolean(body, 'dryRun')));
+  });
+
+  /** The consistency check of metadata and stored bytes (`?scrub=true` re-hashes every blob). */
+  app.get('/api/admin/doctor', async (req: Req, reply) => {
+    await admin(req);
+    return data(reply, await registry.checkConsistency(req.query.scrub === 'true' || req.query.scrub === '1'));
+  });
+
   app.get('/api/audit', async (req: Req, reply) => {
     await admin(req);
     const limit = Math.min(Number(req.query.limit ?? 100) || 100, 1000);

@@ -16,6 +16,7 @@ const INVALID: Record<string, string> = {
   name: 'NAME_INVALID',
   digest: 'DIGEST_INVALID',
   manifest: 'MANIFEST_INVALID',
+  'manifest-blob': 'MANIFEST_BLOB_UNKNOWN',
   tag: 'TAG_INVALID',
   upload: 'BLOB_UPLOAD_INVALID',
 };

@@ -241,6 +241,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     const container = await readable(req, name);
     const size = await registry.ociBlobs.linkedSize(container, digestText);
     if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
+    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText);
     reply
       .header('docker-content-digest', digestText)
       .header('etag', `"${digestText}"`)
