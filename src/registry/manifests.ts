@@ -51,6 +51,18 @@ export interface StoredManifest {
   bytes: Buffer;
 }
 
+const NON_DISTRIBUTABLE = /^application\/vnd\.(oci\.image\.layer\.nondistributable\.|docker\.image\.rootfs\.foreign\.)/;
+
+/**
+ * The blobs a manifest cannot be stored without: an image's config and its distributable layers.
+ * Non-distributable (foreign) layers are never uploaded, and an index may be sparse (children
+ * pushed later or never), as the spec allows; those references are recorded but not required.
+ */
+export function requiredBlobs(parsed: ParsedManifest): string[] {
+  const layers = parsed.layers.filter((l) => !NON_DISTRIBUTABLE.test(l.mediaType ?? ''));
+  return [parsed.config?.digest, ...layers.map((l) => l.digest)].filter((d): d is string => !!d);
+}
+
 /** Resolves a manifest reference: a tag or a digest. */
 export function parseReference(reference: string): { tag: string } | { digest: string } {
   if (reference.includes(':')) {
@@ -133,6 +145,7 @@ export class Manifests {
     const refs = [...new Set([parsed.config?.digest, ...parsed.layers.map((l) => l.digest), ...parsed.manifests.map((m) => m.digest)])].filter(
       (r): r is string => !!r,
     );
+    const required = new Set(requiredBlobs(parsed));
     const now = nowIso();
     const artifactType =
       parsed.artifactType ??
@@ -142,7 +155,7 @@ export class Manifests {
       // Under the blob locks, a known blob stays stored until this manifest refers to it.
       await lockBlobs(trx, this.dialect, [digest, ...refs]);
       for (const r of refs) {
-        if (r !== digest && !(await blobStored(trx, this.blobs, r))) {
+        if (r !== digest && required.has(r) && !(await blobStored(trx, this.blobs, r))) {
           throw new RegistryError('invalid', `manifest refers to ${r}, which is not stored`, 'manifest-blob');
         }
       }

@@ -219,6 +219,40 @@ for (const db of DB_KINDS) {
       assert.equal((await putManifest('nolayers', noLayers)).status, 201);
     });
 
+    test('references: a missing layer or config is MANIFEST_BLOB_UNKNOWN; non-distributable layers and sparse indexes are accepted', async () => {
+      const refsRepo = 'admin/references/repo';
+      await pushBlob(config, refsRepo);
+      const absent = randomBytes(512);
+      const missingLayer = imageManifest({ layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(absent), size: absent.length }] });
+      const refused = await putManifest('missing-layer', missingLayer, undefined, refsRepo);
+      assert.equal(refused.status, 400);
+      assert.equal(await errorCode(refused), 'MANIFEST_BLOB_UNKNOWN');
+      assert.equal((await req(`/v2/${refsRepo}/manifests/missing-layer`)).status, 404, 'nothing stored under the tag');
+
+      const foreign = imageManifest({
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha(absent), size: absent.length, urls: ['https://example.invalid/layer'] }],
+      });
+      assert.equal((await putManifest('foreign', foreign, undefined, refsRepo)).status, 201);
+
+      await pushBlob(layer, refsRepo);
+      const child = imageManifest();
+      assert.equal((await putManifest(sha(child), child, undefined, refsRepo)).status, 201);
+      const sparseIndex = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [
+            { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(child), size: child.length, platform: { architecture: 'amd64', os: 'linux' } },
+            { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(absent), size: absent.length, platform: { architecture: 'arm64', os: 'linux' } },
+          ],
+        }),
+      );
+      assert.equal((await putManifest('sparse-index', sparseIndex, 'application/vnd.oci.image.index.v1+json', refsRepo)).status, 201);
+      const got = await req(`/v2/${refsRepo}/manifests/sparse-index`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+      assert.equal(got.status, 200);
+      assert.ok(Buffer.from(await got.arrayBuffer()).equals(sparseIndex));
+    });
+
     test('subject and referrers, with the artifactType filter', async () => {
       const subject = imageManifest();
       const emptyConfig = Buffer.from('{}');
