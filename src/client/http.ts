@@ -1,0 +1,65 @@
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { ClientError, kindOfStatus } from './errors.js';
+
+/** `fetch` whose network failures become one-line client errors. */
+export async function send(url: string | URL, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    const cause = (err as Error & { cause?: Error & { code?: string } }).cause;
+    throw new ClientError('network', `cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
+}
+
+/** The server's own words for a failed response: Library `{"error":{…}}`, OCI `{"errors":[…]}`, or the status. */
+export async function errorMessage(res: Response): Promise<string> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { error?: { message?: string }; errors?: Array<{ message?: string; code?: string }>; message?: string };
+    const msg = body.error?.message ?? body.errors?.map((e) => e.message ?? e.code).join('; ') ?? body.message;
+    if (msg) return `${msg} (${res.status})`;
+  } catch {
+    // not JSON
+  }
+  return `${res.status} ${res.statusText}`.trim();
+}
+
+/** Turns a failed response into a client error saying what was being done. */
+export async function failure(res: Response, doing: string): Promise<ClientError> {
+  return new ClientError(kindOfStatus(res.status), `${doing}: ${await errorMessage(res)}`);
+}
+
+/** `n` workers take items from the list until it is empty; the first failure stops the rest. */
+export async function inParallel<T>(items: T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (failed === null && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await work(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (failed !== null) throw failed;
+}
+
+/** A request body streaming bytes start..end (inclusive) of a file, counting them as they go. */
+export function fileBody(file: string, start: number, end: number, onBytes?: (n: number) => void): ReadableStream {
+  async function* chunks() {
+    if (end < start) return;
+    for await (const chunk of createReadStream(file, { start, end, highWaterMark: 1 << 20 })) {
+      onBytes?.((chunk as Buffer).length);
+      yield chunk as Buffer;
+    }
+  }
+  return Readable.toWeb(Readable.from(chunks())) as ReadableStream;
+}
+
+/** `fetch` options for a streamed body (undici wants `duplex`). */
+export const streamed = (init: RequestInit & { body: ReadableStream }): RequestInit => ({ ...init, duplex: 'half' }) as RequestInit;
