@@ -48,12 +48,10 @@ export class RegistryAuth {
     } else {
       this.header = `Bearer ${await this.token(challenge.params)}`;
     }
-    if (this.header === before) throw new ClientError('auth', `${this.host}: ${why}`);
+    const hint = this.creds ? 'check the username and token' : `log in with shelf remote login --username USER oras://${this.host}`;
+    if (this.header === before) throw new ClientError('auth', `${this.host}: ${why}; ${hint}`);
     const again = await send(url, this.withAuth(init()));
-    if (again.status === 401) {
-      const hint = this.creds ? 'check the username and token' : `log in with shelf remote login --username USER oras://${this.host}`;
-      throw new ClientError('auth', `${this.host}: ${await errorMessage(again)}; ${hint}`);
-    }
+    if (again.status === 401) throw new ClientError('auth', `${this.host}: ${await errorMessage(again)}; ${hint}`);
     return again;
   }
 

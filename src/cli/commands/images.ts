@@ -32,6 +32,6 @@ export function registerImages(program: Command): void {
     const refs = images.map((i) => `library://${i.entityName}/${i.collectionName}/${i.containerName}:${i.tags.length ? i.tags.join(',') : i.hash}`);
     const w = Math.max(...refs.map((r) => r.length));
     say(opts, `${'IMAGE'.padEnd(w)}  ${'ARCH'.padEnd(8)}  ${'SIZE'.padStart(12)}  SIGNED`);
-    images.forEach((i, n) => say(opts, `${refs[n]!.padEnd(w)}  ${(i.arch ?? '-').padEnd(8)}  ${String(i.size).padStart(12)}  ${i.signed ? 'yes' : 'no'}`));
+    images.forEach((i, n) => say(opts, `${refs[n]!.padEnd(w)}  ${(i.arch ?? '-').padEnd(8)}  ${String(i.size).padStart(12)}  ${i.signed ? 'yes' : i.fingerprints?.length ? 'unverified' : 'no'}`));
   });
 }
