@@ -248,6 +248,31 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
     }
   });
 
+  test('Basic authentication: docker-registry with htpasswd', async () => {
+    // bcrypt (cost 4) of "reg-password-1", made with Python's crypt module.
+    const htpasswd = 'reguser:$2b$04$TTW905oXVT4ke.8dvOoROu0e80WibE8oikhSqf632ATCh4VVFGnkC';
+    const registry = await startDockerRegistry(path.join(work, 'registry-auth'), { htpasswd });
+    try {
+      const ref = `oras://${registry.host}/private/minimal:v1`;
+      assertOneLineError(await cli.run(['push', fixture('minimal-amd64.sif'), ref]), 5, /needs a login: shelf remote login --username USER/);
+      const wrong = await cli.run(['remote', 'login', '--username', 'reguser', '--password-stdin', `oras://${registry.host}`], { input: 'nope' });
+      assertOneLineError(wrong, 5, new RegExp(registry.host.replace(/\./g, '\\.')));
+      const login = await cli.run(['remote', 'login', '--username', 'reguser', '--password-stdin', `oras://${registry.host}`], { input: 'reg-password-1\n' });
+      assert.equal(login.code, 0, login.stderr);
+      const push = await cli.run(['push', fixture('minimal-amd64.sif'), ref]);
+      assert.equal(push.code, 0, push.stderr);
+      const out = path.join(work, 'basic-oras-go.sif');
+      const pull = await run(oras, ['--user', 'reguser', '--pass', 'reg-password-1', 'pull', `${registry.host}/private/minimal:v1`, out]);
+      assert.equal(pull.code, 0, pull.stderr);
+      assert.equal(await sha256(out), await sha256(fixture('minimal-amd64.sif')));
+      const mine = path.join(work, 'basic-shelf.sif');
+      assert.equal((await cli.run(['pull', mine, ref])).code, 0);
+      assert.equal(await sha256(mine), await sha256(fixture('minimal-amd64.sif')));
+    } finally {
+      await registry.stop();
+    }
+  });
+
   test('bad refs, unknown remotes, wrong tokens, missing files: one-line errors, meaningful exit codes', async () => {
     const out = path.join(work, 'never.sif');
     assertOneLineError(await cli.run(['pull', out, 'docker://alpine']), 2, /must start with library:\/\/ or oras:\/\//);

@@ -24,14 +24,23 @@ async function waitForPort(port: number, ms = 15_000): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-/** Debian's docker-registry (Distribution 2.8) on loopback with a temporary config and storage folder. */
-export async function startDockerRegistry(workDir: string): Promise<{ host: string; stop: () => Promise<void> }> {
+/**
+ * Debian's docker-registry (Distribution 2.8) on loopback with a temporary config and storage
+ * folder; with `htpasswd` (lines of user:bcrypt-hash) it asks for Basic authentication.
+ */
+export async function startDockerRegistry(workDir: string, opts: { htpasswd?: string } = {}): Promise<{ host: string; stop: () => Promise<void> }> {
   await mkdir(workDir, { recursive: true });
   const port = await freePort();
   const config = path.join(workDir, 'registry.yml');
+  let auth = '';
+  if (opts.htpasswd) {
+    const file = path.join(workDir, 'htpasswd');
+    await writeFile(file, `${opts.htpasswd}\n`);
+    auth = `auth:\n  htpasswd: {realm: test-registry, path: ${file}}\n`;
+  }
   await writeFile(
     config,
-    `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${path.join(workDir, 'storage')}}\n  delete: {enabled: true}\nhttp: {addr: "127.0.0.1:${port}"}\n`,
+    `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${path.join(workDir, 'storage')}}\n  delete: {enabled: true}\nhttp: {addr: "127.0.0.1:${port}"}\n${auth}`,
   );
   const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
