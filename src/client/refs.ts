@@ -43,7 +43,7 @@ export function parseLibraryRef(text: string): LibraryRef {
   if (parts.length === 4) host = parts.shift()!;
   if (parts.length !== 3) throw bad(text, 'expected library://entity/collection/container[:tag]');
   for (const p of parts) if (!NAME.test(p)) throw bad(text, `${JSON.stringify(p)} is not a valid name`);
-  const tags = tagPart === '' ? ['latest'] : tagPart.split(',');
+  const tags = colon < 0 ? ['latest'] : tagPart.split(',');
   for (const t of tags) if (!TAG.test(t) && !/^sha256\.[a-f0-9]{64}$/.test(t)) throw bad(text, `${JSON.stringify(t)} is not a valid tag`);
   return { kind: 'library', host, entity: parts[0]!, collection: parts[1]!, container: parts[2]!, tags };
 }
