@@ -13,6 +13,33 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/** Asks on the terminal without echoing what is typed (tokens, passwords). */
+async function promptSecret(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const rlWrite = rl as unknown as { _writeToOutput: (s: string) => void };
+  let asked = false;
+  rlWrite._writeToOutput = (text: string) => {
+    if (!asked) process.stderr.write(text);
+  };
+  return new Promise((resolve) => {
+    rl.question(question, (answer) => {
+      rl.close();
+      process.stderr.write('\n');
+      resolve(answer.trim());
+    });
+    asked = true;
+  });
+}
+
+/** The secret from --flag, --flag-stdin, or a prompt on a terminal. */
+async function secret(value: string | undefined, fromStdin: boolean | undefined, question: string): Promise<string | undefined> {
+  if (fromStdin) return (await readStdin()).trim();
+  if (value !== undefined) return value;
+  if (process.stdin.isTTY) return promptSecret(question);
+  return undefined;
+}
+
 /** `oras://HOST[:PORT]` (also `docker://`) → HOST[:PORT]; null for a remote name. */
 function registryHost(arg: string | undefined): string | null {
   const m = /^(?:oras|docker):\/\/([^/]+)\/?$/.exec(arg ?? '');
@@ -99,7 +126,7 @@ export function registerRemote(program: Command): void {
       const host = registryHost(name);
       if (host) {
         if (!opts.username) throw new CliError('a registry login needs --username', 2);
-        const password = opts.passwordStdin || opts.tokenStdin ? await readStdin() : (opts.password ?? opts.token);
+        const password = await secret(opts.password ?? opts.token, opts.passwordStdin || opts.tokenStdin, 'Password / token: ');
         if (!password) throw new CliError('give --password-stdin (or --password)', 2);
         const creds = { username: opts.username, password };
         await new RegistryAuth(host, creds).ping(registryBaseUrl(host));
@@ -109,7 +136,7 @@ export function registerRemote(program: Command): void {
       }
       const r = config.pick(name);
       if (opts.token && opts.tokenStdin) throw new CliError('give either --token or --token-stdin', 2);
-      const token = opts.tokenStdin ? (await readStdin()).trim() : opts.token;
+      const token = await secret(opts.token, opts.tokenStdin, 'Access token: ');
       if (!token) throw new CliError('give --token TOKEN or --token-stdin', 2);
       const status = await (await LibraryClient.discover(r.url, token)).tokenStatus();
       if (!status.valid) throw new ClientError('auth', `${r.name}: the token was refused (${status.message}); nothing stored`);
