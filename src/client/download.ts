@@ -1,7 +1,6 @@
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { ClientError } from './errors.js';
-import { failure } from './http.js';
-import { inParallel } from './http.js';
+import { failure, inParallel, retryOnNetwork } from './http.js';
 import { sha256File } from './file-digest.js';
 import { StateFile, StateWriter } from './transfer-state.js';
 
@@ -70,23 +69,31 @@ export async function download(source: DownloadSource, opts: DownloadOptions): P
     await inParallel(todo, opts.concurrency, async (n) => {
       const start = n * chunkSize;
       const end = start + chunkLength(n) - 1;
-      const res = await source.fetchRange(start, end);
-      if (res.status !== 206 && !(res.status === 200 && start === 0 && end === source.size - 1)) {
-        if (res.ok) {
-          await res.body?.cancel();
-          throw new ClientError('server', `the server ignored a range request (${res.status}); cannot download in parts`);
+      await retryOnNetwork(async () => {
+        let position = start;
+        try {
+          const res = await source.fetchRange(start, end);
+          if (res.status !== 206 && !(res.status === 200 && start === 0 && end === source.size - 1)) {
+            if (res.ok) {
+              await res.body?.cancel();
+              throw new ClientError('server', `the server ignored a range request (${res.status}); cannot download in parts`);
+            }
+            throw await failure(res, 'download');
+          }
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            if (position + chunk.length > end + 1) throw new ClientError('server', `the server sent more than bytes ${start}-${end}`);
+            await handle.write(chunk, 0, chunk.length, position);
+            position += chunk.length;
+            transferred += chunk.length;
+            opts.onProgress?.(chunk.length);
+          }
+        } catch (err) {
+          // A cut connection surfaces as a TypeError from the body stream: a network failure.
+          if (err instanceof TypeError) throw new ClientError('network', `download of bytes ${start}-${end} broke off: ${err.message}`);
+          throw err;
         }
-        throw await failure(res, 'download');
-      }
-      let position = start;
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        if (position + chunk.length > end + 1) throw new ClientError('server', `the server sent more than bytes ${start}-${end}`);
-        await handle.write(chunk, 0, chunk.length, position);
-        position += chunk.length;
-        transferred += chunk.length;
-        opts.onProgress?.(chunk.length);
-      }
-      if (position !== end + 1) throw new ClientError('network', `download cut short at byte ${position} of ${start}-${end}`);
+        if (position !== end + 1) throw new ClientError('network', `download cut short at byte ${position} of ${start}-${end}`);
+      });
       done.add(n);
       await writer.save({ ...state, done: [...done] });
     });

@@ -63,3 +63,16 @@ export function fileBody(file: string, start: number, end: number, onBytes?: (n:
 
 /** `fetch` options for a streamed body (undici wants `duplex`). */
 export const streamed = (init: RequestInit & { body: ReadableStream }): RequestInit => ({ ...init, duplex: 'half' }) as RequestInit;
+
+/** Runs `fn` again (up to `attempts` times in all, with a growing pause) when the network failed it. */
+export async function retryOnNetwork<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const network = err instanceof ClientError ? err.kind === 'network' : err instanceof TypeError;
+      if (!network || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { ClientError } from './errors.js';
-import { failure, fileBody, inParallel, send, streamed } from './http.js';
+import { failure, fileBody, inParallel, retryOnNetwork, send, streamed } from './http.js';
 import type { DownloadSource } from './download.js';
 import { libraryPath, type LibraryRef } from './refs.js';
 import { StateFile, StateWriter } from './transfer-state.js';
@@ -238,7 +238,7 @@ export class LibraryClient {
     if (already > 0) opts.onResume?.(already);
     opts.onProgress?.(already);
     const writer = new StateWriter(stateFile);
-    await inParallel(missing, opts.concurrency, async (n) => {
+    await inParallel(missing, opts.concurrency, (n) => retryOnNetwork(async () => {
       const length = partLength(n);
       const res = await send(`${this.baseUrl}/v2/imagefile/${image.id}/_multipart`, {
         method: 'PUT',
@@ -265,7 +265,7 @@ export class LibraryClient {
       await put.body?.cancel();
       state.tokens[n] = (put.headers.get('etag') ?? '').replace(/"/g, '');
       await writer.save(state);
-    });
+    }));
     const completed = Array.from({ length: state.totalParts }, (_, i) => ({ partNumber: i + 1, token: state.tokens[i + 1] ?? '' }));
     const res = await send(`${this.baseUrl}/v2/imagefile/${image.id}/_multipart_complete`, {
       method: 'PUT',

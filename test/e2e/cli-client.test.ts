@@ -219,6 +219,15 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
     const retag = await cli.run(['tag', `oras://${host}/admin/orascli/big:v1`, 'v2']);
     assert.equal(retag.code, 0, retag.stderr);
     assert.deepEqual((await cli.run(['tags', `oras://${host}/admin/orascli/big`])).stdout.trim().split('\n'), ['v1', 'v2']);
+    // Two architectures under one Library tag are an OCI index: --arch picks the manifest.
+    for (const f of ['minimal-amd64.sif', 'minimal-arm64.sif']) assert.equal((await cli.run(['push', fixture(f), 'library://admin/multi/m:latest'])).code, 0);
+    for (const arch of ['amd64', 'arm64']) {
+      const file = path.join(work, `multi-${arch}.sif`);
+      const r = await cli.run(['pull', file, `oras://${host}/admin/multi/m:latest`, '--arch', arch]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256(file), await sha256(fixture(`minimal-${arch}.sif`)));
+    }
+    assertOneLineError(await cli.run(['pull', path.join(work, 'multi-x.sif'), `oras://${host}/admin/multi/m:latest`, '--arch', 'riscv64']), 4, /no image for riscv64/);
     assert.equal((await cli.run(['remote', 'logout', `oras://${host}`])).code, 0);
     assertOneLineError(await cli.run(['push', big, `oras://${host}/admin/orascli/big:v3`]), 5, /authentication required|log in/);
   });

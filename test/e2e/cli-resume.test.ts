@@ -141,6 +141,27 @@ describe('shelf push and pull resume after being killed midway', { concurrency: 
     assert.equal(await sha256(out), await sha256(big));
   });
 
+  test('connections cut midway: push and pull retry the broken parts and ranges by themselves', async () => {
+    // New bytes: the server must not already hold them.
+    const other = path.join(work, 'other.sif');
+    await makeLargeSif(other, work, 16 * MiB);
+    for (const [args, dir] of [
+      [['push', other, 'library://admin/resume/cut:v1', '--concurrency', '2'], 'up'],
+      [['pull', path.join(work, 'cut.sif'), 'library://admin/resume/cut:v1', '--arch', 'amd64', '--chunk-size', String(MiB)], 'down'],
+    ] as const) {
+      proxy.reset();
+      const child = cli.spawn([...args]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const reached = await Promise.race([(dir === 'up' ? proxy.whenUp(6 * MiB) : proxy.whenDown(6 * MiB)).then(() => true), exited.then(() => false)]);
+      assert.ok(reached, `${args[0]} ended before 6 MiB went through: ${stderr}`);
+      proxy.cut();
+      assert.equal(await exited, 0, `${args[0]}: ${stderr}`);
+    }
+    assert.equal(await sha256(path.join(work, 'cut.sif')), await sha256(other));
+  });
+
   test('a damaged partial download is caught by the hash check and removed', async () => {
     const out = path.join(work, 'damaged.sif');
     const args = ['pull', out, 'library://admin/resume/big:v1', '--arch', 'amd64', '--chunk-size', String(MiB), '--concurrency', '2'];

@@ -10,6 +10,8 @@ export interface CountingProxy {
   /** Resolves once `up` (or `down`) has passed `bytes`. */
   whenUp(bytes: number): Promise<void>;
   whenDown(bytes: number): Promise<void>;
+  /** Drops every open connection (new ones still go through). */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     },
     whenUp: (bytes) => new Promise((resolve) => (waiters.push({ dir: 'up', bytes, resolve }), check())),
     whenDown: (bytes) => new Promise((resolve) => (waiters.push({ dir: 'down', bytes, resolve }), check())),
+    cut() {
+      for (const s of sockets) s.destroy();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
