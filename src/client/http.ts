@@ -9,7 +9,9 @@ export async function send(url: string | URL, init: RequestInit = {}): Promise<R
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     const cause = (err as Error & { cause?: Error & { code?: string } }).cause;
-    throw new ClientError('network', `cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    const origin = new URL(url).origin;
+    if (cause?.code?.startsWith('UND_ERR')) throw new ClientError('network', `connection to ${origin} broke off: ${cause.message}`);
+    throw new ClientError('network', `cannot reach ${origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
   }
 }
 
