@@ -28,4 +28,8 @@ export function registerCommands(program: Command): void {
   registerTags(program);
   registerDelete(program);
   registerImages(program);
+  program.addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 failure, 2 usage (bad arguments, reference or remote), 3 server unreachable,\n4 not found, 5 authentication or permission, 6 integrity (hash mismatch).',
+  );
 }
