@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
 import { ClientError, kindOfStatus } from './errors.js';
 
 /** `fetch` whose network failures become one-line client errors. */
@@ -51,16 +50,45 @@ export async function inParallel<T>(items: T[], n: number, work: (item: T) => Pr
   if (failed !== null) throw failed;
 }
 
-/** A request body streaming bytes start..end (inclusive) of a file, counting them as they go. */
-export function fileBody(file: string, start: number, end: number, onBytes?: (n: number) => void): ReadableStream {
-  async function* chunks() {
-    if (end < start) return;
-    for await (const chunk of createReadStream(file, { start, end, highWaterMark: 1 << 20 })) {
-      onBytes?.((chunk as Buffer).length);
-      yield chunk as Buffer;
-    }
-  }
-  return Readable.toWeb(Readable.from(chunks())) as ReadableStream;
+/**
+ * A request body streaming bytes start..end (inclusive) of a file, counting them as they go.
+ * Pull-based with one chunk queued: fetch reads the file only as fast as the socket takes it
+ * (Readable.toWeb in Node 20 reads ahead without bound, which held whole parts in memory).
+ */
+export function fileBody(file: string, start: number, end: number, onBytes?: (n: number) => void): ReadableStream<Uint8Array> {
+  const CHUNK = 1 << 20;
+  let handle: FileHandle | null = null;
+  let position = start;
+  const close = async () => {
+    const h = handle;
+    handle = null;
+    await h?.close();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        handle ??= await open(file, 'r');
+        const length = Math.min(CHUNK, end + 1 - position);
+        if (length <= 0) {
+          await close();
+          controller.close();
+          return;
+        }
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, position);
+        if (bytesRead === 0) {
+          await close();
+          controller.error(new Error(`${file} ended at byte ${position}, before ${end + 1}`));
+          return;
+        }
+        position += bytesRead;
+        onBytes?.(bytesRead);
+        controller.enqueue(buffer.subarray(0, bytesRead));
+      },
+      cancel: close,
+    },
+    { highWaterMark: 1 },
+  );
 }
 
 /** `fetch` options for a streamed body (undici wants `duplex`). */
