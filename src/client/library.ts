@@ -1,5 +1,5 @@
 import { ClientError } from './errors.js';
-import { failure, fileBody, inParallel, retryOnNetwork, send, streamed } from './http.js';
+import { failure, fileRequest, inParallel, retryOnNetwork, send } from './http.js';
 import type { DownloadSource } from './download.js';
 import { libraryPath, type LibraryRef } from './refs.js';
 import { StateFile, StateWriter } from './transfer-state.js';
@@ -255,11 +255,7 @@ export class LibraryClient {
       const start = (n - 1) * state.partSize;
       const put = await send(
         url,
-        streamed({
-          method: 'PUT',
-          headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
-          body: fileBody(file, start, start + length - 1, opts.onProgress),
-        }),
+        fileRequest({ method: 'PUT', headers: { 'content-type': 'application/octet-stream' } }, { file, start, end: start + length - 1, onBytes: opts.onProgress }),
       );
       if (!put.ok) throw await failure(put, `upload part ${n}`);
       await put.body?.cancel();
@@ -284,11 +280,10 @@ export class LibraryClient {
   private async uploadV1(image: LibraryImage, file: string, size: number, opts: UploadOptions): Promise<UploadResult> {
     const res = await send(
       `${this.baseUrl}/v1/imagefile/${image.id}`,
-      streamed({
-        method: 'POST',
-        headers: { ...this.headers(false), 'content-length': String(size), 'content-type': 'application/octet-stream' },
-        body: fileBody(file, 0, size - 1, opts.onProgress),
-      }),
+      fileRequest(
+        { method: 'POST', headers: { ...this.headers(false), 'content-type': 'application/octet-stream' } },
+        { file, start: 0, end: size - 1, onBytes: opts.onProgress },
+      ),
     );
     if (!res.ok) throw await failure(res, 'upload');
     const text = await res.text();

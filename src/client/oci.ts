@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ClientError } from './errors.js';
-import { failure, fileBody, streamed } from './http.js';
+import { failure, fileRequest } from './http.js';
 import type { DownloadSource } from './download.js';
 import type { RegistryAuth } from './registry-auth.js';
 import { StateFile } from './transfer-state.js';
@@ -123,11 +123,10 @@ export class OciClient {
       const end: number = Math.min(size, start + opts.chunkSize) - 1;
       const location: string = state.location;
       const res = await this.auth.fetch(location, () =>
-        streamed({
-          method: 'PATCH',
-          headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${end}`, 'content-length': String(end - start + 1) },
-          body: fileBody(file, start, end, opts.onProgress),
-        }),
+        fileRequest(
+          { method: 'PATCH', headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${end}` } },
+          { file, start, end, onBytes: opts.onProgress },
+        ),
       );
       if (res.status !== 202) {
         if (res.status === 404 || res.status === 416) await stateFile.remove();
