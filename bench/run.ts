@@ -6,9 +6,10 @@ import { benchGc } from './gc.js';
 import { benchInspect } from './inspect.js';
 import { benchLibrary } from './library.js';
 import { benchOras } from './oras.js';
+import { benchClient } from './client.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `gc` (default: all).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `gc`, `client` (default: all).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -23,6 +24,7 @@ try {
   if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
   if (on('oras')) print(await benchOras(path.join(work, 'oras')));
   if (on('gc')) print(await benchGc(path.join(work, 'gc')));
+  if (on('client')) print(await benchClient(path.join(work, 'client')));
 } finally {
   await rm(work, { recursive: true, force: true });
 }

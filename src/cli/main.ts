@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands/index.js';
-import { CliError } from './errors.js';
+import { exitCodeOf } from './errors.js';
 import { VERSION } from '../version.js';
 
 const program = new Command('shelf')
@@ -16,9 +16,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    process.exit(err.exitCode);
+    // Commander has printed the problem and the usage; a wrong command line is exit code 2.
+    process.exit(err.exitCode === 0 ? 0 : 2);
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
   process.stderr.write(`shelf: ${message}\n`);
-  process.exit(err instanceof CliError ? err.exitCode : 1);
+  process.exit(exitCodeOf(err));
 }

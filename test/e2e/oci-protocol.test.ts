@@ -307,7 +307,7 @@ for (const db of DB_KINDS) {
       assert.deepEqual(((await zero.json()) as { tags: string[] }).tags, []);
       assert.equal(zero.headers.get('link'), null);
       const catalog = (await (await req('/v2/_catalog')).json()) as { repositories: string[] };
-      assert.deepEqual(catalog.repositories, ['admin/proto/other', 'admin/proto/repo', 'admin/proto/third']);
+      assert.deepEqual(catalog.repositories, ['admin/proto/other', 'admin/proto/repo', 'admin/proto/third', 'admin/references/repo']);
       const catPage = await req('/v2/_catalog?n=1&last=admin/proto/other');
       assert.deepEqual(((await catPage.json()) as { repositories: string[] }).repositories, ['admin/proto/repo']);
     });

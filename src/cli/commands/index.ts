@@ -5,6 +5,13 @@ import { registerServe } from './serve.js';
 import { registerInspect } from './inspect.js';
 import { registerSign } from './sign.js';
 import { registerVerify } from './verify.js';
+import { registerRemote } from './remote.js';
+import { registerPush } from './push.js';
+import { registerPull } from './pull.js';
+import { registerSearch } from './search.js';
+import { registerTags } from './tags.js';
+import { registerDelete } from './delete.js';
+import { registerImages } from './images.js';
 
 /** Every `shelf` sub-command registers itself here; one line per command module. */
 export function registerCommands(program: Command): void {
@@ -14,4 +21,15 @@ export function registerCommands(program: Command): void {
   registerSign(program);
   registerVerify(program);
   registerKey(program);
+  registerRemote(program);
+  registerPush(program);
+  registerPull(program);
+  registerSearch(program);
+  registerTags(program);
+  registerDelete(program);
+  registerImages(program);
+  program.addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 failure, 2 usage (bad arguments, reference or remote), 3 server unreachable,\n4 not found, 5 authentication or permission, 6 integrity (hash mismatch).',
+  );
 }

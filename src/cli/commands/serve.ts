@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startShelf } from '../../app.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { CliError } from '../errors.js';
 
@@ -23,6 +22,8 @@ export function registerServe(program: Command): void {
         if (err instanceof ConfigError) throw new CliError(err.message, 2);
         throw err;
       }
+      // Loaded here: client commands should not pay for the whole server at start-up.
+      const { startShelf } = await import('../../app.js');
       const shelf = await startShelf(config);
       const stop = (signal: string) => {
         shelf.app.log.info(`${signal}: shutting down`);

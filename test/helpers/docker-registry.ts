@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => (c.end(), resolve(true))).on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+/**
+ * Debian's docker-registry (Distribution 2.8) on loopback with a temporary config and storage
+ * folder; with `htpasswd` (lines of user:bcrypt-hash) it asks for Basic authentication.
+ */
+export async function startDockerRegistry(workDir: string, opts: { htpasswd?: string } = {}): Promise<{ host: string; stop: () => Promise<void> }> {
+  await mkdir(workDir, { recursive: true });
+  const port = await freePort();
+  const config = path.join(workDir, 'registry.yml');
+  let auth = '';
+  if (opts.htpasswd) {
+    const file = path.join(workDir, 'htpasswd');
+    await writeFile(file, `${opts.htpasswd}\n`);
+    auth = `auth:\n  htpasswd: {realm: test-registry, path: ${file}}\n`;
+  }
+  await writeFile(
+    config,
+    `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${path.join(workDir, 'storage')}}\n  delete: {enabled: true}\nhttp: {addr: "127.0.0.1:${port}"}\n${auth}`,
+  );
+  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitForPort(port);
+  return {
+    host: `127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill();
+        await exited;
+      }
+    },
+  };
+}

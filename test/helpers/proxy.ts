@@ -1,0 +1,72 @@
+import net from 'node:net';
+
+/** A TCP proxy in front of a server that counts the bytes each way; `cut()` drops every connection. */
+export interface CountingProxy {
+  url: string;
+  /** Bytes from clients to the server, and back, since the last reset. */
+  up: number;
+  down: number;
+  reset(): void;
+  /** Resolves once `up` (or `down`) has passed `bytes`. */
+  whenUp(bytes: number): Promise<void>;
+  whenDown(bytes: number): Promise<void>;
+  /** Drops every open connection (new ones still go through). */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+export async function startCountingProxy(target: string): Promise<CountingProxy> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<net.Socket>();
+  const waiters: Array<{ dir: 'up' | 'down'; bytes: number; resolve: () => void }> = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (proxy[w.dir] >= w.bytes) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    sockets.add(client).add(upstream);
+    client.on('data', (d: Buffer) => {
+      proxy.up += d.length;
+      check();
+    });
+    upstream.on('data', (d: Buffer) => {
+      proxy.down += d.length;
+      check();
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy: CountingProxy = {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    up: 0,
+    down: 0,
+    reset() {
+      proxy.up = 0;
+      proxy.down = 0;
+    },
+    whenUp: (bytes) => new Promise((resolve) => (waiters.push({ dir: 'up', bytes, resolve }), check())),
+    whenDown: (bytes) => new Promise((resolve) => (waiters.push({ dir: 'down', bytes, resolve }), check())),
+    cut() {
+      for (const s of sockets) s.destroy();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return proxy;
+}
