@@ -31,6 +31,11 @@ export class BlobError extends Error {
   }
 }
 
+export interface PresignOptions {
+  /** Seconds the URL stays valid. */
+  expiresIn: number;
+}
+
 /**
  * Content-addressed byte storage. Blobs become visible only whole and verified; partial data
  * lives in temporary objects named by an upload ID until it is committed or deleted.
@@ -57,4 +62,9 @@ export interface BlobStore {
   /** Makes the temporary object the blob `digest`, durably and atomically. The caller verified it. */
   commitTemp(uploadId: string, digest: string): Promise<void>;
   deleteTemp(uploadId: string): Promise<void>;
+
+  /** A URL clients can GET the blob from directly (object stores); absent when the store has none. */
+  presignGet?(digest: string, opts: PresignOptions): Promise<string>;
+  /** Releases connections (object stores). */
+  close?(): void;
 }
