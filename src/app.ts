@@ -1,11 +1,13 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { FilesystemBlobStore } from './blobs/filesystem.js';
+import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
+
+export { BlobUrlError };
 
 export interface RunningShelf {
   app: FastifyInstance;
@@ -21,10 +23,17 @@ export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${pa
 
 /** Opens the stores, bootstraps the admin, and starts listening. */
 export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
+  const location = parseBlobUrl(config.blobs, config.data, config.blobsPublicEndpoint);
   const meta = await openMetaDb(databaseUrl(config));
-  const blobs = new FilesystemBlobStore(config.data);
-  await blobs.init();
+  let blobs;
+  try {
+    blobs = await openBlobStore(location);
+  } catch (err) {
+    await meta.close();
+    throw err;
+  }
   const registry = await Registry.open(meta, blobs, {
+    blobRedirect: config.blobsRedirect,
     multipartPartSize: config.library.multipartPartSize,
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,
@@ -77,6 +86,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
       await app.close();
       await registry.idle();
       await meta.close();
+      blobs.close?.();
     },
   };
 }

@@ -75,7 +75,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // Sign-in and token endpoints are limited per address (in each node's memory).
   await app.register(rateLimit, { global: false });
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
-  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit });
+  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });
   await app.register(libraryRoutes, {
     registry: opts.registry,

@@ -18,6 +18,8 @@ import { Uploads, type UploadSettings } from './uploads.js';
 
 export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
+  /** Downloads may be redirected to the store's presigned URLs. */
+  blobRedirect?: boolean;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -43,7 +45,7 @@ export class Registry {
     readonly meta: MetaDb,
     readonly blobs: BlobStore,
     readonly capabilities: Capabilities,
-    settings: RegistrySettings,
+    private readonly settings: RegistrySettings,
   ) {
     const db = meta.db;
     this.accounts = new Accounts(db, settings.defaultQuota);
@@ -73,6 +75,16 @@ export class Registry {
     };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
+  }
+
+  /**
+   * A URL the client can fetch a blob's bytes from directly (a presigned object-store GET), or
+   * null when the store has none or redirects are off: then the server sends the bytes itself.
+   * The caller has checked that the client may read the blob.
+   */
+  async directUrl(digest: string, expiresIn: number): Promise<string | null> {
+    if (this.settings.blobRedirect === false || !this.blobs.presignGet) return null;
+    return this.blobs.presignGet(digest, { expiresIn });
   }
 
   /** Where background failures are reported (the server sets its logger). */

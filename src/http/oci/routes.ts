@@ -18,6 +18,8 @@ export interface OciRoutesOptions {
   publicUrl: string | null;
   challenge: 'bearer' | 'basic';
   tokenRateLimit: number;
+  /** Seconds a redirect to the blob store's presigned URL stays valid. */
+  downloadUrlTtl: number;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | string[]> }>;
@@ -26,7 +28,7 @@ const SERVICE = 'shelf';
 
 /** OCI Distribution v1.1 (`/v2/`), and the token endpoint on the same host and port. */
 export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): Promise<void> {
-  const { registry } = opts;
+  const { registry, downloadUrlTtl } = opts;
   const baseUrl = (req: FastifyRequest): string => opts.publicUrl ?? `${req.protocol}://${req.host}`;
   const realm = (req: FastifyRequest) => `${baseUrl(req)}/v2/token`;
 
@@ -255,6 +257,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
       return reply.send(req.method === 'HEAD' ? undefined : await registry.ociBlobs.open(container, digestText, range.range));
+    }
+    if (req.method === 'GET' && size > 0) {
+      const direct = await registry.directUrl(digestText, downloadUrlTtl);
+      if (direct) return reply.code(307).header('location', direct).header('content-length', 0).send();
     }
     reply.code(200).header('content-length', size);
     return reply.send(req.method === 'HEAD' || size === 0 ? undefined : await registry.ociBlobs.open(container, digestText));
