@@ -270,16 +270,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (req.method === 'PUT') {
       const { principal, container } = await writable(req, name);
       const bytes = await readBytes(req, MAX_MANIFEST_BYTES);
-      const stored = await registry.manifests.put(container, reference, bytes, req.headers['content-type']);
       const extraTags = asList(req.query.tag);
-      for (const tag of extraTags) {
-        parseReference(tag);
-        await registry.manifests.setTag(container, tag, stored.digest);
-      }
+      for (const tag of extraTags) parseReference(tag);
+      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags);
       if (extraTags.length) reply.header('oci-tag', extraTags);
-      for (const tag of [stored.tag, ...extraTags]) {
-        await registry.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
-      }
       if (stored.parsed.subject?.digest) reply.header('oci-subject', stored.parsed.subject.digest);
       return reply
         .code(201)
@@ -290,8 +284,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     if (req.method === 'DELETE') {
       const { container } = await writable(req, name, 'delete');
-      const removed = await registry.manifests.delete(container, reference);
-      await registry.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
+      await registry.deleteManifest(container, reference);
       return reply.code(202).header('content-length', 0).send();
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
