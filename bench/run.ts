@@ -5,9 +5,10 @@ import { measureBaseline } from './baseline.js';
 import { benchInspect } from './inspect.js';
 import { benchLibrary } from './library.js';
 import { benchOras } from './oras.js';
+import { benchS3 } from './s3.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras` (default: all).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `s3` (default: all).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -21,6 +22,7 @@ try {
   if (on('inspect')) print(await benchInspect(path.join(work, 'inspect')));
   if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
   if (on('oras')) print(await benchOras(path.join(work, 'oras')));
+  if (on('s3')) print(await benchS3(path.join(work, 's3')));
 } finally {
   await rm(work, { recursive: true, force: true });
 }

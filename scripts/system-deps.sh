@@ -19,6 +19,10 @@ PACKAGES=(
   skopeo
   docker-registry
   squashfs-tools
+  swift-proxy
+  swift-account
+  swift-container
+  swift-object
 )
 
 missing=()
