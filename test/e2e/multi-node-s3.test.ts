@@ -156,6 +156,71 @@ describe('two nodes over PostgreSQL and S3 (OpenStack Swift)', { concurrency: fa
     assert.equal(await fileSha(viaLib), digest);
   });
 
+  test('Library multipart parts spread over both nodes; a part re-sent through the other node is what gets verified', async () => {
+    const sif = path.join(work, 'parts.sif');
+    await makeLargeSif(sif, work, 40 * MiB);
+    const good = await readFile(sif);
+    const seed = await run(libclient, ['--url', a.url, '--token', ADMIN_TOKEN, 'push', fixture('minimal-amd64.sif'), 'admin/nodes/parts:seed']);
+    assert.equal(seed.code, 0, seed.stderr);
+    const containerId = ((await (await api(a)('/v1/containers/admin/nodes/parts')).json()) as { data: { id: string } }).data.id;
+    const created = await api(b)('/v1/images', { method: 'POST', body: JSON.stringify({ container: containerId, hash: sha256(good).replace(':', '.') }) });
+    assert.equal(created.status, 200);
+    const imageId = ((await created.json()) as { data: { id: string } }).data.id;
+    const json = async (node: TestShelf, p: string, body: unknown) => {
+      const res = await api(node)(p, { method: 'PUT', body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { data: Record<string, unknown>; error?: { message: string } } };
+    };
+    const start = async (node: TestShelf) => {
+      const res = await api(node)(`/v2/imagefile/${imageId}/_multipart`, { method: 'POST', body: JSON.stringify({ filesize: good.length }) });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { data: { uploadID: string; partSize: number; totalParts: number } }).data;
+    };
+    // Announce on one node, send the bytes to the other.
+    const sendPart = async (uploadId: string, n: number, partSize: number, bytes: Buffer, announceOn: TestShelf, sendTo: TestShelf) => {
+      const part = bytes.subarray((n - 1) * partSize, n * partSize);
+      const ann = await json(announceOn, `/v2/imagefile/${imageId}/_multipart`, { uploadID: uploadId, partNumber: n, partSize: part.length, sha256sum: '' });
+      assert.equal(ann.status, 200, JSON.stringify(ann.body));
+      const url = new URL(ann.body.data.presignedURL as string);
+      const put = await fetch(`${sendTo.url}${url.pathname}`, { method: 'PUT', body: part });
+      assert.equal(put.status, 200, await put.text());
+      return put.headers.get('etag')!.replace(/"/g, '');
+    };
+    const complete = (node: TestShelf, uploadId: string, tokens: string[]) =>
+      json(node, `/v2/imagefile/${imageId}/_multipart_complete`, { uploadID: uploadId, completedParts: tokens.map((token, i) => ({ partNumber: i + 1, token })) });
+
+    // Parts 1 and 2 reach A in order (A hashes them as they come); part 1 is then sent again
+    // through B with other bytes. A must not finish from what it hashed before.
+    const first = await start(a);
+    assert.equal(first.totalParts, 3);
+    const bad = Buffer.from(good);
+    bad[10 * MiB] = bad[10 * MiB]! ^ 0xff;
+    const tokens = [
+      await sendPart(first.uploadID, 1, first.partSize, good, a, a),
+      await sendPart(first.uploadID, 2, first.partSize, good, a, a),
+    ];
+    tokens[0] = await sendPart(first.uploadID, 1, first.partSize, bad, b, b);
+    tokens.push(await sendPart(first.uploadID, 3, first.partSize, good, b, b));
+    const refused = await complete(a, first.uploadID, tokens);
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.match(refused.body.error!.message, /does not match/);
+
+    // The same upload done right, every step on alternating nodes.
+    const second = await start(b);
+    const ok = [
+      await sendPart(second.uploadID, 1, second.partSize, good, b, a),
+      await sendPart(second.uploadID, 2, second.partSize, good, a, b),
+      await sendPart(second.uploadID, 3, second.partSize, good, b, a),
+    ];
+    const done = await complete(b, second.uploadID, ok);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    const tag = await api(a)(`/v1/tags/${containerId}`, { method: 'POST', body: JSON.stringify({ Tag: 'latest', ImageID: imageId }) });
+    assert.equal(tag.status, 200);
+    const out = path.join(work, 'parts-pulled.sif');
+    const pull = await run(libclient, ['--url', a.url, '--token', ADMIN_TOKEN, 'pull', 'admin/nodes/parts:latest', out, '--arch', 'amd64']);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.equal(await fileSha(out), sha256(good));
+  });
+
   test('concurrent pushes of one tag through both nodes (Library and ORAS) end consistent', async () => {
     const files = [fixture('minimal-amd64.sif'), fixture('apptainer-layout-amd64.sif')];
     const digests = await Promise.all(files.map(fileSha));
