@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { openBlobStore, parseBlobUrl } from '../src/blobs/open.js';
 import { run } from '../test/helpers/run.js';
 import { makeLargeSif } from '../test/helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, freshPostgres, startShelf, type TestShelf } from '../test/helpers/shelf.js';
@@ -48,6 +51,7 @@ export async function benchS3(workDir: string): Promise<string[]> {
   const sif = path.join(workDir, 's3-1g.sif');
   const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : workDir;
   try {
+    lines.push(await storeBaseline(swift));
     await makeLargeSif(sif, workDir, SIZE);
     for (const redirect of [true, false]) {
       const shelf = await startShelf({
@@ -88,6 +92,41 @@ export async function benchS3(workDir: string): Promise<string[]> {
     await swift.stop();
   }
   return lines;
+}
+
+/** What the store itself takes and gives through the SDK on this machine, without Shelf's HTTP in between. */
+async function storeBaseline(swift: SwiftServer): Promise<string> {
+  const size = 256 * 2 ** 20;
+  const generate = () => {
+    let made = 0;
+    return new Readable({
+      read() {
+        if (made >= size) return void this.push(null);
+        const block = Buffer.alloc(1 << 20, made & 0xff);
+        block.writeUInt32BE(made / (1 << 20), 0);
+        made += block.length;
+        this.push(block);
+      },
+    });
+  };
+  const hash = createHash('sha256');
+  for await (const c of generate()) hash.update(c as Buffer);
+  const digest = `sha256:${hash.digest('hex')}`;
+  const env = process.env;
+  Object.assign(process.env, swift.env);
+  const store = await openBlobStore(parseBlobUrl(swift.blobsUrl({ bucket: 'bench-baseline' }), '/unused'));
+  process.env = env;
+  try {
+    let t = performance.now();
+    await store.ingest(generate(), { digest, size });
+    const put = (performance.now() - t) / 1000;
+    t = performance.now();
+    for await (const c of await store.open(digest)) void c;
+    const get = (performance.now() - t) / 1000;
+    return `store baseline (Swift via the SDK, 256 MiB, one stream): multipart PUT ${mbps(size, put).toFixed(0)} MB/s, GET ${mbps(size, get).toFixed(0)} MB/s`;
+  } finally {
+    store.close?.();
+  }
 }
 
 async function concurrentPulls(swift: SwiftServer, workDir: string, tmpfs: string): Promise<string[]> {
