@@ -290,12 +290,13 @@ export class S3BlobStore implements BlobStore {
     const prefix = this.tempPrefix(uploadId);
     const pieces = await this.pieces(uploadId);
     if (pieces.length === 0) throw new BlobError('not-found', `upload ${uploadId} not found`);
-    for (const seg of segmentsOf(pieces)) {
-      if (seg.offset < size && seg.offset + seg.length > size) {
-        // Rewrite the piece holding the new end with only its bytes before it (at most one part).
-        const keep = size - seg.offset;
-        const bytes = await collect(await this.getObject(seg.key, { start: 0, end: keep - 1 }));
-        await this.putPiece(prefix, seg.offset, bytes);
+    for (const piece of pieces) {
+      // A piece reaching past the new end keeps only its bytes before it (at most one part), or
+      // its tail would show again once the pieces after it are gone.
+      if (piece.offset < size && piece.offset + piece.size > size) {
+        const keep = size - piece.offset;
+        const bytes = await collect(await this.getObject(piece.key, { start: 0, end: keep - 1 }));
+        await this.putPiece(prefix, piece.offset, bytes);
       }
     }
     await this.deleteKeys(pieces.filter((p) => p.offset >= size && !(p.offset === 0 && size === 0)).map((p) => p.key));

@@ -194,6 +194,15 @@ export function blobStoreSuite(name: string, open: () => Promise<DriverUnderTest
       assert.deepEqual(await read(await store.readTemp(id)), kept);
       await store.writeTemp(id, kept.length, pieces(good.subarray(kept.length)));
       assert.deepEqual(await read(await store.readTemp(id)), good);
+      // Cut exactly where a later write began: nothing of the earlier write beyond it comes back.
+      const retry = `upload-${randomBytes(6).toString('hex')}`;
+      const long = randomBytes(6 * MiB);
+      await store.writeTemp(retry, 0, pieces(long, 64 * 1024));
+      await store.writeTemp(retry, 1000, pieces(randomBytes(500)));
+      await store.truncateTemp(retry, 1000);
+      assert.equal(await store.tempSize(retry), 1000);
+      assert.deepEqual(await read(await store.readTemp(retry)), long.subarray(0, 1000));
+      await store.deleteTemp(retry);
       await store.truncateTemp(id, 0);
       assert.equal(await store.tempSize(id), 0);
       await store.deleteTemp(id);
