@@ -221,6 +221,31 @@ describe('two nodes over PostgreSQL and S3 (OpenStack Swift)', { concurrency: fa
     assert.equal(await fileSha(out), sha256(good));
   });
 
+  test('a node with redirects off serves the bytes from the store itself, ranges included', async () => {
+    const c = await startShelf({
+      dbUrl: db.url,
+      env: { ...swift.env, SHELF_BLOBS: swift.blobsUrl({ bucket: 'shelf', prefix: 'cluster' }), SHELF_BLOBS_REDIRECT: 'false' },
+    });
+    try {
+      const chunked = await fileSha(path.join(work, 'chunked-oras.sif'));
+      const lib = await api(c)('/v1/imagefile/admin/nodes/chunked:latest?arch=amd64', { redirect: 'manual' });
+      assert.equal(lib.status, 303);
+      assert.equal(new URL(lib.headers.get('location')!).host, host(c));
+      const ranged = await fetch(lib.headers.get('location')!, { headers: { range: 'bytes=0-3' } });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), (await readFile(path.join(work, 'chunked-oras.sif'))).subarray(0, 4));
+      const blob = await api(c)(`/v2/admin/nodes/chunked/blobs/${chunked}`, { redirect: 'manual' });
+      assert.equal(blob.status, 200);
+      assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), chunked);
+      const out = path.join(work, 'chunked-proxied.sif');
+      const pull = await run(libclient, ['--url', c.url, '--token', ADMIN_TOKEN, 'pull', 'admin/nodes/chunked:latest', out, '--arch', 'amd64']);
+      assert.equal(pull.code, 0, pull.stderr);
+      assert.equal(await fileSha(out), chunked);
+    } finally {
+      await c.stop();
+    }
+  });
+
   test('concurrent pushes of one tag through both nodes (Library and ORAS) end consistent', async () => {
     const files = [fixture('minimal-amd64.sif'), fixture('apptainer-layout-amd64.sif')];
     const digests = await Promise.all(files.map(fileSha));
