@@ -18,7 +18,7 @@ interface Timed {
 }
 
 /** Runs libclient with --trace, timestamping every line, and returns the whole time and the transfer window. */
-function timedClient(args: string[], windowStart: RegExp, windowEnd: RegExp): Promise<Timed> {
+export function timedClient(args: string[], windowStart: RegExp, windowEnd: RegExp): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     let first: number | null = null;
@@ -50,7 +50,7 @@ function timedClient(args: string[], windowStart: RegExp, windowEnd: RegExp): Pr
   });
 }
 
-async function sha256File(file: string): Promise<string> {
+export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(file, { highWaterMark: 4 << 20 })) h.update(c as Buffer);
   return h.digest('hex');

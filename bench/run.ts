@@ -7,9 +7,10 @@ import { benchInspect } from './inspect.js';
 import { benchLibrary } from './library.js';
 import { benchOras } from './oras.js';
 import { benchClient } from './client.js';
+import { benchS3 } from './s3.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `gc`, `client` (default: all).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `s3`, `gc`, `client` (default: all).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -23,6 +24,7 @@ try {
   if (on('inspect')) print(await benchInspect(path.join(work, 'inspect')));
   if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
   if (on('oras')) print(await benchOras(path.join(work, 'oras')));
+  if (on('s3')) print(await benchS3(path.join(work, 's3')));
   if (on('gc')) print(await benchGc(path.join(work, 'gc')));
   if (on('client')) print(await benchClient(path.join(work, 'client')));
 } finally {

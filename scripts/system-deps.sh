@@ -22,6 +22,10 @@ PACKAGES=(
   slapd
   ldap-utils
   chromium
+  swift-proxy
+  swift-account
+  swift-container
+  swift-object
 )
 
 missing=()

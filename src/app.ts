@@ -1,12 +1,14 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { FilesystemBlobStore } from './blobs/filesystem.js';
+import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
 import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
+
+export { BlobUrlError };
 
 export interface RunningShelf {
   app: FastifyInstance;
@@ -22,10 +24,17 @@ export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${pa
 
 /** The metadata database, the blob store and the domain over them, as the config names them. */
 export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
+  const location = parseBlobUrl(config.blobs, config.data, config.blobsPublicEndpoint);
   const meta = await openMetaDb(databaseUrl(config));
-  const blobs = new FilesystemBlobStore(config.data);
-  await blobs.init();
+  let blobs;
+  try {
+    blobs = await openBlobStore(location);
+  } catch (err) {
+    await meta.close();
+    throw err;
+  }
   const registry = await Registry.open(meta, blobs, {
+    blobRedirect: config.blobsRedirect,
     multipartPartSize: config.library.multipartPartSize,
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,
@@ -82,6 +91,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
       await registry.gc.idle();
       await registry.idle();
       await meta.close();
+      registry.blobs.close?.();
     },
   };
 }

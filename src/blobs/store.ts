@@ -40,6 +40,11 @@ export class BlobError extends Error {
   }
 }
 
+export interface PresignOptions {
+  /** Seconds the URL stays valid. */
+  expiresIn: number;
+}
+
 /**
  * Content-addressed byte storage. Blobs become visible only whole and verified; partial data
  * lives in temporary objects named by an upload ID until it is committed or deleted.
@@ -71,4 +76,8 @@ export interface BlobStore {
   list(): AsyncIterable<StoredObject>;
   /** Every temporary object, in no particular order. */
   listTemp(): AsyncIterable<StoredObject>;
+  /** A URL clients can GET the blob from directly (object stores); absent when the store has none. */
+  presignGet?(digest: string, opts: PresignOptions): Promise<string>;
+  /** Releases connections (object stores). */
+  close?(): void;
 }

@@ -56,6 +56,15 @@ export const configSchema = z
     data: z.string().min(1).default('./data'),
     /** `sqlite:PATH` / a plain path, or `postgres://…`; default: SQLite in the data folder. */
     db: z.string().min(1).optional(),
+    /**
+     * Where blob bytes live: `file:///path` or `s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true…`;
+     * default: the data folder.
+     */
+    blobs: z.string().min(1).optional(),
+    /** Answer downloads from an object store with a redirect to a presigned URL (false: proxy the bytes). */
+    blobsRedirect: z.boolean().default(true),
+    /** The object store endpoint clients can reach, put into presigned URLs (also `?public-endpoint=`). */
+    blobsPublicEndpoint: urlString.optional(),
     /** The URL clients reach this server at; defaults to http://LISTEN. */
     publicUrl: urlString.optional(),
     log: z

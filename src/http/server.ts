@@ -80,7 +80,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(rateLimit, { global: false });
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
-  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit });
+  await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });
   await app.register(libraryRoutes, {
     registry: opts.registry,

@@ -19,6 +19,8 @@ export const DEFAULT_ARCH = 'amd64';
 export class Images {
   /** Told which tag names of a container changed, so the OCI view follows (set by the Registry). */
   onTagsChanged: (containerId: string, tags: string[]) => Promise<void> = async () => {};
+  /** Runs a tag change of one container alone across all nodes (set by the Registry). */
+  withTagLock: <T>(containerId: string, work: () => Promise<T>) => Promise<T> = (_id, work) => work();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -138,21 +140,23 @@ export class Images {
     access.requireUser(principal);
     const found = await this.resolve(principal, ref, arch);
     access.assertWrite(principal, containerChain(found.container));
-    const tags = await this.tagNamesOf(found.image.id);
     const imageId = found.image.id;
     const containerId = found.container.id;
-    // The image's OCI manifests are its view in the other protocol: they go with it, so garbage
-    // collection can free its bytes once nothing else refers to them.
-    await this.db.transaction().execute(async (trx) => {
-      const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
-      if (manifests.length) {
-        await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-        await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-        await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
-      }
-      await trx.deleteFrom('images').where('id', '=', imageId).execute();
+    await this.withTagLock(containerId, async () => {
+      const tags = await this.tagNamesOf(imageId);
+      // The image's OCI manifests are its view in the other protocol: they go with it, so garbage
+      // collection can free its bytes once nothing else refers to them.
+      await this.db.transaction().execute(async (trx) => {
+        const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
+        if (manifests.length) {
+          await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+          await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+          await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
+        }
+        await trx.deleteFrom('images').where('id', '=', imageId).execute();
+      });
+      await this.onTagsChanged(containerId, tags);
     });
-    await this.onTagsChanged(found.container.id, tags);
     return found;
   }
 
@@ -196,8 +200,10 @@ export class Images {
     if (!imageId) {
       let q = this.db.deleteFrom('tags').where('container_id', '=', container.id).where('name', '=', tag);
       if (arch) q = q.where('arch', '=', checkArch(arch));
-      await q.execute();
-      await this.onTagsChanged(container.id, [tag]);
+      await this.withTagLock(container.id, async () => {
+        await q.execute();
+        await this.onTagsChanged(container.id, [tag]);
+      });
       return;
     }
     const image = await this.byId(imageId);
@@ -206,12 +212,14 @@ export class Images {
     }
     if (image.uploaded !== 1) throw new RegistryError('invalid', `image ${imageId} has not been uploaded`);
     const tagArch = checkArch(arch || image.arch || DEFAULT_ARCH);
-    await this.upsertTag(container.id, tagArch, tag, image.id);
-    if (!image.arch) {
-      // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.
-      await this.db.updateTable('images').set({ arch: tagArch }).where('id', '=', image.id).execute();
-    }
-    await this.onTagsChanged(container.id, [tag]);
+    await this.withTagLock(container.id, async () => {
+      await this.upsertTag(container.id, tagArch, tag, image.id);
+      if (!image.arch) {
+        // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.
+        await this.db.updateTable('images').set({ arch: tagArch }).where('id', '=', image.id).execute();
+      }
+      await this.onTagsChanged(container.id, [tag]);
+    });
   }
 
   /** Points a Library tag at an image, without telling the OCI view (for changes that came from it). */

@@ -12,7 +12,11 @@ import type { Quotas } from './quota.js';
 import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
-/** Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. */
+/**
+ * Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. Chunks
+ * of one upload may arrive at different nodes; the bytes before the recorded length never change
+ * (a chunk must start at it), so the cache is used only when its length is the recorded one.
+ */
 interface RunningHash {
   hash: Hash;
   length: number;
@@ -25,6 +29,8 @@ export interface UploadState {
 }
 
 const UPLOAD_TTL_MS = 24 * 3600 * 1000;
+/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
+const RUNNING_CACHE = 256;
 
 /** OCI blobs per repository: links to the content-addressed store, upload sessions, mounts. */
 export class OciBlobs {
@@ -176,8 +182,11 @@ export class OciBlobs {
       throw new RegistryError('invalid', `chunk has ${written} bytes, Content-Range says ${expected}`, 'upload');
     }
     const received = state.received + written;
-    if (extended) this.running.set(state.id, { hash: extended, length: received });
-    else this.running.delete(state.id);
+    this.running.delete(state.id);
+    if (extended) {
+      this.running.set(state.id, { hash: extended, length: received });
+      if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
+    }
     await this.db.updateTable('oci_uploads').set({ received }).where('id', '=', state.id).execute();
     state.received = received;
     return received;

@@ -17,7 +17,11 @@ import { OciBlobs } from './oci-blobs.js';
 import { Search } from './search.js';
 import { SignatureChecker } from './signatures.js';
 import { SifBridge } from './sif-bridge.js';
+import { TagLocks } from './tag-locks.js';
 import { Uploads, type UploadSettings } from './uploads.js';
+import type { Principal } from './accounts.js';
+import type { Container } from './namespaces.js';
+import type { ParsedManifest } from './manifests.js';
 
 export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
@@ -25,6 +29,8 @@ export interface RegistrySettings extends UploadSettings {
   directory?: PasswordDirectory | null;
   /** Seconds garbage collection leaves new and expired things alone (default one hour). */
   gcGrace?: number;
+  /** Downloads may be redirected to the store's presigned URLs. */
+  blobRedirect?: boolean;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -47,6 +53,7 @@ export class Registry {
   readonly gc: GarbageCollector;
   readonly doctor: Doctor;
   readonly gcGrace: number;
+  readonly tagLocks: TagLocks;
   /** Verifications under way (tests and shutdown wait for them). */
   private readonly checking = new Set<Promise<unknown>>();
 
@@ -54,7 +61,7 @@ export class Registry {
     readonly meta: MetaDb,
     readonly blobs: BlobStore,
     readonly capabilities: Capabilities,
-    settings: RegistrySettings,
+    private readonly settings: RegistrySettings,
   ) {
     const db = meta.db;
     this.accounts = new Accounts(db, settings.defaultQuota, settings.directory ?? null);
@@ -88,6 +95,48 @@ export class Registry {
     };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
+    this.tagLocks = new TagLocks(db, meta.dialect);
+    this.images.withTagLock = (containerId, work) => this.tagLocks.run(containerId, work);
+  }
+
+  /**
+   * An OCI manifest push: the manifest, its tags and the Library images and tags it makes, as one
+   * step per container across all nodes.
+   */
+  async putManifest(
+    principal: Principal,
+    container: Container,
+    reference: string,
+    bytes: Buffer,
+    contentType: string | undefined,
+    extraTags: string[],
+  ): Promise<{ digest: string; parsed: ParsedManifest }> {
+    return this.tagLocks.run(container.id, async () => {
+      const stored = await this.manifests.put(container, reference, bytes, contentType);
+      for (const tag of extraTags) await this.manifests.setTag(container, tag, stored.digest);
+      for (const tag of [stored.tag, ...extraTags]) {
+        await this.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      }
+      return stored;
+    });
+  }
+
+  /** An OCI manifest delete, with the Library tags of its image. */
+  async deleteManifest(container: Container, reference: string): Promise<void> {
+    await this.tagLocks.run(container.id, async () => {
+      const removed = await this.manifests.delete(container, reference);
+      await this.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
+    });
+  }
+
+  /**
+   * A URL the client can fetch a blob's bytes from directly (a presigned object-store GET), or
+   * null when the store has none or redirects are off: then the server sends the bytes itself.
+   * The caller has checked that the client may read the blob.
+   */
+  async directUrl(digest: string, expiresIn: number): Promise<string | null> {
+    if (this.settings.blobRedirect === false || !this.blobs.presignGet) return null;
+    return this.blobs.presignGet(digest, { expiresIn });
   }
 
   /** Garbage collection with the configured grace period. */

@@ -28,11 +28,19 @@ export interface CommitResult {
   quota: QuotaReport;
 }
 
-/** A running SHA-256 over the parts received in order; a cache, rebuilt from the stored bytes. */
+/**
+ * A running SHA-256 over the parts received in order by this process; a cache, rebuilt from the
+ * stored bytes. Another node may receive (or re-send) parts of the same upload, so it is used
+ * only while the tokens of the parts it covers still match those recorded in the database.
+ */
 interface RunningHash {
   hash: Hash;
   nextPart: number;
+  tokens: string[];
 }
+
+/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
+const RUNNING_CACHE = 256;
 
 /**
  * Library uploads: v1 (one POST), v2 single-part (capability URL) and v2 multipart.
@@ -130,7 +138,6 @@ export class Uploads {
     const partSize = this.settings.multipartPartSize;
     const totalParts = Math.max(1, Math.ceil(filesize / partSize));
     const uploadId = await this.openSession(principal!, image, 'multipart', filesize, partSize, totalParts);
-    this.running.set(uploadId, { hash: createHash('sha256'), nextPart: 1 });
     return { uploadId, totalParts, partSize };
   }
 
@@ -170,11 +177,15 @@ export class Uploads {
       .where('upload_id', '=', uploadId)
       .where('part_number', '=', partNumber)
       .executeTakeFirst();
-    const running = this.running.get(uploadId);
+    let running = this.running.get(uploadId);
     // A part sent again after it was hashed may differ: forget the running hash, re-read at the end.
-    if (running && partNumber < running.nextPart) this.running.delete(uploadId);
+    if (running && partNumber < running.nextPart) {
+      this.running.delete(uploadId);
+      running = undefined;
+    }
+    if (!running && partNumber === 1) running = { hash: createHash('sha256'), nextPart: 1, tokens: [] };
     const inOrder = running?.nextPart === partNumber;
-    const whole = inOrder ? running.hash.copy() : null;
+    const whole = inOrder && running ? running.hash.copy() : null;
     const partHash = announced?.sha256 ? createHash('sha256') : null;
     let size: number;
     try {
@@ -194,9 +205,11 @@ export class Uploads {
       throw new RegistryError('digest-mismatch', `part ${partNumber}: content sha256 ${sha} does not match ${announced?.sha256}`);
     }
     const token = sha || `${partNumber}-${newSecret(9)}`;
-    if (inOrder && whole) {
+    if (whole && running) {
       running.hash = whole;
       running.nextPart += 1;
+      running.tokens.push(token);
+      this.remember(uploadId, running);
     }
     // One transaction (one log flush) per part: the part and the session's new expiry.
     await this.db.transaction().execute(async (trx) => {
@@ -233,7 +246,7 @@ export class Uploads {
       if (token !== undefined && token !== part.token) throw invalid(`part ${n}: token does not match the uploaded part`);
     }
     try {
-      const digest = await this.finishHash(uploadId, session);
+      const digest = await this.finishHash(uploadId, session, parts);
       const result = await this.commit(imageId, uploadId, session.filesize, digest);
       await this.closeSession(uploadId);
       return result;
@@ -355,8 +368,14 @@ export class Uploads {
   }
 
   /** The whole-file digest: from the running hash where it covers every part, else re-read. */
-  private async finishHash(uploadId: string, session: { total_parts: number; part_size: number; filesize: number }) {
-    const running = this.running.get(uploadId);
+  private async finishHash(
+    uploadId: string,
+    session: { total_parts: number; part_size: number; filesize: number },
+    parts: Array<{ part_number: number; token: string }>,
+  ) {
+    let running = this.running.get(uploadId);
+    // Parts hashed here but sent again through another node since: the cache is stale.
+    if (running?.tokens.some((token, i) => parts.find((p) => p.part_number === i + 1)?.token !== token)) running = undefined;
     let hash: Hash;
     let from: number;
     if (running) {
@@ -372,6 +391,12 @@ export class Uploads {
       }
     }
     return `sha256:${hash.digest('hex')}`;
+  }
+
+  private remember(uploadId: string, running: RunningHash): void {
+    this.running.delete(uploadId);
+    this.running.set(uploadId, running);
+    if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
   }
 
   private async openSession(

@@ -14,6 +14,10 @@ test('a wrong setting stops `shelf serve` with one clear line, exit 2', async ()
     [['--public-url', 'ftp://x'], {}, /publicUrl: must be an http/],
     [[], { SHELF_LIBRARY_MULTIPART_PART_SIZE: 'huge' }, /library\.multipartPartSize: not a byte size/],
     [['--config', '/nonexistent/shelf.yaml'], {}, /cannot read config file/],
+    [['--blobs', 'ftp://x/y'], {}, /^shelf: blobs: unsupported scheme ftp:/],
+    [['--blobs', 's3://bucket?bogus=1'], {}, /^shelf: blobs: unknown s3 option "bogus"/],
+    [[], { SHELF_BLOBS: 's3://bucket?endpoint=nope' }, /^shelf: blobs: endpoint must be an http\(s\) URL/],
+    [[], { SHELF_BLOBS_PUBLIC_ENDPOINT: 'nope' }, /blobsPublicEndpoint: must be an http/],
   ] as const) {
     const r = await run(process.execPath, [shelfBin, 'serve', ...args], { env: { ...env } });
     assert.equal(r.code, 2, r.stderr);

@@ -90,3 +90,17 @@ test('garbage collection: an hour of grace and an hourly schedule by default; du
   assert.deepEqual((await loadConfig({ env: {}, file: path.join(dir, 'c.yaml') })).gc, { grace: 172800, interval: 90 });
   await assert.rejects(loadConfig({ env: { SHELF_GC_GRACE: 'soon' } }), (e: Error) => e instanceof ConfigError && /gc\.grace: not a duration: "soon"/.test(e.message));
 });
+
+test('blob store settings: SHELF_BLOBS, SHELF_BLOBS_REDIRECT, SHELF_BLOBS_PUBLIC_ENDPOINT', async () => {
+  const defaults = await loadConfig({ env: {} });
+  assert.equal(defaults.blobs, undefined);
+  assert.equal(defaults.blobsRedirect, true);
+  const c = await loadConfig({
+    env: { SHELF_BLOBS: 's3://b/p?endpoint=http://s3:8080', SHELF_BLOBS_REDIRECT: 'false', SHELF_BLOBS_PUBLIC_ENDPOINT: 'https://s3.example.org' },
+  });
+  assert.equal(c.blobs, 's3://b/p?endpoint=http://s3:8080');
+  assert.equal(c.blobsRedirect, false);
+  assert.equal(c.blobsPublicEndpoint, 'https://s3.example.org');
+  const flag = await loadConfig({ env: { SHELF_BLOBS: 'file:///a' }, flags: { blobs: 'file:///b' } });
+  assert.equal(flag.blobs, 'file:///b');
+});

@@ -7,7 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openMetaDb } from '../../src/meta/db.js';
 import { run } from '../helpers/run.js';
-import { ADMIN_TOKEN, DB_KINDS, ROOT, freshPostgres, startShelf, type TestShelf } from '../helpers/shelf.js';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ADMIN_TOKEN, DB_KINDS, ROOT, freshPostgres, startShelf, type DbKind, type TestShelf } from '../helpers/shelf.js';
+import { startSwift, type SwiftServer } from '../helpers/swift.js';
 import { makeLargeSif } from '../helpers/sif.js';
 
 /**
@@ -18,6 +20,10 @@ import { makeLargeSif } from '../helpers/sif.js';
  */
 export interface CrashStore {
   name: string;
+  /** Databases it runs with (default: all). */
+  dbs?: DbKind[];
+  setup?: () => Promise<void>;
+  teardown?: () => Promise<void>;
   env: (dataDir: string) => Record<string, string>;
   remove: (dataDir: string, digest: string) => Promise<void>;
   corrupt: (dataDir: string, digest: string) => Promise<void>;
@@ -47,7 +53,49 @@ export const CRASH_STORES: CrashStore[] = [
     },
     temps: (dataDir) => readdir(path.join(dataDir, 'uploads')).catch(() => []),
   },
+  s3Store(),
 ];
+
+/** S3 through a local Swift, with PostgreSQL: the scale-out set-up. Each data folder gets its own bucket. */
+function s3Store(): CrashStore {
+  let swift: SwiftServer | null = null;
+  const buckets = new Map<string, string>();
+  const bucketOf = (dataDir: string) => {
+    if (!buckets.has(dataDir)) buckets.set(dataDir, `crash-${randomBytes(4).toString('hex')}`);
+    return buckets.get(dataDir)!;
+  };
+  const keyOf = (digest: string) => `blobs/sha256/${digest.slice(7)}`;
+  const keysUnder = async (dataDir: string, prefix: string) => {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await swift!.client().send(new ListObjectsV2Command({ Bucket: bucketOf(dataDir), Prefix: prefix, ContinuationToken: token }));
+      out.push(...(page.Contents ?? []).map((o) => o.Key!.slice(prefix.length)));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  };
+  return {
+    name: 's3',
+    dbs: ['postgres'],
+    setup: async () => {
+      swift = await startSwift();
+    },
+    teardown: async () => swift?.stop(),
+    env: (dataDir) => ({ ...swift!.env, SHELF_BLOBS: swift!.blobsUrl({ bucket: bucketOf(dataDir) }) }),
+    remove: async (dataDir, digest) => {
+      await swift!.client().send(new DeleteObjectCommand({ Bucket: bucketOf(dataDir), Key: keyOf(digest) }));
+    },
+    corrupt: async (dataDir, digest) => {
+      const got = await swift!.client().send(new GetObjectCommand({ Bucket: bucketOf(dataDir), Key: keyOf(digest) }));
+      const bytes = Buffer.from(await got.Body!.transformToByteArray());
+      bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+      await swift!.client().send(new PutObjectCommand({ Bucket: bucketOf(dataDir), Key: keyOf(digest), Body: bytes }));
+    },
+    blobs: async (dataDir) => (await keysUnder(dataDir, 'blobs/sha256/')).map((hex) => `sha256:${hex}`),
+    temps: async (dataDir) => [...new Set((await keysUnder(dataDir, 'uploads/')).map((k) => k.split('/')[0]!))],
+  };
+}
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const basic = `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`;
@@ -81,7 +129,7 @@ function trickle(bytes: Buffer): AsyncIterable<Uint8Array> {
 class HttpError extends Error {}
 
 for (const store of CRASH_STORES) {
-  for (const db of DB_KINDS) {
+  for (const db of store.dbs ?? DB_KINDS) {
     describe(`crash safety: SIGKILL during uploads (${db}, ${store.name})`, { concurrency: false }, () => {
       let dataDir: string;
       let dbUrl: string;
@@ -244,6 +292,7 @@ for (const store of CRASH_STORES) {
         run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', ...args, '--url', shelf!.url, '--token', ADMIN_TOKEN]);
 
       before(async () => {
+        await store.setup?.();
         dataDir = await mkdtemp(path.join(tmpdir(), 'shelf-crash-'));
         dbUrl = `sqlite:${path.join(dataDir, 'shelf.db')}`;
         if (db === 'postgres') {
@@ -279,6 +328,7 @@ for (const store of CRASH_STORES) {
         await shelf?.kill('SIGKILL');
         await dropDb();
         await rm(dataDir, { recursive: true, force: true });
+        await store.teardown?.();
       });
 
       test('pushes killed at random points: acknowledged ones intact after restart, none half visible', async () => {
@@ -396,7 +446,7 @@ for (const store of CRASH_STORES) {
       test('with the server down, doctor and gc work on the stores directly (--data/--db)', async () => {
         await shelf!.kill('SIGKILL');
         const direct = (args: string[]) =>
-          run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', ...args, '--data', dataDir, '--db', dbUrl], { env: { SHELF_GC_GRACE: '0' } });
+          run(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', ...args, '--data', dataDir, '--db', dbUrl], { env: { SHELF_GC_GRACE: '0', ...store.env(dataDir) } });
         const doctor = await direct(['doctor']);
         assert.equal(doctor.code, 1, doctor.stderr);
         assert.match(doctor.stdout, /^missing\tsha256:/m);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { openRegistry } from '../../app.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import type { DoctorReport } from '../../registry/doctor.js';
@@ -13,6 +12,7 @@ interface Where {
   data?: string;
   db?: string;
   config?: string;
+  blobs?: string;
 }
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -24,24 +24,34 @@ const print = (line: string) => process.stdout.write(`${line}\n`);
  */
 async function runWhere<T>(cmd: Command, viaApi: (api: ShelfApi) => Promise<T>, direct: (registry: Registry) => Promise<T>): Promise<T> {
   const where = cmd.optsWithGlobals() as Where;
-  if (where.data || where.db || where.config) {
+  if (where.data || where.db || where.config || where.blobs) {
     let config;
     try {
-      config = await loadConfig({ file: where.config, flags: { data: where.data, db: where.db } });
+      config = await loadConfig({ file: where.config, flags: { data: where.data, db: where.db, blobs: where.blobs } });
     } catch (err) {
       if (err instanceof ConfigError) throw new CliError(err.message, 2);
       throw err;
     }
-    const { registry, meta } = await openRegistry(config);
+    // Loaded here: client commands should not pay for the whole server at start-up.
+    const { BlobUrlError, openRegistry } = await import('../../app.js');
+    let opened;
+    try {
+      opened = await openRegistry(config);
+    } catch (err) {
+      if (err instanceof BlobUrlError) throw new CliError(err.message, 2);
+      throw err;
+    }
+    const { registry, meta } = opened;
     try {
       return await direct(registry);
     } finally {
       await meta.close();
+      registry.blobs.close?.();
     }
   }
   const url = where.url ?? process.env.SHELF_URL;
   const token = where.token ?? process.env.SHELF_TOKEN;
-  if (!url || !token) throw new CliError('give --url URL and --token ADMIN_TOKEN (or SHELF_URL and SHELF_TOKEN), or --data/--db for the stores themselves', 2);
+  if (!url || !token) throw new CliError('give --url URL and --token ADMIN_TOKEN (or SHELF_URL and SHELF_TOKEN), or --data/--db/--blobs for the stores themselves', 2);
   try {
     return await viaApi(new ShelfApi(url, token));
   } catch (err) {
@@ -54,6 +64,7 @@ const directOptions = (c: Command) =>
   c
     .option('--data <dir>', 'work on this data folder directly instead of a server')
     .option('--db <url>', 'with --data: the metadata database (default SQLite in the data folder)')
+    .option('--blobs <url>', 'with --data: the blob store, file:///PATH or s3://BUCKET[/PREFIX]?… (default the data folder)')
     .option('--config <file>', 'with --data: the server\'s YAML config file (for gc.grace)');
 
 /** `shelf admin gc` and `shelf admin doctor`. */

@@ -281,6 +281,8 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     if (image.uploaded !== 1) throw notFound('image file');
     await registry.images.countDownload(image);
     if (image.size === 0) return sendBlob(req, reply, image.digest, 0);
+    const direct = await registry.directUrl(image.digest, opts.downloadUrlTtl);
+    if (direct) return reply.code(303).header('location', direct).send();
     const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
     return reply.code(303).header('location', `${baseUrl(req)}/v1/imagefile/_download/${token}`).send();
   });

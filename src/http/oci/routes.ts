@@ -18,6 +18,8 @@ export interface OciRoutesOptions {
   publicUrl: string | null;
   challenge: 'bearer' | 'basic';
   tokenRateLimit: number;
+  /** Seconds a redirect to the blob store's presigned URL stays valid. */
+  downloadUrlTtl: number;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | string[]> }>;
@@ -26,7 +28,7 @@ const SERVICE = 'shelf';
 
 /** OCI Distribution v1.1 (`/v2/`), and the token endpoint on the same host and port. */
 export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): Promise<void> {
-  const { registry } = opts;
+  const { registry, downloadUrlTtl } = opts;
   const baseUrl = (req: FastifyRequest): string => opts.publicUrl ?? `${req.protocol}://${req.host}`;
   const realm = (req: FastifyRequest) => `${baseUrl(req)}/v2/token`;
 
@@ -261,6 +263,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
       return reply.send(req.method === 'HEAD' ? undefined : await registry.ociBlobs.open(container, digestText, range.range));
     }
+    if (req.method === 'GET' && size > 0) {
+      const direct = await registry.directUrl(digestText, downloadUrlTtl);
+      if (direct) return reply.code(307).header('location', direct).header('content-length', 0).send();
+    }
     reply.code(200).header('content-length', size);
     return reply.send(req.method === 'HEAD' || size === 0 ? undefined : await registry.ociBlobs.open(container, digestText));
   }
@@ -269,16 +275,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (req.method === 'PUT') {
       const { principal, container } = await writable(req, name);
       const bytes = await readBytes(req, MAX_MANIFEST_BYTES);
-      const stored = await registry.manifests.put(container, reference, bytes, req.headers['content-type']);
       const extraTags = asList(req.query.tag);
-      for (const tag of extraTags) {
-        parseReference(tag);
-        await registry.manifests.setTag(container, tag, stored.digest);
-      }
+      for (const tag of extraTags) parseReference(tag);
+      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags);
       if (extraTags.length) reply.header('oci-tag', extraTags);
-      for (const tag of [stored.tag, ...extraTags]) {
-        await registry.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
-      }
       if (stored.parsed.subject?.digest) reply.header('oci-subject', stored.parsed.subject.digest);
       return reply
         .code(201)
@@ -289,8 +289,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     if (req.method === 'DELETE') {
       const { container } = await writable(req, name, 'delete');
-      const removed = await registry.manifests.delete(container, reference);
-      await registry.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
+      await registry.deleteManifest(container, reference);
       return reply.code(202).header('content-length', 0).send();
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
