@@ -98,7 +98,7 @@ export class Namespaces {
     principal: Principal | null,
     entityId: string,
     name: string,
-    opts: { description?: string; private?: boolean } = {},
+    opts: { description?: string; private?: boolean; existingOk?: boolean } = {},
   ): Promise<Collection> {
     access.requireUser(principal);
     checkName('collection', name);
@@ -110,7 +110,12 @@ export class Namespaces {
       .where('entity_id', '=', entity.id)
       .where('name', '=', name)
       .executeTakeFirst();
-    if (existing) throw new RegistryError('conflict', `collection ${entity.name}/${name} already exists`);
+    const conflict = async () => {
+      if (!opts.existingOk) return new RegistryError('conflict', `collection ${entity.name}/${name} already exists`);
+      const row = await this.db.selectFrom('collections').select('id').where('entity_id', '=', entity.id).where('name', '=', name).executeTakeFirstOrThrow();
+      return this.getCollectionById(principal, row.id);
+    };
+    if (existing) return this.orThrow(await conflict());
     const now = nowIso();
     const row = {
       id: newId(),
@@ -122,7 +127,12 @@ export class Namespaces {
       created_by: principal!.username,
       updated_at: now,
     };
-    await this.db.insertInto('collections').values(row).execute();
+    try {
+      await this.db.insertInto('collections').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) return this.orThrow(await conflict());
+      throw err;
+    }
     return { ...row, entity };
   }
 
@@ -154,7 +164,7 @@ export class Namespaces {
     principal: Principal | null,
     collectionId: string,
     name: string,
-    opts: { description?: string; fullDescription?: string; private?: boolean } = {},
+    opts: { description?: string; fullDescription?: string; private?: boolean; existingOk?: boolean } = {},
   ): Promise<Container> {
     access.requireUser(principal);
     checkName('container', name);
@@ -166,9 +176,11 @@ export class Namespaces {
       .where('collection_id', '=', collection.id)
       .where('name', '=', name)
       .executeTakeFirst();
-    if (existing) {
-      throw new RegistryError('conflict', `container ${collection.entity.name}/${collection.name}/${name} already exists`);
-    }
+    const conflict = async () => {
+      if (!opts.existingOk) return new RegistryError('conflict', `container ${collection.entity.name}/${collection.name}/${name} already exists`);
+      return this.getContainer(principal, { entity: collection.entity.name, collection: collection.name, container: name });
+    };
+    if (existing) return this.orThrow(await conflict());
     const now = nowIso();
     const row = {
       id: newId(),
@@ -183,7 +195,12 @@ export class Namespaces {
       created_by: principal!.username,
       updated_at: now,
     };
-    await this.db.insertInto('containers').values(row).execute();
+    try {
+      await this.db.insertInto('containers').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) return this.orThrow(await conflict());
+      throw err;
+    }
     return { ...row, collection };
   }
 
@@ -213,6 +230,11 @@ export class Namespaces {
       () => this.createContainer(principal, collection.id, path.container),
       () => this.getContainer(principal, path),
     );
+  }
+
+  private orThrow<T>(result: T | RegistryError): T {
+    if (result instanceof RegistryError) throw result;
+    return result;
   }
 
   /** Creation that tolerates a concurrent creator of the same name. */

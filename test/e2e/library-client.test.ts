@@ -129,6 +129,19 @@ for (const db of DB_KINDS) {
       assert.equal(await sha256(out), await sha256(big));
     });
 
+    test('concurrent first pushes into one new collection and container all succeed', async () => {
+      // Each client finds no collection/container and creates it; the losers of that race must
+      // get the winner's, not a 409 that fails their push.
+      for (let round = 0; round < 3; round++) {
+        const pushes = await Promise.all(
+          [0, 1, 2, 3, 4, 5].map((n) => lib(['push', fixture('minimal-amd64.sif'), `admin/race${round}/box:t${n}`])),
+        );
+        for (const r of pushes) assert.equal(r.code, 0, r.stderr);
+        const tags = (await (await api(shelf)(`/v1/containers/admin/race${round}/box`)).json()) as { data: { archTags: Record<string, Record<string, string>> } };
+        assert.deepEqual(Object.keys(tags.data.archTags.amd64!).sort(), ['t0', 't1', 't2', 't3', 't4', 't5']);
+      }
+    });
+
     test('search: names and descriptions, --arch really filters', async () => {
       const amd = await lib(['search', 'minimal', '--arch', 'amd64']);
       assert.equal(amd.code, 0, amd.stderr);

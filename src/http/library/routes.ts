@@ -98,6 +98,8 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     const c = await registry.namespaces.createCollection(await who(req), field.string(body, 'entity', true), field.string(body, 'name', true), {
       description: field.string(body, 'description'),
       private: field.boolean(body, 'private'),
+      // Library clients create what they just failed to find: a concurrent push may have won.
+      existingOk: true,
     });
     return sendCollection(reply, c);
   });
@@ -119,6 +121,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
       description: field.string(body, 'description'),
       fullDescription: field.string(body, 'fullDescription'),
       private: field.boolean(body, 'private'),
+      existingOk: true,
     });
     return sendContainer(reply, req, k.id);
   });
