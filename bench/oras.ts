@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { startDockerRegistry } from '../test/helpers/docker-registry.js';
 import { run } from '../test/helpers/run.js';
 import { makeLargeSif } from '../test/helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, startShelf } from '../test/helpers/shelf.js';
@@ -11,27 +10,6 @@ import { ADMIN_TOKEN, CLIENTS, startShelf } from '../test/helpers/shelf.js';
 const ORAS = path.join(CLIENTS, 'orasclient');
 const GiB = 2 ** 30;
 const RUNS = 3;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => (c.end(), resolve(true))).on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -49,20 +27,13 @@ export async function benchOras(workDir: string): Promise<string[]> {
   const size = GiB - 64 * 1024;
   const expected = await sha256File(sif);
 
-  const regPort = await freePort();
   const regDir = path.join(workDir, 'registry');
-  const regConfig = path.join(workDir, 'registry.yml');
-  await writeFile(
-    regConfig,
-    `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${regDir}}\n  delete: {enabled: true}\nhttp: {addr: "127.0.0.1:${regPort}"}\n`,
-  );
-  const registry = spawn('/usr/bin/docker-registry', ['serve', regConfig], { stdio: 'ignore' });
+  const registry = await startDockerRegistry(regDir);
   const shelf = await startShelf({ dataDir: path.join(workDir, 'shelf-data') });
   try {
-    await waitForPort(regPort);
     const targets = {
       shelf: { host: new URL(shelf.url).host, auth: ['--user', 'admin', '--pass', ADMIN_TOKEN] },
-      distribution: { host: `127.0.0.1:${regPort}`, auth: [] as string[] },
+      distribution: { host: registry.host, auth: [] as string[] },
     };
     const times: Record<string, { push: number[]; pull: number[] }> = { shelf: { push: [], pull: [] }, distribution: { push: [], pull: [] } };
     for (let i = 0; i < RUNS; i++) {
@@ -95,7 +66,7 @@ export async function benchOras(workDir: string): Promise<string[]> {
     lines.push('  (whole client command: includes the client hashing the file and its own verification on pull)');
     return lines;
   } finally {
-    registry.kill();
+    await registry.stop();
     await shelf.stop();
     await rm(sif, { force: true });
     await rm(regDir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { parseDigest } from './digest.js';
 import {
   BlobError,
+  commitIngested,
   type BlobStore,
   type ByteRange,
   type IngestExpectation,
@@ -87,12 +88,7 @@ export class FilesystemBlobStore implements BlobStore {
       if (wanted && digest !== `${wanted.algorithm}:${wanted.hex}`) {
         throw new BlobError('digest-mismatch', `content digest ${digest} does not match ${expected.digest}`);
       }
-      if ((await this.stat(digest)) !== null) {
-        await this.deleteTemp(tempId);
-        return { digest, size, existed: true };
-      }
-      await this.commitTemp(tempId, digest);
-      return { digest, size, existed: false };
+      return await commitIngested(this, tempId, digest, size);
     } catch (err) {
       await this.deleteTemp(tempId);
       throw err;

@@ -20,6 +20,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { parseDigest } from './digest.js';
 import {
   BlobError,
+  commitIngested,
   type BlobStore,
   type ByteRange,
   type IngestExpectation,
@@ -203,12 +204,7 @@ export class S3BlobStore implements BlobStore {
         throw new BlobError('size-mismatch', `received ${size} bytes, expected ${expected.size}`);
       }
       const digest = `sha256:${hash.digest('hex')}`;
-      if ((await this.stat(digest)) !== null) {
-        await this.deleteTemp(tempId);
-        return { digest, size, existed: true };
-      }
-      await this.commitTemp(tempId, digest);
-      return { digest, size, existed: false };
+      return await commitIngested(this, tempId, digest, size);
     } catch (err) {
       await this.deleteTemp(tempId);
       throw err;

@@ -81,3 +81,16 @@ export interface BlobStore {
   /** Releases connections (object stores). */
   close?(): void;
 }
+
+/**
+ * The end of an ingest whose bytes were verified in the temporary object `tempId`: they become
+ * the blob, or are dropped when the blob is already stored.
+ */
+export async function commitIngested(store: BlobStore, tempId: string, digest: string, size: number): Promise<IngestResult> {
+  if ((await store.stat(digest)) !== null) {
+    await store.deleteTemp(tempId);
+    return { digest, size, existed: true };
+  }
+  await store.commitTemp(tempId, digest);
+  return { digest, size, existed: false };
+}

@@ -103,13 +103,7 @@ export class Browse {
   async container(principal: Principal | null, path: { entity: string; collection: string; container: string }) {
     const container = await this.namespaces.getContainer(principal, path);
     const images = (await this.images.listByContainer(container.id)).filter((i) => i.uploaded === 1);
-    const tagRows = await this.db
-      .selectFrom('tags')
-      .select(['arch', 'name', 'image_id'])
-      .where('container_id', '=', container.id)
-      .orderBy('arch')
-      .orderBy('name')
-      .execute();
+    const tagRows = await this.images.tagRowsOf(container.id);
     const details = images
       .map((image) => this.detail(image, tagRows.filter((t) => t.image_id === image.id)))
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));

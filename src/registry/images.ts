@@ -160,15 +160,14 @@ export class Images {
     return found;
   }
 
+  /** Every tag of a container (the caller checked it may read it), by architecture and name. */
+  async tagRowsOf(containerId: string): Promise<Array<{ arch: string; name: string; image_id: string }>> {
+    return this.db.selectFrom('tags').select(['arch', 'name', 'image_id']).where('container_id', '=', containerId).orderBy('arch').orderBy('name').execute();
+  }
+
   async tagsOf(principal: Principal | null, containerId: string): Promise<{ container: Container; tags: ArchTags }> {
     const container = await this.namespaces.getContainerById(principal, containerId);
-    const rows = await this.db
-      .selectFrom('tags')
-      .select(['arch', 'name', 'image_id'])
-      .where('container_id', '=', container.id)
-      .orderBy('arch')
-      .orderBy('name')
-      .execute();
+    const rows = await this.tagRowsOf(container.id);
     const tags: ArchTags = {};
     for (const r of rows) (tags[r.arch] ??= {})[r.name] = r.image_id;
     return { container, tags };

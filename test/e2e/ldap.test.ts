@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
-import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { ldapEnv, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const libclient = path.join(CLIENTS, 'libclient');
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
@@ -29,10 +29,7 @@ describe('LDAP sign-in against a real slapd', { concurrency: false }, () => {
     work = await mkdtemp(path.join(tmpdir(), 'shelf-ldap-'));
     shelf = await startShelf({
       env: {
-        SHELF_LDAP_URL: slapd.url,
-        SHELF_LDAP_USER_BASE: LDAP_SUFFIX,
-        SHELF_LDAP_BIND_DN: LDAP_ADMIN_DN,
-        SHELF_LDAP_BIND_PASSWORD: LDAP_ADMIN_PASSWORD,
+        ...ldapEnv(slapd),
         SHELF_LDAP_ADMIN_FILTER: '(&(uid={username})(employeeType=shelf-admin))',
         SHELF_LDAP_TIMEOUT: '3',
       },

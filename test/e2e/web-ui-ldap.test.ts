@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { api, startShelf, type TestShelf } from '../helpers/shelf.js';
-import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { ldapEnv, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 describe('web UI sign-in with an LDAP account (Debian chromium, real slapd)', { concurrency: false }, () => {
   let slapd: Slapd;
@@ -12,12 +12,7 @@ describe('web UI sign-in with an LDAP account (Debian chromium, real slapd)', { 
   before(async () => {
     slapd = await startSlapd([{ uid: 'frank', password: 'frank-ldap-pw' }]);
     shelf = await startShelf({
-      env: {
-        SHELF_LDAP_URL: slapd.url,
-        SHELF_LDAP_USER_BASE: LDAP_SUFFIX,
-        SHELF_LDAP_BIND_DN: LDAP_ADMIN_DN,
-        SHELF_LDAP_BIND_PASSWORD: LDAP_ADMIN_PASSWORD,
-      },
+      env: ldapEnv(slapd),
     });
     browser = await launchBrowser();
   });

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from './net.js';
 
 export const LDAP_SUFFIX = 'dc=shelf,dc=test';
 export const LDAP_PEOPLE = `ou=people,${LDAP_SUFFIX}`;
@@ -18,17 +18,19 @@ export interface LdapPerson {
   duplicate?: boolean;
 }
 
+/** `shelf serve` environment for signing in against `slapd` with the directory's admin as service account. */
+export function ldapEnv(slapd: Slapd): Record<string, string> {
+  return {
+    SHELF_LDAP_URL: slapd.url,
+    SHELF_LDAP_USER_BASE: LDAP_SUFFIX,
+    SHELF_LDAP_BIND_DN: LDAP_ADMIN_DN,
+    SHELF_LDAP_BIND_PASSWORD: LDAP_ADMIN_PASSWORD,
+  };
+}
+
 export interface Slapd {
   url: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function ldif(people: LdapPerson[]): string {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ROOT } from './shelf.js';
+import { freePort } from './net.js';
 import { run } from './run.js';
 
 const SCRIPTS = path.join(ROOT, 'test/e2e/swift');
@@ -23,17 +23,6 @@ export interface SwiftServer {
   /** An SDK client with the settings Swift needs. */
   client(): S3Client;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
 }
 
 /** Sets up and starts Swift on free ports; call `stop()` once the test file is done. */
