@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { ROOT } from './shelf.js';
 import { freePort } from './net.js';
 import { run } from './run.js';
@@ -42,6 +42,16 @@ export async function startSwift(): Promise<SwiftServer> {
   const region = 'us-east-1';
   const accessKeyId = 'test:tester';
   const secretAccessKey = 'testing';
+  const client = () =>
+    new S3Client({
+      endpoint,
+      region,
+      forcePathStyle: true,
+      credentials: { accessKeyId, secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  await untilServing(client());
   return {
     endpoint,
     region,
@@ -52,18 +62,33 @@ export async function startSwift(): Promise<SwiftServer> {
       const q = new URLSearchParams({ endpoint, region, 'path-style': 'true', ...query });
       return `s3://${bucket}${prefix ? `/${prefix}` : ''}?${q.toString()}`;
     },
-    client: () =>
-      new S3Client({
-        endpoint,
-        region,
-        forcePathStyle: true,
-        credentials: { accessKeyId, secretAccessKey },
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-      }),
+    client,
     async stop() {
       await run('bash', [path.join(SCRIPTS, 'stop.sh')], { env });
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits until Swift creates and removes a bucket: right after start its servers may still
+ * answer 503 (S3 SlowDown) on a loaded machine.
+ */
+async function untilServing(client: S3Client): Promise<void> {
+  const bucket = `ready-${randomBytes(4).toString('hex')}`;
+  const deadline = Date.now() + 60_000;
+  try {
+    for (;;) {
+      try {
+        await client.send(new CreateBucketCommand({ Bucket: bucket }));
+        await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`swift did not serve in time: ${(err as Error).message}`, { cause: err });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    client.destroy();
+  }
 }
