@@ -96,12 +96,32 @@ export class S3BlobStore implements BlobStore {
     this.presigner = opts.publicEndpoint && opts.publicEndpoint !== opts.endpoint ? config(opts.publicEndpoint) : this.client;
   }
 
+  /** Checks the bucket (creating it if allowed); a store that is still starting gets a few tries. */
   async init(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ensureBucket();
+      } catch (err) {
+        if (attempt >= 5 || !isTransient(err)) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
+  private async ensureBucket(): Promise<void> {
+    const head = () => this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
+      await head();
     } catch (err) {
       if (!isNotFound(err) || !this.opts.createBucket) throw err;
-      await this.client.send(new CreateBucketCommand({ Bucket: this.opts.bucket }));
+      try {
+        await this.client.send(new CreateBucketCommand({ Bucket: this.opts.bucket }));
+      } catch (createErr) {
+        // Nodes starting together race to create it: the bucket being there is all that counts.
+        await head().catch(() => {
+          throw createErr;
+        });
+      }
     }
   }
 
@@ -588,4 +608,10 @@ async function collect(stream: Readable): Promise<Buffer> {
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.name === 'NoSuchBucket' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/** A server error or no answer at all: worth another try. */
+function isTransient(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return status === undefined || status >= 500;
 }
