@@ -36,7 +36,64 @@ export async function commitBytes(blobs: BlobStore, tempId: string, digest: stri
 }
 
 /**
+ * Proof that a caller possesses a blob's bytes, the one condition for linking stored bytes into a
+ * repository: a digest alone is no key. Either the caller `sent` the bytes (the temporary object
+ * they uploaded, its digest verified), or the blob is linked already into one of the repositories
+ * `heldIn` (container IDs the caller was checked to be allowed to read). Reuse of bytes stored for
+ * anyone else stays invisible: the caller uploads them, and only then are they deduplicated.
+ */
+export type Possession = { sent: string } | { heldIn: string[] };
+
+/**
+ * Links the blob into the container on proof of possession; false (nothing linked) when the proof
+ * fails or the bytes are gone. Only under `lockBlobs(digest)`. A held blob keeps its recorded size.
+ */
+export async function linkPossessed(
+  trx: Kysely<Database>,
+  blobs: BlobStore,
+  containerId: string,
+  digest: string,
+  size: number,
+  proof: Possession,
+): Promise<boolean> {
+  if ('sent' in proof) {
+    await commitBytes(blobs, proof.sent, digest);
+  } else {
+    const held = await heldSize(trx, proof.heldIn, digest);
+    if (held === null || held !== size || !(await blobStored(trx, blobs, digest))) return false;
+  }
+  await linkBlob(trx, containerId, digest, size);
+  return true;
+}
+
+/** The size of the blob as linked into one of the containers, or null when none holds it. */
+export async function heldSize(db: Kysely<Database>, containerIds: string[], digest: string): Promise<number | null> {
+  if (containerIds.length === 0) return null;
+  const row = await db
+    .selectFrom('repo_blobs')
+    .select('size')
+    .where('container_id', 'in', containerIds)
+    .where('digest', '=', digest)
+    .executeTakeFirst();
+  return row?.size ?? null;
+}
+
+/** A container of the entity that holds the blob, or null (every writer of the entity may read all of it). */
+export async function holderInEntity(db: Kysely<Database>, entityId: string, digest: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('repo_blobs')
+    .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
+    .innerJoin('collections', 'collections.id', 'containers.collection_id')
+    .where('collections.entity_id', '=', entityId)
+    .where('repo_blobs.digest', '=', digest)
+    .select('repo_blobs.container_id')
+    .executeTakeFirst();
+  return row?.container_id ?? null;
+}
+
+/**
  * Records a verified stored blob and links it into a container's repository (idempotent).
+ * Callers other than `linkPossessed` link only bytes the server made itself.
  * A link's `created_at` is the time it was last made: the grace period of garbage collection
  * counts from there, so a blob pushed again is not collected before its manifest arrives.
  */

@@ -126,14 +126,9 @@ export class Images {
       .executeTakeFirst();
   }
 
-  /** An uploaded image elsewhere with the same bytes, to reuse its facts instead of a new upload. */
-  async findUploadedTwin(digest: string): Promise<ImageRow | undefined> {
-    return this.db
-      .selectFrom('images')
-      .selectAll()
-      .where('digest', '=', digest)
-      .where('uploaded', '=', 1)
-      .executeTakeFirst();
+  /** Uploaded images of the same bytes (a bounded sample), whose facts a new record may reuse. */
+  async uploadedTwins(digest: string, limit = 64): Promise<ImageRow[]> {
+    return this.db.selectFrom('images').selectAll().where('digest', '=', digest).where('uploaded', '=', 1).limit(limit).execute();
   }
 
   async delete(principal: Principal | null, ref: LibraryRef, arch: string): Promise<ImageWithContainer> {

@@ -5,7 +5,7 @@ import { parseDigest } from '../blobs/digest.js';
 import type { BlobStore } from '../blobs/store.js';
 import type { Dialect } from '../meta/db.js';
 import type { Database, ManifestsTable } from '../meta/schema.js';
-import { blobStored, lockBlobs } from './blob-links.js';
+import { blobStored, heldSize, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import { isOciTag } from './names.js';
@@ -58,10 +58,11 @@ const NON_DISTRIBUTABLE = /^application\/vnd\.(oci\.image\.layer\.nondistributab
  * Non-distributable (foreign) layers are never uploaded, and an index may be sparse (children
  * pushed later or never), as the spec allows; those references are recorded but not required.
  */
-export function requiredBlobs(parsed: ParsedManifest): string[] {
+export function requiredDescriptors(parsed: ParsedManifest): Descriptor[] {
   const layers = parsed.layers.filter((l) => !NON_DISTRIBUTABLE.test(l.mediaType ?? ''));
-  return [parsed.config?.digest, ...layers.map((l) => l.digest)].filter((d): d is string => !!d);
+  return [parsed.config, ...layers].filter((d): d is Descriptor => !!d?.digest);
 }
+
 
 /** Resolves a manifest reference: a tag or a digest. */
 export function parseReference(reference: string): { tag: string } | { digest: string } {
@@ -145,18 +146,24 @@ export class Manifests {
     const refs = [...new Set([parsed.config?.digest, ...parsed.layers.map((l) => l.digest), ...parsed.manifests.map((m) => m.digest)])].filter(
       (r): r is string => !!r,
     );
-    const required = new Set(requiredBlobs(parsed));
     const now = nowIso();
     const artifactType =
       parsed.artifactType ??
       (parsed.mediaType === MEDIA.ociManifest || parsed.mediaType === MEDIA.dockerManifest ? parsed.config?.mediaType : undefined) ??
       null;
     await this.db.transaction().execute(async (trx) => {
-      // Under the blob locks, a known blob stays stored until this manifest refers to it.
+      // Under the blob locks, a known blob stays stored until this manifest refers to it. Only
+      // blobs of this repository count (pushed or mounted into it): a digest stored for anyone
+      // else is as unknown as one never pushed, and says nothing about its existence.
       await lockBlobs(trx, this.dialect, [digest, ...refs]);
-      for (const r of refs) {
-        if (r !== digest && required.has(r) && !(await blobStored(trx, this.blobs, r))) {
-          throw new RegistryError('invalid', `manifest refers to ${r}, which is not stored`, 'manifest-blob');
+      for (const d of requiredDescriptors(parsed)) {
+        if (d.digest === digest) continue;
+        const size = await heldSize(trx, [container.id], d.digest!);
+        if (size === null || !(await blobStored(trx, this.blobs, d.digest!))) {
+          throw new RegistryError('invalid', `manifest refers to blob ${d.digest}, which is not in ${container.name}`, 'manifest-blob');
+        }
+        if (d.size !== size) {
+          throw new RegistryError('invalid', `descriptor of ${d.digest} says ${d.size} bytes, the blob has ${size}`, 'manifest');
         }
       }
       await this.blobs.ingest(Readable.from([bytes]), { digest, size: bytes.length });

@@ -9,7 +9,7 @@ import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
 import type { Quotas } from './quota.js';
-import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
+import { heldSize, holderInEntity, linkPossessed, lockBlobs, type Possession } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /**
@@ -76,21 +76,17 @@ export class OciBlobs {
   }
 
   /**
-   * Links a blob into the repository, within the entity's quota (checked race-free): the bytes
-   * committed from the temporary object `tempId`, or without one already stored (false when they
-   * are not, e.g. just collected as garbage).
+   * Links a blob into the repository, within the entity's quota (checked race-free), on proof of
+   * possession (false when it fails, or the bytes were just collected as garbage).
    */
-  async link(container: Container, digest: string, size: number, tempId?: string): Promise<boolean> {
+  async link(container: Container, digest: string, size: number, proof: Possession): Promise<boolean> {
     const entity = container.collection.entity;
     await this.quotas.assertRoom(entity, digest, size);
     return this.db.transaction().execute(async (trx) => {
       await lockBlobs(trx, this.dialect, [digest]);
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, digest, size, trx);
-      if (tempId) await commitBytes(this.blobs, tempId, digest);
-      else if (!(await blobStored(trx, this.blobs, digest))) return false;
-      await linkBlob(trx, container.id, digest, size);
-      return true;
+      return linkPossessed(trx, this.blobs, container.id, digest, size, proof);
     });
   }
 
@@ -101,15 +97,17 @@ export class OciBlobs {
   }
 
   /**
-   * Cross-repository mount: links a stored blob without moving bytes. With `from`, the blob
-   * must be in that repository (which the caller may read); without it, anywhere.
+   * Cross-repository mount: links a blob without moving bytes, when the caller can show it holds
+   * them. With `from` (a repository the caller may read), the blob must be in it; without, in a
+   * repository of the target's own entity (all readable by whoever may write the target). Bytes
+   * stored for anyone else are never mounted: null, and the client uploads them.
    */
   async mount(container: Container, digest: string, from: Container | null): Promise<number | null> {
-    const row = from
-      ? await this.db.selectFrom('repo_blobs').select('size').where('container_id', '=', from.id).where('digest', '=', digest).executeTakeFirst()
-      : await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-    if (!row) return null;
-    return (await this.link(container, digest, row.size)) ? row.size : null;
+    const holder = from ? from.id : await holderInEntity(this.db, container.collection.entity.id, digest);
+    if (!holder) return null;
+    const size = await heldSize(this.db, [holder], digest);
+    if (size === null) return null;
+    return (await this.link(container, digest, size, { heldIn: [holder] })) ? size : null;
   }
 
   async startUpload(principal: Principal, container: Container): Promise<string> {
@@ -203,7 +201,7 @@ export class OciBlobs {
     if (actual !== digest) {
       throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
     }
-    await this.link(state.container, digest, state.received, state.id);
+    await this.link(state.container, digest, state.received, { sent: state.id });
     await this.close(state.id);
     return state.received;
   }

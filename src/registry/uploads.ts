@@ -12,7 +12,7 @@ import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
-import { blobStored, commitBytes, linkBlob, lockBlobs } from './blob-links.js';
+import { linkPossessed, lockBlobs, type Possession } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -274,13 +274,15 @@ export class Uploads {
   }
 
   /**
-   * When the same bytes are already stored for another image, a new image record takes their
-   * facts instead of an upload (the client then skips it). Refused quietly if over quota.
+   * When the caller can already read an uploaded image of the same bytes (a re-push, or a copy of
+   * a container they may read), a new image record takes its facts instead of an upload and the
+   * client skips it. Bytes stored only where the caller cannot read stay unknown to them: they
+   * upload, and the stored blob is then reused without a second copy. Refused quietly if over quota.
    */
-  async adoptStoredBytes(image: ImageRow, container: Container): Promise<ImageRow> {
+  async adoptStoredBytes(principal: Principal | null, image: ImageRow, container: Container): Promise<ImageRow> {
     if (image.uploaded === 1) return image;
-    const twin = await this.images.findUploadedTwin(image.digest);
-    if (!twin || (await this.blobs.stat(image.digest)) === null) return image;
+    const twin = await this.readableTwin(principal, image.digest);
+    if (!twin) return image;
     try {
       const adopted = await this.markUploaded(image, container, twin.size, {
         arch: twin.arch,
@@ -289,13 +291,28 @@ export class Uploads {
         fingerprints: JSON.parse(twin.fingerprints) as string[],
         encrypted: twin.encrypted === 1,
         info: JSON.parse(twin.sif_info) as unknown,
-      });
+      }, { heldIn: [twin.container_id] });
       if (!adopted) return image;
     } catch (err) {
       if (err instanceof RegistryError && err.kind === 'quota') return image;
       throw err;
     }
     return (await this.images.byId(image.id)) ?? image;
+  }
+
+  /** An uploaded image of these bytes in a container the caller may read, or null. */
+  private async readableTwin(principal: Principal | null, digest: string): Promise<ImageRow | null> {
+    for (const twin of await this.images.uploadedTwins(digest)) {
+      const readable = await this.namespaces.getContainerById(principal, twin.container_id).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof RegistryError && err.kind === 'not-found') return false;
+          throw err;
+        },
+      );
+      if (readable) return twin;
+    }
+    return null;
   }
 
   /** Removes sessions (and their bytes) that expired before `before` (an ISO time, default now). */
@@ -319,33 +336,31 @@ export class Uploads {
     const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
     const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
     await this.quotas.assertRoom(container.collection.entity, digest, size);
-    await this.markUploaded(image, container, size, facts, tempId);
+    await this.markUploaded(image, container, size, facts, { sent: tempId });
     if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
     const updated = (await this.images.byId(imageId))!;
     return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
   }
 
-  /** Makes an image of bytes already stored and verified (an ORAS push) an uploaded Library image. */
+  /** Makes a blob of the image's own container (its ORAS push) an uploaded Library image. */
   async registerStored(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
-    if (!(await this.markUploaded(image, container, size, facts))) throw notFound(`blob ${image.digest}`, 'blob');
+    if (!(await this.markUploaded(image, container, size, facts, { heldIn: [container.id] }))) throw notFound(`blob ${image.digest}`, 'blob');
     if ((facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(image.id);
   }
 
   /**
-   * Makes the image uploaded, in one transaction: its bytes committed from `tempId` (or, without
-   * one, already stored: false when they are not), linked, and its facts recorded. The bytes are
-   * durable before the row that refers to them commits.
+   * Makes the image uploaded, in one transaction: its bytes linked on proof of possession (false
+   * when it fails), and its facts recorded. The bytes are durable before the row that refers to
+   * them commits.
    */
-  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, tempId?: string): Promise<boolean> {
+  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, proof: Possession): Promise<boolean> {
     const entity = container.collection.entity;
     const now = nowIso();
     return this.db.transaction().execute(async (trx) => {
       await lockBlobs(trx, this.dialect, [image.digest]);
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, image.digest, size, trx);
-      if (tempId) await commitBytes(this.blobs, tempId, image.digest);
-      else if (!(await blobStored(trx, this.blobs, image.digest))) return false;
-      await linkBlob(trx, container.id, image.digest, size);
+      if (!(await linkPossessed(trx, this.blobs, container.id, image.digest, size, proof))) return false;
       await trx
         .updateTable('images')
         .set({

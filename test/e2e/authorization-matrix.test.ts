@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as openpgp from 'openpgp';
 import { run } from '../helpers/run.js';
-import { ADMIN_TOKEN, CLIENTS, FIXTURES, startShelf, type TestShelf } from '../helpers/shelf.js';
+import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 type Who = 'anonymous' | 'reader' | 'writer' | 'owner' | 'other' | 'admin' | 'disabled' | 'revoked';
 const WHO: Who[] = ['anonymous', 'reader', 'writer', 'owner', 'other', 'admin', 'disabled', 'revoked'];
@@ -153,3 +156,184 @@ describe('authorization matrix', { concurrency: false }, () => {
     assert.equal(revoked.status, 401);
   });
 });
+
+/**
+ * A known digest is not a key: a caller who knows the SHA-256 of someone else's private bytes
+ * gets nothing through any of the three doors (Library image record, OCI mount, OCI manifest),
+ * and cannot tell stored-elsewhere from never-stored. Legitimate re-pushes still skip uploads and
+ * bytes are stored once.
+ */
+for (const db of DB_KINDS) {
+  describe(`authorization matrix: a known digest is not a key (${db})`, { concurrency: false }, () => {
+    let shelf: TestShelf;
+    let work: string;
+    const tokens: Record<string, string> = {};
+    const victimSif = path.join(FIXTURES, 'labels-object-amd64.sif');
+    let victimHex = '';
+    const secretLayer = randomBytes(4096);
+    const secretConfig = Buffer.from(`{"architecture":"amd64","os":"linux","secret":"${randomBytes(8).toString('hex')}"}`);
+    const never = randomBytes(4096);
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    let malloryContainer = '';
+
+    const as = (user: string, p: string, init: RequestInit = {}) =>
+      fetch(`${shelf.url}${p}`, { redirect: 'manual', ...init, headers: { authorization: `Bearer ${tokens[user]}`, ...(init.headers as Record<string, string>) } });
+    const ociAs = (user: string, p: string, init: RequestInit = {}) =>
+      fetch(`${shelf.url}${p}`, { ...init, headers: { authorization: `Basic ${Buffer.from(`${user}:${tokens[user]}`).toString('base64')}`, ...(init.headers as Record<string, string>) } });
+    const adminApi = async (method: string, p: string, body?: unknown) => {
+      const res = await fetch(`${shelf.url}${p}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+      assert.ok(res.ok, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
+      return ((await res.json()) as { data: Record<string, unknown> }).data;
+    };
+    const pushBlob = async (user: string, repo: string, bytes: Buffer) => {
+      const res = await ociAs(user, `/v2/${repo}/blobs/uploads/?digest=${sha(bytes)}`, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+      assert.equal(res.status, 201, await res.clone().text());
+    };
+    const manifest = (configDigest: string, configSize: number, layerDigest: string, layerSize: number) =>
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configSize },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layerSize }],
+      });
+    const putManifest = (user: string, repo: string, tag: string, body: string) =>
+      ociAs(user, `/v2/${repo}/manifests/${tag}`, { method: 'PUT', body, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    /** A response with every digest named in it replaced, to compare "stored elsewhere" with "never stored". */
+    const shape = async (res: Response, ...digests: string[]) => {
+      let text = await res.text();
+      for (const d of digests) text = text.replaceAll(d, 'DIGEST').replaceAll(d.replace('sha256:', ''), 'HEX');
+      return { status: res.status, body: text.replace(/"(createdAt|updatedAt)":"[^"]*"/g, '"$1":"X"').replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'UUID') };
+    };
+    /** Bytes stored under a folder of the data directory. */
+    const storedBytes = async (folder = 'blobs'): Promise<number> => {
+      let n = 0;
+      const walk = async (dir: string): Promise<void> => {
+        for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+          if (e.isDirectory()) await walk(path.join(dir, e.name));
+          else n += (await stat(path.join(dir, e.name))).size;
+        }
+      };
+      await walk(path.join(shelf.dataDir, folder));
+      return n;
+    };
+    const libPush = (user: string, file: string, ref: string) =>
+      run(path.join(CLIENTS, 'libclient'), ['--url', shelf.url, '--token', tokens[user]!, 'push', '--json', file, ref]);
+
+    before(async () => {
+      shelf = await startShelf({ db });
+      work = await mkdtemp(path.join(tmpdir(), 'shelf-possession-'));
+      for (const user of ['alice', 'mallory', 'bob']) {
+        await adminApi('POST', '/api/users', { username: user });
+        tokens[user] = (await adminApi('POST', `/api/users/${user}/tokens`, { name: 'possession' })).token as string;
+      }
+      victimHex = createHash('sha256').update(await readFile(victimSif)).digest('hex');
+      const push = await libPush('alice', victimSif, 'alice/priv/img:latest');
+      assert.equal(push.code, 0, push.stderr);
+      await pushBlob('alice', 'alice/priv/oci', secretConfig);
+      await pushBlob('alice', 'alice/priv/oci', secretLayer);
+      assert.equal((await putManifest('alice', 'alice/priv/oci', 'v1', manifest(sha(secretConfig), secretConfig.length, sha(secretLayer), secretLayer.length))).status, 201);
+      await adminApi('PUT', '/api/visibility/alice/priv', { private: true });
+      const own = await libPush('mallory', path.join(FIXTURES, 'minimal-arm64.sif'), 'mallory/mine/box:latest');
+      assert.equal(own.code, 0, own.stderr);
+      malloryContainer = ((await (await as('mallory', '/v1/containers/mallory/mine/box')).json()) as { data: { id: string } }).data.id;
+    });
+    after(async () => {
+      await shelf?.stop();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    test('(a) Library POST /v1/images with the victim\'s hash: not uploaded, not taggable, not downloadable — as for a hash never stored', async () => {
+      const neverHex = createHash('sha256').update(never).digest('hex');
+      const answers = [];
+      for (const hex of [victimHex, neverHex]) {
+        const created = await as('mallory', '/v1/images', { method: 'POST', body: JSON.stringify({ hash: `sha256.${hex}`, container: malloryContainer }) });
+        const body = (await created.clone().json()) as { data: { id: string; uploaded: boolean; size: number } };
+        assert.equal(body.data.uploaded, false, hex);
+        assert.equal(body.data.size, 0);
+        const tag = await as('mallory', `/v2/tags/${malloryContainer}`, { method: 'POST', body: JSON.stringify({ Arch: 'amd64', Tag: `t${hex.slice(0, 6)}`, ImageID: body.data.id }) });
+        const download = await as('mallory', `/v1/imagefile/mallory/mine/box:sha256.${hex}`);
+        answers.push([await shape(created, hex), await shape(tag, hex), await shape(download, hex)]);
+      }
+      assert.deepEqual(answers[0], answers[1]);
+      assert.equal(answers[0]![1]!.status, 400);
+      assert.equal(answers[0]![2]!.status, 404);
+    });
+
+    test('(b) OCI mount of the victim\'s digest, without from or from an unreadable repository: a normal upload session (202), as for a missing digest', async () => {
+      const repo = 'mallory/mine/box';
+      for (const digest of [sha(secretLayer), sha(secretConfig)]) {
+        const answers = [];
+        for (const d of [digest, sha(never)]) {
+          const bare = await ociAs('mallory', `/v2/${repo}/blobs/uploads/?mount=${d}`, { method: 'POST' });
+          const from = await ociAs('mallory', `/v2/${repo}/blobs/uploads/?mount=${d}&from=alice/priv/oci`, { method: 'POST' });
+          const head = await ociAs('mallory', `/v2/${repo}/blobs/${d}`, { method: 'HEAD' });
+          const get = await ociAs('mallory', `/v2/${repo}/blobs/${d}`);
+          answers.push([bare.status, from.status, head.status, await shape(get, d)]);
+        }
+        assert.deepEqual(answers[0], answers[1]);
+        assert.deepEqual(answers[0]!.slice(0, 3), [202, 202, 404]);
+      }
+      // Nor does the victim's own repository answer her digests to an outsider.
+      const theirs = await ociAs('mallory', `/v2/alice/priv/oci/blobs/${sha(secretLayer)}`);
+      const nothing = await ociAs('mallory', `/v2/alice/priv/oci/blobs/${sha(never)}`);
+      assert.deepEqual(await shape(theirs, sha(secretLayer)), await shape(nothing, sha(never)));
+      assert.equal(theirs.status, 404);
+    });
+
+    test('(c) a manifest naming the victim\'s blobs (right or wrong size) is MANIFEST_BLOB_UNKNOWN, as for blobs never pushed', async () => {
+      const repo = 'mallory/mine/box';
+      const victim = await putManifest('mallory', repo, 'stolen', manifest(sha(secretConfig), secretConfig.length, sha(secretLayer), secretLayer.length));
+      const wrongSize = await putManifest('mallory', repo, 'stolen2', manifest(sha(secretConfig), 1, sha(secretLayer), 1));
+      const missing = await putManifest('mallory', repo, 'stolen', manifest(sha(never), secretConfig.length, sha(randomBytes(9)), secretLayer.length));
+      const codes = [];
+      for (const res of [victim, wrongSize, missing]) {
+        const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
+        codes.push([res.status, body.errors[0]!.code, body.errors[0]!.message.replace(/sha256:[0-9a-f]{64}/g, 'DIGEST')]);
+      }
+      assert.deepEqual(codes[0], codes[2]);
+      assert.deepEqual(codes[1], codes[2]);
+      assert.deepEqual(codes[0]!.slice(0, 2), [400, 'MANIFEST_BLOB_UNKNOWN']);
+      assert.equal((await ociAs('mallory', `/v2/${repo}/manifests/stolen`)).status, 404);
+      // The owner's own blobs with a wrong size: refused as an invalid manifest.
+      const own = await putManifest('alice', 'alice/priv/oci', 'wrong-size', manifest(sha(secretConfig), secretConfig.length, sha(secretLayer), secretLayer.length + 1));
+      assert.equal(own.status, 400);
+      assert.equal(((await own.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'MANIFEST_INVALID');
+    });
+
+    test('legitimate reuse: re-push and copy by a reader skip the upload; someone with the bytes uploads them, stored once', async () => {
+      const before = await storedBytes();
+      const sifSize = (await stat(victimSif)).size;
+      // The owner re-pushes, and copies into another container of hers: no upload (Library client).
+      for (const ref of ['alice/priv/img:again', 'alice/priv/copy:latest']) {
+        const r = await libPush('alice', victimSif, ref);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((JSON.parse(r.stdout) as { uploaded: boolean }).uploaded, false, ref);
+      }
+      // Bob has the same file: he must upload it (as for a file never seen), and the bytes are stored once.
+      const bob = await libPush('bob', victimSif, 'bob/have/same:latest');
+      assert.equal(bob.code, 0, bob.stderr);
+      assert.equal((JSON.parse(bob.stdout) as { uploaded: boolean }).uploaded, true);
+      const out = path.join(work, 'bob.sif');
+      const pull = await run(path.join(CLIENTS, 'libclient'), ['--url', shelf.url, '--token', tokens.bob!, 'pull', 'bob/have/same:latest', out]);
+      assert.equal(pull.code, 0, pull.stderr);
+      assert.equal(createHash('sha256').update(await readFile(out)).digest('hex'), victimHex);
+      // OCI: the owner mounts within her entity (no from) and from a repository she reads.
+      assert.equal((await ociAs('alice', `/v2/alice/priv/oci2/blobs/uploads/?mount=${sha(secretLayer)}`, { method: 'POST' })).status, 201);
+      assert.equal((await ociAs('alice', `/v2/alice/other/oci3/blobs/uploads/?mount=${sha(secretConfig)}&from=alice/priv/oci`, { method: 'POST' })).status, 201);
+      // An ORAS push of the same SIF by bob (real client): uploaded, stored once, pullable.
+      const oras = path.join(CLIENTS, 'orasclient');
+      const host = new URL(shelf.url).host;
+      const orasPush = await run(oras, ['--user', 'bob', '--pass', tokens.bob!, 'push', victimSif, `oras://${host}/bob/have/oras:v1`]);
+      assert.equal(orasPush.code, 0, orasPush.stderr);
+      const orasOut = path.join(work, 'bob-oras.sif');
+      const orasPull = await run(oras, ['--user', 'bob', '--pass', tokens.bob!, 'pull', `oras://${host}/bob/have/oras:v1`, orasOut]);
+      assert.equal(orasPull.code, 0, orasPull.stderr);
+      assert.equal(createHash('sha256').update(await readFile(orasOut)).digest('hex'), victimHex);
+      // New bytes are only the small manifests of the new tags: the SIF is not stored again, and
+      // nothing is left behind in the uploads folder.
+      const grown = (await storedBytes()) - before;
+      assert.ok(grown < sifSize, `stored ${grown} more bytes, the SIF has ${sifSize}`);
+      assert.equal(await storedBytes('uploads'), 0);
+    });
+  });
+}

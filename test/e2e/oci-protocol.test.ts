@@ -381,6 +381,8 @@ for (const db of DB_KINDS) {
         assert.equal(await errorCode(res), 'NAME_INVALID');
       }
       // Two-part names live in the entity's default collection.
+      await pushBlob(config, 'admin/twopart');
+      await pushBlob(layer, 'admin/twopart');
       assert.equal((await putManifest('two', imageManifest(), undefined, 'admin/twopart')).status, 201);
       assert.equal((await req('/v2/admin/default/twopart/manifests/two')).status, 200);
     });

@@ -141,7 +141,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     const digest = parseAnySha256(hash);
     if (!digest) throw invalid(`invalid image hash ${JSON.stringify(hash)}: expected sha256.<64 hex digits>`);
     const created = await registry.images.create(principal, field.string(body, 'container', true), digest, field.string(body, 'description'));
-    const image = await registry.uploads.adoptStoredBytes(created.image, created.container);
+    const image = await registry.uploads.adoptStoredBytes(principal, created.image, created.container);
     return data(reply, imageJson(image, created.container, await registry.images.tagNamesOf(image.id)));
   });
 
