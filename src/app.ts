@@ -40,6 +40,7 @@ export async function openRegistry(config: Config): Promise<{ registry: Registry
     defaultQuota: config.library.defaultQuota,
     directory: config.ldap ? new LdapDirectory({ ...config.ldap, timeoutMs: config.ldap.timeout * 1000 }) : null,
     gcGrace: config.gc.grace,
+    maxKeyBytes: config.keyserver.maxKeyBytes,
   });
   return { registry, meta };
 }

@@ -94,6 +94,8 @@ export const configSchema = z
       .object({
         /** Whether keys may be added without signing in. */
         anonymousAdd: z.boolean().default(false),
+        /** Largest armored size of one key, as sent and after every merge. */
+        maxKeyBytes: z.number().int().min(4096).default(64 * 1024),
       })
       .prefault({}),
     /** Sign-in against an LDAP directory, beside local accounts; off when absent. */

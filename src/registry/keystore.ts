@@ -5,9 +5,13 @@ import type { Database } from '../meta/schema.js';
 import type { KeyProvider } from '../sif/index.js';
 import type { Principal } from './accounts.js';
 import { RegistryError } from './errors.js';
+import { addedParts, cleanKey, partsOf } from './pgp-clean.js';
 import { nowIso } from './util.js';
 
-export const MAX_KEY_BYTES = 256 * 1024;
+/** Default cap on one key's armored size, after cleaning and after every merge. */
+export const DEFAULT_MAX_KEY_BYTES = 64 * 1024;
+/** Keys one upload may carry at most, at full size each. */
+export const KEYS_PER_UPLOAD = 4;
 
 export interface StoredKey {
   fingerprint: string;
@@ -37,55 +41,89 @@ async function describe(key: openpgp.PublicKey): Promise<Omit<StoredKey, 'key'>>
   };
 }
 
+/** A new key must be a valid, unexpired public key with a self-signed user ID. */
+async function assertUsable(key: openpgp.PublicKey, fingerprint: string): Promise<void> {
+  try {
+    await key.verifyPrimaryKey();
+  } catch (err) {
+    throw new RegistryError('invalid', `key ${fingerprint} is not usable: ${(err as Error).message}`);
+  }
+  const expires = await key.getExpirationTime();
+  if (expires instanceof Date && expires.getTime() <= Date.now()) {
+    throw new RegistryError('invalid', `key ${fingerprint} expired on ${expires.toISOString()}`);
+  }
+}
+
 /**
- * The HKP keyserver's keys. New keys must be valid public keys; a key already held is merged
- * with what is sent (new user IDs, subkeys, revocations), so a revocation reaches every verifier.
+ * The HKP keyserver's keys. Every key is cleaned first (`cleanKey`: only what its primary key
+ * signed stays). Who may change which key: the account that first added a key owns it; the owner
+ * and administrators may merge anything the key's holder signed into it (new user IDs, subkeys,
+ * signatures, revocations); anyone else allowed to add keys may add new keys, and may update a key
+ * they do not own only with signatures on what it already has (revocations, renewed
+ * self-signatures), never with new user IDs or subkeys. A key stays within `maxKeyBytes`.
  */
 export class Keystore {
   /** Told the fingerprints whose key changed, so images they signed are verified again. */
   onKeysChanged: (fingerprints: string[]) => void = () => {};
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly maxKeyBytes = DEFAULT_MAX_KEY_BYTES,
+  ) {}
 
   async add(principal: Principal | null, armored: string, opts: { allowAnonymous: boolean }): Promise<string[]> {
     if (!principal && !opts.allowAnonymous) throw new RegistryError('unauthorized', 'sign in to add keys (anonymous key uploads are off)');
-    if (Buffer.byteLength(armored) > MAX_KEY_BYTES) throw new RegistryError('too-large', `key text larger than ${MAX_KEY_BYTES} bytes`);
+    if (Buffer.byteLength(armored) > this.maxKeyBytes * KEYS_PER_UPLOAD) {
+      throw new RegistryError('too-large', `key text larger than ${this.maxKeyBytes * KEYS_PER_UPLOAD} bytes`);
+    }
     let keys: openpgp.Key[];
     try {
       keys = await openpgp.readKeys({ armoredKeys: armored });
     } catch (err) {
       throw new RegistryError('invalid', `not an OpenPGP public key: ${(err as Error).message}`);
     }
-    const changed: string[] = [];
+    const updates: Array<{ key: openpgp.PublicKey; owner: string | null; isNew: boolean }> = [];
     for (const key of keys) {
       if (key.isPrivate()) throw new RegistryError('invalid', 'refusing a private key: send the public key only');
-      const incoming = key as openpgp.PublicKey;
+      const incoming = await cleanKey(key as openpgp.PublicKey);
       const fingerprint = incoming.getFingerprint().toUpperCase();
-      const existing = await this.get(fingerprint);
-      let merged: openpgp.PublicKey;
-      if (existing) {
-        try {
-          merged = await existing.key.update(incoming);
-        } catch (err) {
-          throw new RegistryError('invalid', `cannot merge into key ${fingerprint}: ${(err as Error).message}`);
-        }
-      } else {
-        try {
-          await incoming.verifyPrimaryKey();
-        } catch (err) {
-          throw new RegistryError('invalid', `key ${fingerprint} is not usable: ${(err as Error).message}`);
-        }
-        const expires = await incoming.getExpirationTime();
-        if (expires instanceof Date && expires.getTime() <= Date.now()) {
-          throw new RegistryError('invalid', `key ${fingerprint} expired on ${expires.toISOString()}`);
-        }
-        merged = incoming;
+      this.assertSize(incoming, fingerprint);
+      const existing = await this.db.selectFrom('pgp_keys').select(['armored', 'owner_user_id']).where('fingerprint', '=', fingerprint).executeTakeFirst();
+      if (!existing) {
+        await assertUsable(incoming, fingerprint);
+        updates.push({ key: incoming, owner: principal?.userId ?? null, isNew: true });
+        continue;
       }
-      await this.store(merged, existing ? null : (principal?.userId ?? null));
-      changed.push(fingerprint);
+      const held = await cleanKey(await openpgp.readKey({ armoredKey: existing.armored }));
+      let merged: openpgp.PublicKey;
+      try {
+        merged = await cleanKey(await held.update(incoming));
+      } catch (err) {
+        throw new RegistryError('invalid', `cannot merge into key ${fingerprint}: ${(err as Error).message}`);
+      }
+      const mayExtend = !!principal && (principal.isAdmin || principal.userId === existing.owner_user_id);
+      const added = addedParts(partsOf(held), partsOf(merged));
+      if (!mayExtend && added.length) {
+        throw new RegistryError(
+          principal ? 'forbidden' : 'unauthorized',
+          `key ${fingerprint} belongs to another account: only its owner may add ${added.join(', ')}; others may send revocations and self-signatures`,
+        );
+      }
+      this.assertSize(merged, fingerprint);
+      updates.push({ key: merged, owner: existing.owner_user_id, isNew: false });
+    }
+    const changed: string[] = [];
+    for (const u of updates) {
+      await this.store(u.key, u.isNew ? u.owner : null);
+      changed.push(u.key.getFingerprint().toUpperCase());
     }
     if (changed.length) this.onKeysChanged(changed);
     return changed;
+  }
+
+  private assertSize(key: openpgp.PublicKey, fingerprint: string): void {
+    const size = Buffer.byteLength(key.armor());
+    if (size > this.maxKeyBytes) throw new RegistryError('too-large', `key ${fingerprint} would be ${size} bytes armored, more than the ${this.maxKeyBytes} allowed`);
   }
 
   private async store(key: openpgp.PublicKey, owner: string | null): Promise<void> {

@@ -31,6 +31,8 @@ export interface RegistrySettings extends UploadSettings {
   gcGrace?: number;
   /** Downloads may be redirected to the store's presigned URLs. */
   blobRedirect?: boolean;
+  /** Largest armored size of one keyserver key (after merging). */
+  maxKeyBytes?: number;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -77,7 +79,7 @@ export class Registry {
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
-    this.keystore = new Keystore(db);
+    this.keystore = new Keystore(db, settings.maxKeyBytes);
     this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
     this.doctor = new Doctor(db, blobs);
     this.gcGrace = settings.gcGrace ?? 3600;

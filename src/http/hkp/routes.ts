@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import * as openpgp from 'openpgp';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
-import { MAX_KEY_BYTES, type StoredKey } from '../../registry/keystore.js';
+import { KEYS_PER_UPLOAD, type StoredKey } from '../../registry/keystore.js';
 import { authenticate } from '../auth.js';
 import { PayloadTooLarge, readBody } from '../body.js';
 
@@ -51,7 +51,8 @@ export async function hkpRoutes(app: FastifyInstance, opts: HkpRoutesOptions): P
   });
 
   app.post('/pks/add', async (req: FastifyRequest, reply) => {
-    const body = await readBody(req, MAX_KEY_BYTES * 2).catch((err: unknown) => {
+    // Form encoding at most triples the key text.
+    const body = await readBody(req, registry.keystore.maxKeyBytes * KEYS_PER_UPLOAD * 3).catch((err: unknown) => {
       throw err instanceof PayloadTooLarge ? new RegistryError('too-large', 'key upload too large') : err;
     });
     const keytext = new URLSearchParams(body.toString('utf8')).get('keytext');
