@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
+import { checkText } from '../registry/text.js';
 
 const MAX_JSON = 1 << 20;
 
@@ -72,7 +73,10 @@ function collect(stream: Readable, declaredLength: number, limit = MAX_JSON): Pr
   });
 }
 
-/** Field readers that turn a wrong type into a clear 400. */
+/** Fields of free text that may hold tabs and line breaks. */
+const MULTILINE_FIELDS = new Set(['description', 'fullDescription']);
+
+/** Field readers that turn a wrong type, or control characters, into a clear 400. */
 export const field = {
   string(body: Record<string, unknown>, key: string, required = false): string {
     const v = body[key];
@@ -81,7 +85,8 @@ export const field = {
       return '';
     }
     if (typeof v !== 'string') throw new RegistryError('invalid', `field "${key}" must be a string`);
-    return v;
+    // Descriptions may span lines; no field holds other control characters (NUL least of all).
+    return checkText(`field "${key}"`, v, MULTILINE_FIELDS.has(key));
   },
   integer(body: Record<string, unknown>, key: string, required = false): number {
     const v = body[key];

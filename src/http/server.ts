@@ -5,6 +5,7 @@ import type { Registry } from '../registry/registry.js';
 import { isUniqueViolation } from '../meta/errors.js';
 import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
+import { sendProtocolError, urlHasControl } from './envelope.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { apiRoutes } from './api/routes.js';
@@ -39,6 +40,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     trustProxy: true,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    // A URL that does not decode is answered in the protocol's format, like any other bad input.
+    frameworkErrors: (err, req, reply) => sendProtocolError(req, reply, 400, err.message, 'NAME_INVALID'),
   });
 
   // Every body stays a stream: uploads stream to storage, JSON is read by the routes that
@@ -51,17 +54,23 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof BlobError) {
       return sendLibraryError(reply, err.code === 'not-found' ? 404 : 400, err.message);
     }
-    if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
+    if (err instanceof PayloadTooLarge) return sendProtocolError(req, reply, 413, err.message);
     // Two creators of the same name raced; the loser learns it exists.
     if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
     const status = (err as { statusCode?: number }).statusCode;
-    if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
+    if (status && status >= 400 && status < 500) return sendProtocolError(req, reply, status, err.message);
     if (isClientAbort(err)) {
       req.log.info({ err: err.message }, 'client went away during the request');
-      return sendLibraryError(reply, 400, 'request body ended early');
+      return sendProtocolError(req, reply, 400, 'request body ended early', 'BLOB_UPLOAD_INVALID');
     }
     req.log.error({ err }, 'request failed');
-    return sendLibraryError(reply, 500, 'internal server error');
+    return sendProtocolError(req, reply, 500, 'internal server error');
+  });
+
+  // No name, tag, digest or query value holds control characters: refused before any lookup
+  // (NUL would otherwise reach PostgreSQL, which cannot store it).
+  app.addHook('onRequest', async (req, reply) => {
+    if (urlHasControl(req.url)) return sendProtocolError(req, reply, 400, 'control characters are not allowed in the URL', 'NAME_INVALID');
   });
 
   app.decorateRequest('principal', null);
@@ -74,7 +83,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       .catch((err: unknown) => req.log.warn({ err }, 'audit record failed'));
   });
 
-  app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => sendProtocolError(req, reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
   // Sign-in and token endpoints are limited per address (in each node's memory).
   await app.register(rateLimit, { global: false });

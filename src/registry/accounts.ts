@@ -4,6 +4,7 @@ import type { Database } from '../meta/schema.js';
 import type { Role } from './access.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkName } from './names.js';
+import { checkText } from './text.js';
 import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
 import { newId, newSecret, nowIso } from './util.js';
 
@@ -215,6 +216,7 @@ export class Accounts {
     expiresAt: string | null = null,
   ): Promise<string> {
     if (!name.trim() || name.length > 100) throw new RegistryError('invalid', 'a token needs a name of up to 100 characters');
+    checkText('token name', name);
     await this.db
       .insertInto('tokens')
       .values({

@@ -56,14 +56,16 @@ export async function linkPossessed(
   size: number,
   proof: Possession,
 ): Promise<boolean> {
-  if ('sent' in proof) {
-    await commitBytes(blobs, proof.sent, digest);
-  } else {
-    const held = await heldSize(trx, proof.heldIn, digest);
-    if (held === null || held !== size || !(await blobStored(trx, blobs, digest))) return false;
-  }
+  if ('sent' in proof) await commitBytes(blobs, proof.sent, digest);
+  else if (!(await holds(trx, blobs, digest, size, proof))) return false;
   await linkBlob(trx, containerId, digest, size);
   return true;
+}
+
+/** Whether one of the readable repositories holds the blob, of that size, its bytes still stored. */
+export async function holds(trx: Kysely<Database>, blobs: BlobStore, digest: string, size: number, proof: { heldIn: string[] }): Promise<boolean> {
+  const held = await heldSize(trx, proof.heldIn, digest);
+  return held !== null && held === size && (await blobStored(trx, blobs, digest));
 }
 
 /** The size of the blob as linked into one of the containers, or null when none holds it. */

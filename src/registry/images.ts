@@ -6,6 +6,7 @@ import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkArch, checkTag, type LibraryRef } from './names.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
+import { withoutNul } from './text.js';
 import { newId, nowIso } from './util.js';
 
 export type ImageRow = Selectable<ImagesTable>;
@@ -91,7 +92,7 @@ export class Images {
       id: newId(),
       container_id: container.id,
       digest,
-      description: description.slice(0, 4096),
+      description: withoutNul(description).slice(0, 4096),
       size: 0,
       uploaded: 0,
       arch: null,

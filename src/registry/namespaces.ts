@@ -4,6 +4,7 @@ import { access, type NamespaceChain } from './access.js';
 import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkName, type ContainerPath } from './names.js';
+import { checkText } from './text.js';
 import { newId, nowIso } from './util.js';
 import { isUniqueViolation } from '../meta/errors.js';
 
@@ -55,7 +56,7 @@ export class Namespaces {
     const row: Entity = {
       id: newId(),
       name,
-      description: description || LIBRARY_NO_DESCRIPTION,
+      description: checkText('description', description || LIBRARY_NO_DESCRIPTION, true),
       owner_user_id: owner,
       owner_group_id: null,
       private: 0,
@@ -121,7 +122,7 @@ export class Namespaces {
       id: newId(),
       entity_id: entity.id,
       name,
-      description: opts.description || LIBRARY_NO_DESCRIPTION,
+      description: checkText('description', opts.description || LIBRARY_NO_DESCRIPTION, true),
       private: opts.private || entity.default_private === 1 ? 1 : 0,
       created_at: now,
       created_by: principal!.username,
@@ -186,8 +187,8 @@ export class Namespaces {
       id: newId(),
       collection_id: collection.id,
       name,
-      description: opts.description || LIBRARY_NO_DESCRIPTION,
-      full_description: opts.fullDescription ?? '',
+      description: checkText('description', opts.description || LIBRARY_NO_DESCRIPTION, true),
+      full_description: checkText('full description', opts.fullDescription ?? '', true),
       private: opts.private || collection.private === 1 ? 1 : 0,
       read_only: 0,
       download_count: 0,

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { ByteRange } from '../blobs/store.js';
 import { SifError, summarizeSif, type RandomAccessSource } from '../sif/index.js';
 import { RegistryError } from './errors.js';
+import { withoutNul } from './text.js';
 
 /** What the registry keeps of a SIF, read from its header, descriptors and small objects. */
 export interface SifFacts {
@@ -41,12 +42,13 @@ export async function readSifFacts(source: RandomAccessSource): Promise<SifFacts
     ...new Set(summary.signatures.map((s) => s.fingerprint).filter((f): f is string => !!f)),
   ];
   const signatures = summary.signatures.map((s) => ({ id: s.id, format: s.format, fingerprint: s.fingerprint, state: 'unknown-key' as const }));
-  return {
+  // A definition file or label may hold NUL bytes, which PostgreSQL text cannot: dropped on both databases.
+  return withoutNul({
     arch: summary.arch && summary.arch !== 'unknown' ? summary.arch : null,
     deffile: summary.deffile,
     labels: summary.labels,
     fingerprints,
     encrypted: summary.encrypted,
     info: { ...summary, verification: { status: signatures.length ? 'pending' : 'unsigned', signatures } },
-  };
+  });
 }

@@ -12,7 +12,7 @@ import type { ImageRow, Images } from './images.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
-import { linkPossessed, lockBlobs, type Possession } from './blob-links.js';
+import { holds, linkPossessed, lockBlobs, type Possession } from './blob-links.js';
 import { newSecret, nowIso } from './util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -360,7 +360,7 @@ export class Uploads {
       await lockBlobs(trx, this.dialect, [image.digest]);
       await this.quotas.lockEntity(trx, entity.id);
       await this.quotas.assertRoom(entity, image.digest, size, trx);
-      if (!(await linkPossessed(trx, this.blobs, container.id, image.digest, size, proof))) return false;
+      if ('heldIn' in proof && !(await holds(trx, this.blobs, image.digest, size, proof))) return false;
       await trx
         .updateTable('images')
         .set({
@@ -378,7 +378,8 @@ export class Uploads {
         .where('id', '=', image.id)
         .execute();
       await trx.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
-      return true;
+      // The bytes last: a row the database refused above leaves no committed blob behind.
+      return linkPossessed(trx, this.blobs, container.id, image.digest, size, proof);
     });
   }
 
