@@ -24,6 +24,7 @@ export function sendProtocolError(req: FastifyRequest, reply: FastifyReply, stat
 }
 
 /** Percent-encoded or raw C0 control characters and DEL, anywhere in the URL. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_IN_URL = /%(?:[01][0-9a-f]|7f)|[\u0000-\u001f\u007f]/i;
 
 export const urlHasControl = (url: string): boolean => CONTROL_IN_URL.test(url);

@@ -1,8 +1,10 @@
 import { invalid } from './errors.js';
 
 /** C0 controls and DEL: never part of a name, a token or a one-line text. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** The same, but tab and line breaks, which multi-line text (descriptions) may hold. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 export const hasControl = (value: string, multiline = false): boolean => (multiline ? CONTROL_IN_TEXT : CONTROL).test(value);
