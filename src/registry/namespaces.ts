@@ -211,6 +211,18 @@ export class Namespaces {
    */
   async ensureContainer(principal: Principal | null, path: ContainerPath): Promise<Container> {
     access.requireUser(principal);
+    try {
+      return await this.ensureWritableContainer(principal, path);
+    } catch (err) {
+      // One answer whether the entity is someone else's (private or not) or does not exist.
+      if (err instanceof RegistryError && err.kind === 'forbidden') {
+        throw new RegistryError('forbidden', `${principal.username} may not push to ${path.entity}/${path.collection}/${path.container}`);
+      }
+      throw err;
+    }
+  }
+
+  private async ensureWritableContainer(principal: Principal, path: ContainerPath): Promise<Container> {
     const existing = await this.getContainer(principal, path).catch((err: unknown) => {
       if (err instanceof RegistryError && err.kind === 'not-found') return null;
       throw err;

@@ -60,7 +60,12 @@ export class OciAccess {
     return grants;
   }
 
-  /** Whether the caller may do `action` on the repository; names that do not exist yet may be created by their owner. */
+  /**
+   * Whether the caller may do `action` on the repository; names that do not exist yet may be
+   * created by their owner. Pull is granted on a repository the caller can read, or one in an
+   * entity where they have a role (they see all of it, and push there needs pull). A private
+   * repository the caller cannot read gets exactly what a missing one gets: nothing.
+   */
   async may(principal: Principal | null, name: string, action: OciAction): Promise<boolean> {
     let path;
     try {
@@ -70,9 +75,10 @@ export class OciAccess {
     }
     const entity = await this.namespaces.findEntity(path.entity);
     if (action === 'pull') {
-      if (!entity) return true;
+      if (entity && access.roleIn(principal, chainOf(entity))) return true;
+      if (!entity) return this.may(principal, name, 'push');
       const container = await this.namespaces.getContainer(principal, path).catch(() => null);
-      return container ? true : access.canRead(principal, chainOf(entity));
+      return container !== null;
     }
     if (!principal) return false;
     if (!entity) return principal.isAdmin || principal.username === path.entity;

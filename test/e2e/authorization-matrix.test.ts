@@ -155,6 +155,56 @@ describe('authorization matrix', { concurrency: false }, () => {
     const revoked = await fetch(`${shelf.url}/v2/token?service=shelf`, { headers: { authorization: `Basic ${Buffer.from(`${username('revoked')}:${tokens.revoked}`).toString('base64')}` } });
     assert.equal(revoked.status, 401);
   });
+
+  test('private and missing look the same: /v2/token grants, OCI and Library answers', async () => {
+    /** The grants a token carries (its payload is readable by whoever holds it). */
+    const grantsOf = (token: string) => {
+      const claims = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { s: string };
+      return (JSON.parse(claims.s.slice(4)) as { g: Array<{ actions: string[] }> }).g.map((g) => g.actions);
+    };
+    /** The answer with the name's own segments masked: only what it says about them may differ. */
+    const mask = (text: string, name: string) => name.split('/').reduce((t, seg, i) => t.replaceAll(seg, `SEG${i}`), text.replaceAll(name, 'NAME'));
+    const answers = async (who: Who, name: string) => {
+      const headers: Record<string, string> = who === 'anonymous' ? {} : { authorization: `Basic ${Buffer.from(`${username(who)}:${tokens[who]}`).toString('base64')}` };
+      const tokenRes = await fetch(`${shelf.url}/v2/token?service=shelf&scope=repository:${name}:pull,push`, { headers });
+      const token = ((await tokenRes.json()) as { token: string }).token;
+      const bearer = { authorization: `Bearer ${token}` };
+      const manifest = await fetch(`${shelf.url}/v2/${name}/manifests/latest`, { headers: bearer });
+      const tags = await fetch(`${shelf.url}/v2/${name}/tags/list`, { headers: who === 'anonymous' ? bearer : headers });
+      const push = await fetch(`${shelf.url}/v2/${name}/blobs/uploads/`, { method: 'POST', headers: who === 'anonymous' ? bearer : headers });
+      const [entity, collection, container] = name.split('/');
+      const lib = (p: string) => fetch(`${shelf.url}${p}`, { headers: tokens[who] ? { authorization: `Bearer ${tokens[who]}` } : {} });
+      const libAnswers = [];
+      for (const p of [`/v1/containers/${name}`, `/v1/images/${name}:latest?arch=amd64`, `/v1/imagefile/${name}:latest?arch=amd64`, `/v1/collections/${entity}/${collection}`]) {
+        const res = await lib(p);
+        libAnswers.push([res.status, mask(await res.text(), name)]);
+      }
+      return {
+        status: tokenRes.status,
+        grants: grantsOf(token),
+        manifest: [manifest.status, manifest.headers.get('www-authenticate')?.replace(/scope="[^"]*"/, ''), mask(await manifest.text(), name)],
+        tags: [tags.status, mask(await tags.text(), name)],
+        push: [push.status, mask(await push.text(), name)],
+        library: libAnswers,
+        container,
+      };
+    };
+    for (const who of ['anonymous', 'other'] as const) {
+      const privateOne = await answers(who, 'team/priv/img');
+      assert.deepEqual(privateOne.grants, [[]], who);
+      // In the public entity, the private collection answers as a missing one, whatever is asked in it.
+      for (const missing of ['team/priv/none', 'team/nocoll/img']) {
+        assert.deepEqual({ ...(await answers(who, missing)), container: 'x' }, { ...privateOne, container: 'x' }, `${who}: ${missing}`);
+      }
+      // A missing entity: the same token and OCI answers (the Library names the missing entity).
+      const { library: _l, ...oci } = await answers(who, 'nobody/priv/img');
+      const { library: _p, ...privateOci } = privateOne;
+      assert.deepEqual(oci, privateOci, `${who}: missing entity`);
+    }
+    // A member sees it; a user may push (and so pull) a name of their own that does not exist yet.
+    assert.deepEqual((await answers('reader', 'team/priv/img')).grants, [['pull']]);
+    assert.deepEqual((await answers('other', `${username('other')}/new/repo`)).grants, [['pull', 'push']]);
+  });
 });
 
 /**
