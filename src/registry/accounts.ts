@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { Database } from '../meta/schema.js';
 import type { Role } from './access.js';
 import { RegistryError, notFound } from './errors.js';
@@ -108,7 +108,10 @@ export class Accounts {
     if (user) {
       if (user.disabled) throw refused();
       if ((user.is_admin === 1) !== found.isAdmin) {
-        await this.db.updateTable('users').set({ is_admin: found.isAdmin ? 1 : 0 }).where('id', '=', user.id).execute();
+        // The directory decides, except that it cannot demote the last enabled administrator.
+        await this.setAdmin(username, found.isAdmin).catch((err: unknown) => {
+          if (!(err instanceof RegistryError && err.kind === 'conflict')) throw err;
+        });
       }
       return this.principalOf(user.id);
     }
@@ -191,9 +194,35 @@ export class Accounts {
     await this.db.updateTable('users').set({ password_hash: await hashPassword(password) }).where('id', '=', user.id).execute();
   }
 
-  async setDisabled(username: string, disabled: boolean): Promise<void> {
+  /**
+   * Enables or disables an account. An administrator cannot disable their own account, and the
+   * last enabled administrator cannot be disabled. `actor` null: the offline recovery command.
+   */
+  async setDisabled(username: string, disabled: boolean, actor: Principal | null = null): Promise<void> {
+    await this.changeStanding(username, { disabled: disabled ? 1 : 0 }, actor, 'disable');
+  }
+
+  /** Grants or removes administrator rights, under the same rules as `setDisabled`. */
+  async setAdmin(username: string, isAdmin: boolean, actor: Principal | null = null): Promise<void> {
+    await this.changeStanding(username, { is_admin: isAdmin ? 1 : 0 }, actor, 'remove the administrator rights of');
+  }
+
+  /**
+   * One change of an account's standing, refused when it would lock administrators out: the
+   * check and the change are one transaction, serialised across nodes, so two administrators
+   * disabling each other at once cannot both succeed.
+   */
+  private async changeStanding(username: string, change: { disabled?: number; is_admin?: number }, actor: Principal | null, verb: string): Promise<void> {
     const user = await this.requireUser(username);
-    await this.db.updateTable('users').set({ disabled: disabled ? 1 : 0 }).where('id', '=', user.id).execute();
+    const weakens = change.disabled === 1 || change.is_admin === 0;
+    if (weakens && actor && actor.userId === user.id) throw new RegistryError('forbidden', `you cannot ${verb} your own account`);
+    await this.db.transaction().execute(async (trx) => {
+      if (this.db.getExecutor().adapter instanceof PostgresAdapter) await sql`select pg_advisory_xact_lock(hashtext('shelf-admins'))`.execute(trx);
+      await trx.updateTable('users').set(change).where('id', '=', user.id).execute();
+      if (!weakens || user.is_admin !== 1 || user.disabled === 1) return;
+      const left = await trx.selectFrom('users').select('id').where('is_admin', '=', 1).where('disabled', '=', 0).executeTakeFirst();
+      if (!left) throw new RegistryError('conflict', `${username} is the last enabled administrator: enable or make another one first`);
+    });
   }
 
   async listUsers(): Promise<UserInfo[]> {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
-import { registerMaintenance } from './maintenance.js';
+import { registerEnable, registerMaintenance } from './maintenance.js';
 
 interface Conn {
   url?: string;
@@ -66,17 +66,26 @@ export function registerAdmin(program: Command): void {
         for (const u of users) print(`${u.username}\t${u.isAdmin ? 'yes' : 'no'}\t${u.disabled ? 'yes' : 'no'}\t${u.authSource}\t${u.createdAt}`);
       }),
     );
-  for (const [verb, path] of [['disable', 'disable'], ['enable', 'enable']] as const) {
-    user
-      .command(`${verb} <name>`)
-      .description(`${verb} a user (a disabled user's tokens stop working at once)`)
-      .action(
-        action(async (api, name: string) => {
-          await api.call('POST', `api/users/${enc(name)}/${path}`);
-          print(`${verb}d user ${name}`);
-        }),
-      );
-  }
+  user
+    .command('disable <name>')
+    .description("disable a user (a disabled user's tokens stop working at once); not yourself, nor the last enabled administrator")
+    .action(
+      action(async (api, name: string) => {
+        await api.call('POST', `api/users/${enc(name)}/disable`);
+        print(`disabled user ${name}`);
+      }),
+    );
+  registerEnable(user);
+  user
+    .command('admin <name>')
+    .description('make a user an administrator, or with --revoke take the rights away (not your own, nor the last one\'s)')
+    .option('--revoke', 'remove the administrator rights')
+    .action(
+      action(async (api, name: string, opts: { revoke?: boolean }) => {
+        await api.call('PUT', `api/users/${enc(name)}/admin`, { admin: !opts.revoke });
+        print(opts.revoke ? `${name} is no longer an administrator` : `${name} is an administrator`);
+      }),
+    );
 
   const token = admin.command('token').description('API tokens');
   token

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../../config/load.js';
 import type { DoctorReport } from '../../registry/doctor.js';
 import type { GcReport } from '../../registry/gc.js';
 import type { Registry } from '../../registry/registry.js';
+import { RegistryError } from '../../registry/errors.js';
 import { CliError } from '../errors.js';
 
 interface Where {
@@ -66,6 +67,36 @@ const directOptions = (c: Command) =>
     .option('--db <url>', 'with --data: the metadata database (default SQLite in the data folder)')
     .option('--blobs <url>', 'with --data: the blob store, file:///PATH or s3://BUCKET[/PREFIX]?… (default the data folder)')
     .option('--config <file>', 'with --data: the server\'s YAML config file (for gc.grace)');
+
+/**
+ * `shelf admin user enable NAME`: through a server, or with `--data`/`--db` on the stores
+ * themselves: the recovery when no administrator can sign in (the server may be stopped).
+ * `--admin` also makes the user an administrator.
+ */
+export function registerEnable(user: Command): void {
+  directOptions(
+    user
+      .command('enable <name>')
+      .description('enable a user; with --data DIR or --db URL directly on the stores (recovery with the server stopped)')
+      .option('--admin', 'also make the user an administrator'),
+  ).action(async (name: string, opts: { admin?: boolean }, cmd: Command) => {
+    await runWhere(
+      cmd,
+      async (api) => {
+        await api.call('POST', `api/users/${encodeURIComponent(name)}/enable`);
+        if (opts.admin) await api.call('PUT', `api/users/${encodeURIComponent(name)}/admin`, { admin: true });
+      },
+      async (registry) => {
+        await registry.accounts.setDisabled(name, false);
+        if (opts.admin) await registry.accounts.setAdmin(name, true);
+      },
+    ).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.kind === 'not-found') throw new CliError(`no user ${name}`, 4);
+      throw err;
+    });
+    print(`enabled user ${name}${opts.admin ? ' (administrator)' : ''}`);
+  });
+}
 
 /** `shelf admin gc` and `shelf admin doctor`. */
 export function registerMaintenance(admin: Command): void {

@@ -76,9 +76,17 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.post('/api/users/:user/disable', async (req: Req, reply) => {
-    await admin(req);
-    await registry.accounts.setDisabled(req.params.user!, true);
+    const principal = await admin(req);
+    await registry.accounts.setDisabled(req.params.user!, true, principal);
     return data(reply, { username: req.params.user, disabled: true });
+  });
+
+  app.put('/api/users/:user/admin', async (req: Req, reply) => {
+    const principal = await admin(req);
+    const body = await readJson(req);
+    if (typeof body.admin !== 'boolean') throw invalid('give {"admin": true|false}');
+    await registry.accounts.setAdmin(req.params.user!, body.admin, principal);
+    return data(reply, { username: req.params.user, admin: body.admin });
   });
 
   app.post('/api/users/:user/enable', async (req: Req, reply) => {
