@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
+import type { SecretSource } from './registry/capabilities.js';
 import { Registry } from './registry/registry.js';
 
 export { BlobUrlError };
@@ -21,6 +22,16 @@ export interface RunningShelf {
 
 /** The database URL the config names, or SQLite in the data folder. */
 export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
+
+/** The key file of capability tokens in the data folder. */
+export const secretFile = (config: Config): string => path.join(config.data, 'secret.key');
+
+/** The configured key of capability tokens, else the key file. */
+export const secretSource = (config: Config): SecretSource => ({
+  key: config.secret,
+  previous: (config.secretPrevious ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+  file: secretFile(config),
+});
 
 /** The metadata database, the blob store and the domain over them, as the config names them. */
 export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
@@ -41,6 +52,7 @@ export async function openRegistry(config: Config): Promise<{ registry: Registry
     directory: config.ldap ? new LdapDirectory({ ...config.ldap, timeoutMs: config.ldap.timeout * 1000 }) : null,
     gcGrace: config.gc.grace,
     maxKeyBytes: config.keyserver.maxKeyBytes,
+    secret: secretSource(config),
   });
   return { registry, meta };
 }

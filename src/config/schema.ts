@@ -73,6 +73,13 @@ export const configSchema = z
       })
       .prefault({}),
     bootstrapToken: z.string().min(8, 'must be at least 8 characters').optional(),
+    /**
+     * The key that signs download links and registry tokens (every node of a cluster needs the
+     * same); without it, the key file `secret.key` in the data folder, made on first start.
+     */
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Keys still accepted after a rotation of `secret`, comma-separated. */
+    secretPrevious: z.string().optional(),
     library: z
       .object({
         /** Part size offered to clients for v2 multipart uploads. */

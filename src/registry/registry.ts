@@ -3,7 +3,7 @@ import type { MetaDb } from '../meta/db.js';
 import { Accounts, type PasswordDirectory } from './accounts.js';
 import { Audit } from './audit.js';
 import { Browse } from './browse.js';
-import { Capabilities } from './capabilities.js';
+import { Capabilities, type SecretSource } from './capabilities.js';
 import { Doctor, type DoctorReport } from './doctor.js';
 import { GarbageCollector, type GcReport } from './gc.js';
 import { Groups } from './groups.js';
@@ -33,6 +33,8 @@ export interface RegistrySettings extends UploadSettings {
   blobRedirect?: boolean;
   /** Largest armored size of one keyserver key (after merging). */
   maxKeyBytes?: number;
+  /** Where the key of capability tokens comes from (never the database). */
+  secret?: SecretSource;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -168,6 +170,6 @@ export class Registry {
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
-    return new Registry(meta, blobs, await Capabilities.load(meta.db), settings);
+    return new Registry(meta, blobs, await Capabilities.load(meta.db, settings.secret), settings);
   }
 }

@@ -13,6 +13,7 @@ import { startSwift, type SwiftServer } from '../helpers/swift.js';
 const libclient = path.join(CLIENTS, 'libclient');
 const oras = path.join(CLIENTS, 'orasclient');
 const creds = ['--user', 'admin', '--pass', ADMIN_TOKEN];
+const CLUSTER_SECRET = 'multi-node-test-secret-0123456789abcdef';
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const fileSha = async (f: string) => sha256(await readFile(f));
 const fixture = (name: string) => path.join(FIXTURES, name);
@@ -42,6 +43,8 @@ describe('two nodes over PostgreSQL and S3 (OpenStack Swift)', { concurrency: fa
       SHELF_BLOBS: swift.blobsUrl({ bucket: 'shelf', prefix: 'cluster' }),
       SHELF_BLOBS_PUBLIC_ENDPOINT: publicEndpoint,
       SHELF_LIBRARY_MULTIPART_PART_SIZE: '16MiB',
+      // Nodes share the key of download links and registry tokens (it is not in the database).
+      SHELF_SECRET: CLUSTER_SECRET,
     };
     // One after the other: the first creates the schema and the admin.
     a = await startShelf({ dbUrl: db.url, env });
@@ -224,7 +227,7 @@ describe('two nodes over PostgreSQL and S3 (OpenStack Swift)', { concurrency: fa
   test('a node with redirects off serves the bytes from the store itself, ranges included', async () => {
     const c = await startShelf({
       dbUrl: db.url,
-      env: { ...swift.env, SHELF_BLOBS: swift.blobsUrl({ bucket: 'shelf', prefix: 'cluster' }), SHELF_BLOBS_REDIRECT: 'false' },
+      env: { ...swift.env, SHELF_BLOBS: swift.blobsUrl({ bucket: 'shelf', prefix: 'cluster' }), SHELF_BLOBS_REDIRECT: 'false', SHELF_SECRET: CLUSTER_SECRET },
     });
     try {
       const chunked = await fileSha(path.join(work, 'chunked-oras.sif'));

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
-import { registerEnable, registerMaintenance } from './maintenance.js';
+import { registerEnable, registerMaintenance, registerSecret } from './maintenance.js';
 
 interface Conn {
   url?: string;
@@ -172,6 +172,7 @@ export function registerAdmin(program: Command): void {
     );
 
   registerMaintenance(admin);
+  registerSecret(admin);
 
   admin
     .command('visibility <path> <visibility>')

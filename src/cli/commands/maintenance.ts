@@ -98,6 +98,36 @@ export function registerEnable(user: Command): void {
   });
 }
 
+/**
+ * `shelf admin secret rotate --data DIR`: a new key for capability tokens in the key file; the
+ * replaced one is still accepted until the next rotation. Servers read the file when they start.
+ */
+export function registerSecret(admin: Command): void {
+  admin
+    .command('secret')
+    .description('the key that signs download links and registry tokens (kept outside the database)')
+    .command('rotate')
+    .description('make a new key in DATA/secret.key; the previous one stays valid until the next rotation (restart every node)')
+    .option('--data <dir>', 'the data folder holding secret.key')
+    .option('--config <file>', "the server's YAML config file")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const where = cmd.optsWithGlobals() as Where;
+      let config;
+      try {
+        config = await loadConfig({ file: where.config, flags: { data: where.data } });
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(err.message, 2);
+        throw err;
+      }
+      if (config.secret) throw new CliError('the key is configured (secret / SHELF_SECRET): rotate it there, with the old one in secretPrevious', 2);
+      const { secretFile } = await import('../../app.js');
+      const { KeyFile } = await import('../../registry/capabilities.js');
+      const file = new KeyFile(secretFile(config));
+      await file.rotate();
+      print(`rotated the key in ${file.file}; restart the server (every node using this file) to sign with it`);
+    });
+}
+
 /** `shelf admin gc` and `shelf admin doctor`. */
 export function registerMaintenance(admin: Command): void {
   directOptions(
