@@ -8,6 +8,7 @@ import type { Database, ManifestsTable } from '../meta/schema.js';
 import { blobStored, heldSize, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
+import { describeIssue, manifestSchema, type Descriptor } from './manifest-schema.js';
 import { isOciTag } from './names.js';
 import { nowIso } from './util.js';
 
@@ -25,15 +26,6 @@ export const MEDIA = {
   sifLayerTypo: 'appliciation/vnd.sylabs.sif.layer.tar',
   sifConfig: 'application/vnd.sylabs.sif.config.v1+json',
 } as const;
-
-interface Descriptor {
-  mediaType?: string;
-  digest?: string;
-  size?: number;
-  annotations?: Record<string, string>;
-  artifactType?: string;
-  platform?: { architecture?: string; os?: string };
-}
 
 /** The parts of a manifest or index the registry reads. */
 export interface ParsedManifest {
@@ -91,27 +83,18 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   if (declared && header && header !== declared && header !== 'application/octet-stream') {
     throw new RegistryError('invalid', `Content-Type ${header} does not match the manifest's mediaType ${declared}`, 'manifest');
   }
-  const list = (v: unknown): Descriptor[] => (Array.isArray(v) ? (v.filter((d) => d && typeof d === 'object') as Descriptor[]) : []);
-  const isIndex = mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList;
-  if (isIndex && !Array.isArray(body.manifests)) throw new RegistryError('invalid', 'index has no manifests list', 'manifest');
-  if ((mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest) && (typeof body.config !== 'object' || !body.config)) {
-    throw new RegistryError('invalid', 'image manifest has no config', 'manifest');
-  }
-  for (const d of [...list(body.layers), ...list(body.manifests), ...(body.config ? [body.config as Descriptor] : [])]) {
-    if (typeof d.digest !== 'string' || !parseDigest(d.digest)) throw new RegistryError('invalid', 'descriptor with an invalid digest', 'manifest');
-  }
-  const subject = body.subject && typeof body.subject === 'object' ? (body.subject as Descriptor) : undefined;
-  if (subject && (typeof subject.digest !== 'string' || !parseDigest(subject.digest))) {
-    throw new RegistryError('invalid', 'subject with an invalid digest', 'manifest');
-  }
+  // Every field the registry reads has the type the spec gives it ("layers":{"a":1} is refused).
+  const checked = manifestSchema(mediaType).safeParse(body);
+  if (!checked.success) throw new RegistryError('invalid', `invalid manifest: ${describeIssue(checked.error)}`, 'manifest');
+  const m = checked.data as { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[]; subject?: Descriptor; artifactType?: string; annotations?: Record<string, string> };
   return {
     mediaType,
-    config: body.config as Descriptor | undefined,
-    layers: list(body.layers),
-    manifests: list(body.manifests),
-    subject,
-    artifactType: typeof body.artifactType === 'string' ? body.artifactType : undefined,
-    annotations: body.annotations && typeof body.annotations === 'object' ? (body.annotations as Record<string, string>) : {},
+    config: m.config,
+    layers: m.layers ?? [],
+    manifests: m.manifests ?? [],
+    subject: m.subject,
+    artifactType: m.artifactType,
+    annotations: m.annotations ?? {},
   };
 }
 

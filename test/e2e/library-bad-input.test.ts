@@ -166,6 +166,17 @@ for (const db of DB_KINDS) {
       await expectError(await call(`/v2/tags/${containerId}`, { method: 'POST', body: JSON.stringify({ Arch: 'amd64', Tag: '..', ImageID: 'x' }) }), 400);
     });
 
+    test('malformed URLs, unknown methods and bodies of any type answer in the Library envelope', async () => {
+      await expectError(await call('/v1/entities/%zz'), 400);
+      await expectError(await call('/v1/images/%E0%A4%A'), 400);
+      await expectError(await call('/v1/entities/admin', { method: 'DELETE' }), 404, /no such endpoint/);
+      await expectError(await call('/v1/entities/admin', { method: 'PATCH' }), 404, /no such endpoint/);
+      await expectError(await call('/v1/entities', { method: 'POST', body: '{"name": "x"', headers: { 'content-type': 'text/plain' } }), 400, /malformed JSON/);
+      await expectError(await call('/v1/entities', { method: 'POST', body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, /malformed JSON/);
+      await expectError(await call('/v1/entities', { method: 'POST', body: '\u0000', headers: { 'content-type': 'application/json' } }), 400);
+      await expectError(await call(`/v1/entities/${'a'.repeat(600)}`), 400);
+    });
+
     test('unknown entity, collection, image and endpoint: JSON 404', async () => {
       await expectError(await call('/v1/entities/nobody'), 404);
       await expectError(await call('/v1/collections/admin/nothing'), 404);

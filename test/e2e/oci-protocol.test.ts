@@ -374,6 +374,56 @@ for (const db of DB_KINDS) {
       assert.equal((await req(`/v2/${repo}/manifests/v1`, { auth: `Bearer ${anonToken}` })).status, 200);
     });
 
+    test('wrong types anywhere in a manifest or index are MANIFEST_INVALID; nothing stored', async () => {
+      const good = JSON.parse(imageManifest().toString()) as Record<string, unknown>;
+      const descriptor = (good.layers as unknown[])[0] as Record<string, unknown>;
+      const variants: Array<[string, Record<string, unknown>, string?]> = [
+        ['layers is an object', { ...good, layers: { a: 1 } }],
+        ['layers missing', { ...good, layers: undefined }],
+        ['a layer is a number', { ...good, layers: [1] }],
+        ['size is a string', { ...good, layers: [{ ...descriptor, size: String(layer.length) }] }],
+        ['size is negative', { ...good, layers: [{ ...descriptor, size: -1 }] }],
+        ['size is fractional', { ...good, layers: [{ ...descriptor, size: 1.5 }] }],
+        ['digest is malformed', { ...good, layers: [{ ...descriptor, digest: 'sha256:xyz' }] }],
+        ['mediaType missing in a descriptor', { ...good, layers: [{ ...descriptor, mediaType: undefined }] }],
+        ['config is a string', { ...good, config: 'x' }],
+        ['annotations hold a number', { ...good, annotations: { a: 1 } }],
+        ['subject is a number', { ...good, subject: 5 }],
+        ['schemaVersion 1', { ...good, schemaVersion: 1 }],
+        ['schemaVersion missing', { ...good, schemaVersion: undefined }],
+        ['urls is a string', { ...good, layers: [{ ...descriptor, urls: 'https://x' }] }],
+        ['index manifests is an object', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: { a: 1 } }, 'application/vnd.oci.image.index.v1+json'],
+        ['index platform without os', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...descriptor, platform: { architecture: 'amd64' } }] }, 'application/vnd.oci.image.index.v1+json'],
+      ];
+      for (const [what, body, type] of variants) {
+        const res = await putManifest(`wrong-${variants.findIndex((v) => v[0] === what)}`, Buffer.from(JSON.stringify(body)), type);
+        assert.equal(res.status, 400, what);
+        assert.equal(await errorCode(res), 'MANIFEST_INVALID', what);
+      }
+      assert.equal((await req(`/v2/${repo}/manifests/wrong-0`)).status, 404);
+    });
+
+    test('malformed paths, methods and URLs answer in the OCI envelope', async () => {
+      for (const [method, p, status] of [
+        ['GET', '/v2', 404],
+        ['PUT', '/v2/', 404],
+        ['GET', `/v2/${repo}/blobs/%zz`, 400],
+        ['GET', `/v2/${repo}/manifests/%E0%A4%A`, 400],
+        ['GET', `/v2/${repo}/nonsense`, 404],
+        ['PATCH', `/v2/${repo}/manifests/latest`, 405],
+        ['POST', `/v2/${repo}/tags/list`, 405],
+        ['GET', `/v2/${repo}/blobs/uploads/not-an-upload`, 404],
+      ] as const) {
+        const res = await req(p, { method });
+        assert.equal(res.status, status, `${method} ${p}`);
+        assert.match(res.headers.get('content-type') ?? '', /application\/json/, `${method} ${p}`);
+        await errorCode(res);
+      }
+      const form = await fetch(`${shelf.url}/v2/token`, { method: 'POST', body: '%%%not a form' });
+      assert.equal(form.status, 400);
+      await errorCode(form);
+    });
+
     test('names: longer than three parts and Library-incompatible separators are NAME_INVALID', async () => {
       for (const name of ['a/b/c/d', 'a__b/c', 'UPPER/x']) {
         const res = await req(`/v2/${name}/blobs/uploads/`, { method: 'POST' });
