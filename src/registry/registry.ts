@@ -9,6 +9,7 @@ import { GarbageCollector, type GcReport } from './gc.js';
 import { Groups } from './groups.js';
 import { Images } from './images.js';
 import { Keystore } from './keystore.js';
+import { LibraryView } from './library-view.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Manifests } from './manifests.js';
@@ -45,6 +46,7 @@ export class Registry {
   readonly ociBlobs: OciBlobs;
   readonly manifests: Manifests;
   readonly bridge: SifBridge;
+  readonly libraryView: LibraryView;
   readonly ociAccess: OciAccess;
   readonly groups: Groups;
   readonly audit: Audit;
@@ -74,6 +76,7 @@ export class Registry {
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
+    this.libraryView = new LibraryView(db, blobs, this.manifests, meta.dialect);
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
