@@ -22,7 +22,7 @@ import { TagLocks } from './tag-locks.js';
 import { Uploads, type UploadSettings } from './uploads.js';
 import type { Principal } from './accounts.js';
 import type { Container } from './namespaces.js';
-import type { ParsedManifest } from './manifests.js';
+import type { ImageView, ParsedManifest } from './manifests.js';
 
 export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
@@ -113,12 +113,19 @@ export class Registry {
     bytes: Buffer,
     contentType: string | undefined,
     extraTags: string[],
+    view: ImageView = 'raw',
   ): Promise<{ digest: string; parsed: ParsedManifest }> {
     return this.tagLocks.run(container.id, async () => {
       const stored = await this.manifests.put(container, reference, bytes, contentType);
       for (const tag of extraTags) await this.manifests.setTag(container, tag, stored.digest);
-      for (const tag of [stored.tag, ...extraTags]) {
-        await this.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      const tags = [stored.tag, ...extraTags];
+      for (const tag of tags) await this.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      // A current Library client tags through its oci-redirect token one architecture at a time
+      // (a one-entry index each): that is a Library tag push, so the OCI tag follows the Library
+      // tag, as after a Library API push, instead of the last architecture replacing the others.
+      if (view === 'library' && stored.parsed.manifests.length > 0) {
+        const libraryTags = new Set((await this.images.tagRowsOf(container.id)).map((t) => t.name));
+        await this.bridge.syncTags(container.id, tags.filter((t): t is string => t !== null && libraryTags.has(t)));
       }
       return stored;
     });

@@ -6,7 +6,7 @@ import type { Database } from '../meta/schema.js';
 import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError } from './errors.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
-import { MEDIA, digestBytes, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
+import { MEDIA, digestBytes, parseManifest, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
 import { NO_DESCRIPTION, type Container, type Namespaces } from './namespaces.js';
 import { RangeSource, readSifFacts } from './sif-facts.js';
 import { isImageHash } from './names.js';
@@ -139,10 +139,17 @@ export class SifBridge {
     }
   }
 
-  /** The ORAS manifest of a Library image: the one it was pushed with, or the one Apptainer ≥ 1.3 would push. */
+  /**
+   * The ORAS manifest of a Library image: the one it was pushed with through ORAS, or the one
+   * Apptainer ≥ 1.3 would push. A manifest whose layer has no file name (how current Library
+   * clients push through oci-redirect) is not one ORAS 1 clients can pull: they write the
+   * layer under its title.
+   */
   private async manifestFor(container: Container, image: ImageRow): Promise<{ digest: string; size: number }> {
     const existing = await this.manifests.newestForImage(image.id, container.id);
-    if (existing) return existing;
+    if (existing && sifLayerOf(parseManifest(await this.manifests.bytesOf(existing), existing.media_type))?.annotations?.['org.opencontainers.image.title']) {
+      return existing;
+    }
     await this.db.transaction().execute(async (trx) => {
       await lockBlobs(trx, this.dialect, [digestBytes(EMPTY_CONFIG)]);
       await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });

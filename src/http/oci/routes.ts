@@ -295,7 +295,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       const bytes = await readBytes(req, MAX_MANIFEST_BYTES);
       const extraTags = asList(req.query.tag);
       for (const tag of extraTags) parseReference(tag);
-      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags);
+      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags, viewOf(req, name));
       if (extraTags.length) reply.header('oci-tag', extraTags);
       if (stored.parsed.subject?.digest) reply.header('oci-subject', stored.parsed.subject.digest);
       return reply
