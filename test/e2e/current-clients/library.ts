@@ -51,7 +51,7 @@ function libraryError(what: string, r: { status: number; json: Record<string, un
   return new ClientError(`request did not succeed: ${message ?? `http status code: ${r.status}`}`);
 }
 
-interface Redirect {
+export interface Redirect {
   base: string;
   token: string;
   name: string;
@@ -236,6 +236,11 @@ export async function libraryPull(opts: LibraryOptions, remote: LibraryRemote, r
   }
   const redirect = opts.legacy ? null : await ociRedirect(remote, opts.flavour, name, ['pull']);
   if (!redirect) return legacyPull(remote, name, tag, arch, out);
+  return ociDownloadImage(redirect, tag, arch, out);
+}
+
+/** `ociDownloadImage`: what follows a 200 from oci-redirect (exported to run it with other tokens). */
+export async function ociDownloadImage(redirect: Redirect, tag: string, arch: string, out: string): Promise<void> {
   const oci = new OciSession(redirect);
   let reference = tag;
   try {
