@@ -4,7 +4,7 @@ import type { BlobStore } from '../blobs/store.js';
 import type { Dialect } from '../meta/db.js';
 import type { Database } from '../meta/schema.js';
 import { lockBlobs } from './blob-links.js';
-import { DEFAULT_ARCH, type ImageRow } from './images.js';
+import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
 import { MEDIA, digestBytes, type Manifests } from './manifests.js';
 import { isImageHash, parseImageHash } from './names.js';
 import type { Container } from './namespaces.js';
@@ -65,6 +65,7 @@ export class LibraryView {
     private readonly db: Kysely<Database>,
     private readonly blobs: BlobStore,
     private readonly manifests: Manifests,
+    private readonly images: Images,
     private readonly dialect: Dialect,
   ) {}
 
@@ -76,16 +77,7 @@ export class LibraryView {
       if (image) return this.imageManifest(container, image, image.arch ?? DEFAULT_ARCH);
       return this.stored(container, reference);
     }
-    const rows = await this.db
-      .selectFrom('tags')
-      .innerJoin('images', 'images.id', 'tags.image_id')
-      .selectAll('images')
-      .select('tags.arch as tagArch')
-      .where('tags.container_id', '=', container.id)
-      .where('tags.name', '=', reference)
-      .where('images.uploaded', '=', 1)
-      .orderBy('tags.arch')
-      .execute();
+    const rows = (await this.images.taggedImages(container.id, reference)).filter((r) => r.uploaded === 1);
     // Not a Library tag (an OCI-SIF or another OCI image): the view is the raw one.
     if (rows.length === 0) return this.stored(container, reference);
     if (!acceptsIndex(accept)) {

@@ -76,7 +76,7 @@ export class Registry {
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
-    this.libraryView = new LibraryView(db, blobs, this.manifests, meta.dialect);
+    this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
