@@ -12,6 +12,7 @@ import { RangeSource, readSifFacts } from './sif-facts.js';
 import { isImageHash } from './names.js';
 import type { Uploads } from './uploads.js';
 import { linkBlob, lockBlobs } from './blob-links.js';
+import { withoutNul } from './text.js';
 
 const EMPTY_CONFIG = Buffer.from('{}');
 /** A SIF config is a few hundred bytes; larger ones are not read for a description. */
@@ -54,7 +55,8 @@ export class SifBridge {
       if (err instanceof RegistryError && err.kind === 'not-sif') return null;
       throw err;
     }
-    const description = parsed.annotations['org.opencontainers.image.description'] ?? (await this.configDescription(parsed)) ?? '';
+    // Text from content loses its NUL bytes (PostgreSQL cannot store them), as everywhere.
+    const description = withoutNul(parsed.annotations['org.opencontainers.image.description'] ?? (await this.configDescription(parsed)) ?? '');
     const { image } = await this.images.create(principal, container.id, layer.digest, description);
     if (image.uploaded !== 1) await this.uploads.registerStored(image, container, size, facts);
     await this.manifests.linkImage(container, manifestDigest, image.id);
