@@ -94,6 +94,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildResult> {
   await rm(work, { recursive: true, force: true });
   // The sandbox's ids must traverse the work root to reach their own (0700) folder.
   await mkdir(opts.workRoot, { recursive: true, mode: 0o711 });
+  await checkTraversable(opts.workRoot);
   await mkdir(work, { mode: 0o700 });
   const workFs = new Rootfs(work, rootId);
   await workFs.own(work);
@@ -244,6 +245,15 @@ export async function runBuild(opts: BuildOptions): Promise<BuildResult> {
       throw new BuildFailure((err as Error).message);
     }
     throw err;
+  }
+}
+
+/** Every folder above the work root must let the build's ids pass (o+x), or its sandbox cannot reach it. */
+async function checkTraversable(dir: string): Promise<void> {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const st = await lstat(d);
+    if ((st.mode & 0o001) === 0) throw new BuildFailure(`builder misconfigured: the build work folder ${dir} is not reachable by the builds' ids (${d} needs o+x)`);
+    if (d === path.dirname(d)) return;
   }
 }
 
