@@ -148,7 +148,8 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
   if (resolv) await writeFile(resolv, 'nameserver 10.0.2.3\n', { mode: 0o644 });
   const cgroup = opts.limits ? await makeCgroup(`b-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, opts.limits) : null;
   const map = `${opts.idBase},0,${ID_RANGE}`;
-  const unshare = ['unshare', '--user', `--map-users=${map}`, `--map-groups=${map}`, '--setuid=0', '--setgid=0', '--mount', '--pid', '--fork', '--uts', '--ipc', '--net', '--kill-child=SIGKILL', '/bin/sh', '-c', SANDBOX_WAIT, 'shelf-sandbox', ...opts.command];
+  // If the builder dies, its sandboxes die with it (the pid namespace takes every descendant).
+  const unshare = ['setpriv', '--pdeathsig', 'SIGKILL', 'unshare', '--user', `--map-users=${map}`, `--map-groups=${map}`, '--setuid=0', '--setgid=0', '--mount', '--pid', '--fork', '--uts', '--ipc', '--net', '--kill-child=SIGKILL', '/bin/sh', '-c', SANDBOX_WAIT, 'shelf-sandbox', ...opts.command];
   // With a cgroup, a small shell joins it first so every process of the sandbox starts inside.
   const argv = cgroup ? ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...unshare] : unshare;
   const child = spawn(argv[0]!, argv.slice(1), {

@@ -45,6 +45,7 @@ export function makeWorker(config: Config, builds: Builds, url: string, opts: { 
     shelfUrl: (config.publicUrl ?? url).replace(/\/+$/, ''),
     ownHosts: ownHosts(config, url),
     maxBytes: b.maxDownload,
+    staleSeconds: b.staleAfter,
     onError: opts.onError,
   });
 }

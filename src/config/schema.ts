@@ -144,6 +144,8 @@ export const configSchema = z
         idRangeStart: z.number().int().positive().default(524288),
         /** Wall-clock limit of one build. */
         timeout: duration.default(3600),
+        /** A running build whose builder sent no heartbeat for this long is failed ("builder lost"). */
+        staleAfter: duration.default(60),
         /** Let %post reach the network (through slirp4netns, never the host's loopback). */
         network: z.boolean().default(false),
         /** cgroup v2 limits per build, where the machine has them. */

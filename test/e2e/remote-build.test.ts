@@ -5,38 +5,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FileSource, readSif, summarizeSif } from '../../src/sif/index.js';
 import { runSandboxed } from '../../src/build/sandbox.js';
-import { SceBuildClient, pullLibrary } from '../helpers/build-client.js';
+import { BASE_DEF, ID_START, SceBuildClient, pullLibrary, withBuilderIds } from '../helpers/build-client.js';
 import { run } from '../helpers/run.js';
-import { ADMIN_TOKEN, ROOT, api, startShelf, type TestShelf } from '../helpers/shelf.js';
-
-/** The busybox-static base, built from Debian's binary by the scratch agent and the SIF writer. */
-export const BASE_DEF = `Bootstrap: scratch
-
-%files
-    /usr/bin/busybox /bin/busybox
-    /usr/bin/busybox /bin/sh
-
-%post
-    /bin/busybox --install -s /bin
-    mkdir -p /usr/bin /usr/sbin
-
-%runscript
-    exec /bin/sh "$@"
-`;
-
-const ID_START = 524288;
-
-/** Subordinate ids for the builder's user, as scripts/builder-ids.sh gives them; removed afterwards. */
-export async function withBuilderIds(): Promise<() => Promise<void>> {
-  const before = await readFile('/etc/subuid', 'utf8').catch(() => '');
-  const line = `root:${ID_START}:1048576`;
-  if (before.split('\n').includes(line)) return async () => {};
-  const r = await run('bash', [path.join(ROOT, 'scripts/builder-ids.sh'), 'root', String(ID_START), '1048576']);
-  assert.equal(r.code, 0, r.stderr);
-  return async () => {
-    await run('bash', [path.join(ROOT, 'scripts/builder-ids.sh'), '--remove', 'root', String(ID_START), '1048576']);
-  };
-}
+import { ADMIN_TOKEN, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 async function unsquash(sif: string, dest: string): Promise<void> {
   const source = await FileSource.open(sif);

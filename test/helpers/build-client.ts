@@ -3,7 +3,9 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
+import assert from 'node:assert/strict';
 import { run } from './run.js';
+import { ROOT } from './shelf.js';
 
 /**
  * A client that behaves on the wire like SingularityCE 4.x's remote build client
@@ -152,3 +154,33 @@ export async function pullLibrary(libraryUrl: string, token: string, ref: string
   const { writeFile } = await import('node:fs/promises');
   await writeFile(file, Buffer.from(await res.arrayBuffer()));
 }
+
+/** The busybox-static base, built from Debian's binary by the scratch agent and the SIF writer. */
+export const BASE_DEF = `Bootstrap: scratch
+
+%files
+    /usr/bin/busybox /bin/busybox
+    /usr/bin/busybox /bin/sh
+
+%post
+    /bin/busybox --install -s /bin
+    mkdir -p /usr/bin /usr/sbin
+
+%runscript
+    exec /bin/sh "$@"
+`;
+
+export const ID_START = 524288;
+
+/** Subordinate ids for the builder's user, as scripts/builder-ids.sh gives them; removed afterwards. */
+export async function withBuilderIds(): Promise<() => Promise<void>> {
+  const before = await readFile('/etc/subuid', 'utf8').catch(() => '');
+  const line = `root:${ID_START}:1048576`;
+  if (before.split('\n').includes(line)) return async () => {};
+  const r = await run('bash', [path.join(ROOT, 'scripts/builder-ids.sh'), 'root', String(ID_START), '1048576']);
+  assert.equal(r.code, 0, r.stderr);
+  return async () => {
+    await run('bash', [path.join(ROOT, 'scripts/builder-ids.sh'), '--remove', 'root', String(ID_START), '1048576']);
+  };
+}
+
