@@ -6,7 +6,8 @@
  * and gets its settings from the environment: no build-provided text is ever part of it.
  * SANDBOX_WAIT runs first: it waits until the builder has mapped the namespace's ids, then execs
  * the setup, so the setup starts as the namespace's root with its capabilities (an exec before
- * the mapping would have dropped them).
+ * the mapping would have dropped them). The namespace's first process dies with unshare (so
+ * a killed builder leaves no build behind: the pid namespace ends with it).
  *
  *   SB_MODE       image: the new root is SB_ROOT (a rootfs); tools: a tmpfs with the host's /usr
  *                 read-only and the build's work folder at /work
@@ -61,4 +62,4 @@ unset SB_MODE SB_ROOT SB_WORK SB_READONLY SB_RESOLV SB_HOSTNAME SB_SETUP SB_UMOU
 exec "$@"
 `;
 
-export const SANDBOX_WAIT = 'read -r go && [ "$go" = go ] && exec /bin/sh -c "$SB_SETUP" "$0" "$@"; exit 111';
+export const SANDBOX_WAIT = 'read -r go && [ "$go" = go ] && exec setpriv --pdeathsig SIGKILL /bin/sh -c "$SB_SETUP" "$0" "$@"; exit 111';
