@@ -7,6 +7,7 @@ import { FileSource, readSif, summarizeSif } from '../../src/sif/index.js';
 import { runSandboxed } from '../../src/build/sandbox.js';
 import { BASE_DEF, ID_START, SceBuildClient, pullLibrary, withBuilderIds } from '../helpers/build-client.js';
 import { run } from '../helpers/run.js';
+import { shelfCli } from '../helpers/cli.js';
 import { ADMIN_TOKEN, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 async function unsquash(sif: string, dest: string): Promise<void> {
@@ -230,6 +231,37 @@ From: admin/base/busybox:1
     assert.doesNotMatch(out.text, /PROBE-/);
     assert.match(out.text, /uid=0(\(root\))? gid=0/);
     assert.match(out.text, /mknod: \/tmp\/probe-null: Operation not permitted/);
+  });
+
+  test('shelf build --remote: uploads the context (a localimage and %files), streams the log, pulls the result', async () => {
+    const cli = await shelfCli();
+    assert.equal((await cli.run(['remote', 'add', 'here', shelf.url])).code, 0);
+    assert.equal((await cli.run(['remote', 'login', 'here', '--token', ADMIN_TOKEN])).code, 0);
+    const proj = path.join(dir, 'cli-project');
+    await mkdir(path.join(proj, 'data'), { recursive: true });
+    await writeFile(path.join(proj, 'data/hello.txt'), 'hello from the context\n');
+    const { copyFile } = await import('node:fs/promises');
+    await copyFile(path.join(dir, 'base.sif'), path.join(proj, 'base.sif'));
+    const def = path.join(proj, 'local.def');
+    await writeFile(def, 'Bootstrap: localimage\nFrom: base.sif\n\n%files\n    data/hello.txt /hello.txt\n\n%runscript\n    cat /hello.txt\n');
+    const out = path.join(dir, 'cli-out.sif');
+    const r = await cli.run(['build', '--remote', out, def, '--context', proj], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /Copying files from the build context/);
+    assert.match(r.stdout, /Built .*cli-out\.sif/);
+    const source = await FileSource.open(out);
+    const image = await readSif(source);
+    await source.close();
+    assert.equal(await catIn(out, image.descriptors[2]!.offset, 'hello.txt'), 'hello from the context\n');
+    const again = await cli.run(['build', '--remote', out, def, '--context', proj]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /already exists/);
+    const failing = path.join(proj, 'bad.def');
+    await writeFile(failing, 'Bootstrap: localimage\nFrom: base.sif\n\n%post\n    exit 7\n');
+    const bad = await cli.run(['build', '--remote', '-F', out, failing, '--context', proj], { timeoutMs: 120_000 });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /FATAL: +%post failed \(exit status 7\)/);
+    assert.match(bad.stderr, /build failed: %post failed/);
   });
 
   test('bad submits are refused at once with a clear message', async () => {

@@ -91,8 +91,9 @@ export class SceBuildClient {
       entries.add(parts.join('/'));
     }
     const list = [...entries];
-    const r = await run('tar', ['-czf', file, '-C', '/', '--no-recursion', '-h', '--owner=0', '--group=0', ...list]);
-    if (r.code !== 0) throw new Error(`tar: ${r.stderr}`);
+    // Parent folders (e.g. /tmp) change under other writers: exit 1 "file changed" is harmless here.
+    const r = await run('tar', ['-czf', file, '-C', '/', '--no-recursion', '-h', '--warning=no-file-changed', ...list]);
+    if (r.code !== 0 && r.code !== 1) throw new Error(`tar: ${r.stderr}`);
     try {
       const bytes = await readFile(file);
       const digest = `sha256.${createHash('sha256').update(bytes).digest('hex')}`;
