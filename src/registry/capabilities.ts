@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../meta/schema.js';
@@ -35,9 +35,17 @@ export class KeyFile {
   /** Creates the file with `key` unless it exists (then another process won): returns its keys. */
   async create(key: string): Promise<string[]> {
     await mkdir(path.dirname(this.file), { recursive: true });
-    await writeFile(this.file, `${key}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
+    // Written aside and linked into place: a crash never leaves an empty key file, and of two
+    // processes starting at once the first link wins.
+    const temp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(temp, `${key}\n`, { mode: 0o600 });
+    try {
+      await link(temp, this.file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
     return (await this.read())!;
   }
 
