@@ -62,6 +62,8 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    trustProxy: config.trustProxy,
+    limits: config.limits,
     logger: {
       level: config.log.level,
       // No secret in logs: no headers at all, and capability IDs in URLs masked.
@@ -71,6 +73,8 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
   });
   registry.onBackgroundError = (err) => app.log.error({ err }, 'background signature check failed');
+  registry.accounts.onWriteFailed = (err) => app.log.warn({ err }, 'token use not recorded');
+  registry.images.onCountFailed = (err) => app.log.warn({ err }, 'downloads not counted');
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });
   const address = app.server.address();

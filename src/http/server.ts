@@ -5,6 +5,8 @@ import type { Registry } from '../registry/registry.js';
 import { isUniqueViolation } from '../meta/errors.js';
 import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
+import { limitConnections, type ConnectionLimits } from './limits.js';
+import { trustedProxies } from './proxies.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { apiRoutes } from './api/routes.js';
@@ -25,18 +27,26 @@ export interface ServerOptions {
   logger: FastifyServerOptions['logger'];
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
+  /** Reverse proxies whose X-Forwarded-For is believed; none when absent. */
+  trustProxy?: string[];
+  /** Connection caps and the idle timeout; absent = the configuration defaults. */
+  limits?: ConnectionLimits;
 }
+
+const DEFAULT_LIMITS: ConnectionLimits = { idleTimeout: 60, connectionsPerAddress: 256, maxConnections: 10_000 };
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const trustProxy = opts.trustProxy ?? [];
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const app = Fastify({
     logger: opts.logger,
-    // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
+    // Multi-gigabyte uploads: no overall request timeout; idle transfers time out (limitConnections).
     requestTimeout: 0,
-    connectionTimeout: 0,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.idleTimeout > 0 ? Math.min(65_000, limits.idleTimeout * 1000) : 65_000,
     bodyLimit: 1 << 20,
-    trustProxy: true,
+    // X-Forwarded-For only from configured proxies: otherwise anyone could pick their address.
+    trustProxy: trustProxy.length ? trustProxy : false,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
   });
@@ -64,6 +74,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return sendLibraryError(reply, 500, 'internal server error');
   });
 
+  limitConnections(app, limits, trustedProxies(trustProxy));
   app.decorateRequest('principal', null);
   const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
   app.addHook('onResponse', async (req, reply) => {

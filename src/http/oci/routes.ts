@@ -9,6 +9,7 @@ import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
+import { bestEffort } from '../best-effort.js';
 import { parseRange } from '../range.js';
 import { Challenge, authorize, checkPassword, identify, parseBasic } from './auth.js';
 import { OciError, ociErrorOf, sendOciError } from './errors.js';
@@ -243,7 +244,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     const container = await readable(req, name);
     const size = await registry.ociBlobs.linkedSize(container, digestText);
     if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
-    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText);
+    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText).catch(bestEffort(req, 'blob link not touched'));
     reply
       .header('docker-content-digest', digestText)
       .header('etag', `"${digestText}"`)
@@ -256,7 +257,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     // An oras:// pull counts like a library:// one (once per transfer: only the part from byte 0).
     if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
-      await registry.images.countBlobPull(container.id, digestText);
+      await registry.images.countBlobPull(container.id, digestText).catch(bestEffort(req, 'download not counted'));
     }
     if (range.kind === 'partial') {
       const { start, end } = range.range;
