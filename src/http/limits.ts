@@ -43,7 +43,8 @@ export function limitConnections(app: FastifyInstance, limits: ConnectionLimits,
   });
 
   app.addHook('onRequest', async (req, reply) => {
-    const socket = req.raw.socket as CountedSocket;
+    const socket = req.raw.socket as CountedSocket | null;
+    if (!socket) return;
     if (socket[OVER_CAP]) {
       const message = `too many connections from ${socket.remoteAddress}; at most ${limits.connectionsPerAddress} at once`;
       // Refused before routing: both envelopes, so Library and OCI clients each read theirs.
@@ -61,7 +62,8 @@ export function limitConnections(app: FastifyInstance, limits: ConnectionLimits,
 
   if (idleMs) {
     app.addHook('onSend', async (req) => {
-      req.raw.socket.setTimeout(idleMs);
+      // The socket is gone when the client already went away.
+      req.raw.socket?.setTimeout(idleMs);
     });
   }
 }

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
-import { isUniqueViolation } from '../meta/errors.js';
+import { OUT_OF_SPACE, isOutOfSpace, isUniqueViolation } from '../meta/errors.js';
 import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
 import { limitConnections, type ConnectionLimits } from './limits.js';
@@ -64,6 +64,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
     // Two creators of the same name raced; the loser learns it exists.
     if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
+    if (isOutOfSpace(err)) return sendLibraryError(reply, 507, OUT_OF_SPACE);
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
     if (isClientAbort(err)) {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
+import { OUT_OF_SPACE, isOutOfSpace } from '../../meta/errors.js';
 import { RegistryError } from '../../registry/errors.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference } from '../../registry/manifests.js';
 import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
@@ -38,6 +39,9 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (err instanceof OciError) oci = err;
     else if (err instanceof RegistryError) oci = ociErrorOf(err);
     else if (err instanceof BlobError) oci = new OciError(err.code === 'not-found' ? 404 : 400, err.code === 'not-found' ? 'BLOB_UNKNOWN' : 'DIGEST_INVALID', err.message);
+    // The distribution spec has no code for storage; DENIED is what registries answer when
+    // storage is refused (Harbor's quota), with 507 Insufficient Storage as the status.
+    else if (isOutOfSpace(err)) oci = new OciError(507, 'DENIED', OUT_OF_SPACE);
     else if (clientStatus(err) === 429) oci = new OciError(429, 'TOOMANYREQUESTS', err.message);
     else if (clientStatus(err)) oci = new OciError(clientStatus(err)!, 'UNSUPPORTED', err.message);
     else {
