@@ -16,6 +16,7 @@ export interface RunningShelf {
   meta: MetaDb;
   /** The URL the server listens on. */
   url: string;
+  /** Stops within the configured `shutdownTimeout`: see startShelf. */
   close(): Promise<void>;
 }
 
@@ -91,7 +92,16 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     url,
     async close() {
       if (sweeper) clearInterval(sweeper);
-      await app.close();
+      // New connections are refused at once; running requests get until shortly before the
+      // deadline, then their connections are cut (a stalled upload's bytes are left for garbage
+      // collection), so the database still closes in time.
+      const deadline = config.shutdownTimeout * 1000;
+      const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Math.min(2000, deadline / 5)));
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       await registry.gc.idle();
       await registry.idle();
       await meta.close();
