@@ -94,17 +94,6 @@ export const configSchema = z
         maxConnections: z.number().int().positive().default(10_000),
       })
       .prefault({}),
-    uploads: z
-      .object({
-        /**
-         * An OCI upload session ends this long after its last received bytes (each chunk extends
-         * it); garbage collection then removes its data.
-         */
-        ttl: duration.default(3600),
-        /** Upload sessions one user may hold open at once (Library and OCI together). */
-        maxSessionsPerUser: z.number().int().positive().default(64),
-      })
-      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -77,7 +77,6 @@ for (const db of DB_KINDS) {
         env: {
           SHELF_LIMITS_IDLE_TIMEOUT: String(IDLE_SECONDS),
           SHELF_LIMITS_CONNECTIONS_PER_ADDRESS: String(PER_ADDRESS),
-          SHELF_UPLOADS_MAX_SESSIONS_PER_USER: '1000',
         },
       });
       port = Number(new URL(shelf.url).port);
