@@ -1,10 +1,11 @@
 import type { Generated } from 'kysely';
+import type { BuildTables } from '../build/tables.js';
 
 /**
  * Table types of the metadata database. Times are stored as ISO-8601 UTC text and sizes as
  * 64-bit integers in both dialects; booleans are 0/1 integers so one query serves both.
  */
-export interface Database {
+export interface Database extends BuildTables {
   users: UsersTable;
   tokens: TokensTable;
   entities: EntitiesTable;
@@ -180,6 +181,10 @@ export interface ManifestsTable {
   /** The Library image this manifest carries as its one SIF layer, if any. */
   image_id: string | null;
   created_at: string;
+  /** 1: derived by Shelf for the Library view, never part of the raw OCI view. */
+  library_view: Generated<number>;
+  /** 'sif' (one SIF layer), 'oci-sif' (squashfs layers), 'oci' (another image manifest), or null (an index, or older rows). */
+  kind: string | null;
 }
 
 /** Blobs and child manifests a manifest refers to (config, layers, index entries). */
