@@ -13,6 +13,12 @@ import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { mirrorRoutes } from './api/mirror-routes.js';
+import { MirrorJobs } from '../mirror/jobs.js';
+import type { PullThroughCache } from '../cache/pull-through.js';
+import { cacheHook } from './cache-hook.js';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface ServerOptions {
   registry: Registry;
@@ -23,6 +29,10 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The pull-through cache, when upstreams are configured. */
+  cache?: PullThroughCache | null;
+  /** The data folder: server-side mirror jobs keep fetched images under it until uploaded. */
+  dataDir?: string;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
 }
@@ -78,6 +88,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   // Sign-in and token endpoints are limited per address (in each node's memory).
   await app.register(rateLimit, { global: false });
+  if (opts.cache?.enabled) cacheHook(app, opts.registry, opts.cache);
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
@@ -87,6 +98,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
   });
+  await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }

@@ -12,6 +12,7 @@ import { registerSearch } from './search.js';
 import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
 import { registerImages } from './images.js';
+import { registerMirror } from './mirror.js';
 
 /** Every `shelf` sub-command registers itself here; one line per command module. */
 export function registerCommands(program: Command): void {
@@ -28,6 +29,7 @@ export function registerCommands(program: Command): void {
   registerTags(program);
   registerDelete(program);
   registerImages(program);
+  registerMirror(program);
   program.addHelpText(
     'after',
     '\nExit codes: 0 ok, 1 failure, 2 usage (bad arguments, reference or remote), 3 server unreachable,\n4 not found, 5 authentication or permission, 6 integrity (hash mismatch).',

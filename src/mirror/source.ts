@@ -1,0 +1,50 @@
+import type { DownloadSource } from '../client/download.js';
+import type { NamespaceFacts } from '../client/library.js';
+import type { ContainerPath } from './endpoints.js';
+
+/** One image of a source, with the tags that point at it for one architecture. */
+export interface SourceImage {
+  /** How the source names it, for progress lines and the summary. */
+  label: string;
+  /** `sha256:<hex>` of the SIF file. */
+  digest: string;
+  size: number;
+  /** null: not said by the source; read from the SIF once fetched. */
+  arch: string | null;
+  tags: string[];
+  description: string;
+  /** Signer fingerprints the source reported (more may be read from the SIF). */
+  fingerprints: string[];
+  bytes(): Promise<DownloadSource>;
+}
+
+/** A source container: where it came from, its descriptions, its images. */
+export interface SourceContainer {
+  path: ContainerPath;
+  about: NamespaceFacts;
+  images: SourceImage[];
+}
+
+/** What can be mirrored from: lists its containers one at a time, so a big library never sits in memory at once. */
+export interface MirrorSource {
+  /** Text naming the source, for the summary. */
+  readonly label: string;
+  /** The source's keyserver (HKP base URL), if it has one. */
+  keyserver(): Promise<string | null>;
+  containers(): AsyncIterable<SourceContainer>;
+}
+
+/** Images with the same digest and architecture are one image with all their tags. */
+export function groupByImage(entries: Array<Omit<SourceImage, 'tags'> & { tag: string }>): SourceImage[] {
+  const byKey = new Map<string, SourceImage>();
+  for (const { tag, ...image } of entries) {
+    const key = `${image.digest} ${image.arch ?? ''}`;
+    const seen = byKey.get(key);
+    if (seen) {
+      if (!seen.tags.includes(tag)) seen.tags.push(tag);
+    } else {
+      byKey.set(key, { ...image, tags: [tag] });
+    }
+  }
+  return [...byKey.values()];
+}
