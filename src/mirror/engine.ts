@@ -198,7 +198,12 @@ export async function runMirror(opts: MirrorOptions): Promise<MirrorSummary> {
   }
   await pool(work(), Math.max(1, opts.jobs), ({ container, dest, image }) => copyImage(container, dest, image));
 
-  summary.keys = await copyKeys([...fingerprints], await opts.source.keyserver(), opts.destKeyserver, opts.destToken, opts.dryRun);
+  // The images are there whatever happens to the keys: a key failure is reported, not fatal.
+  try {
+    summary.keys = await copyKeys([...fingerprints], await opts.source.keyserver(), opts.destKeyserver, opts.destToken, opts.dryRun);
+  } catch (err) {
+    summary.keys = { copied: [], present: [], missing: [...fingerprints], error: err instanceof Error ? err.message : String(err) };
+  }
   emit({ type: 'keys', result: summary.keys });
   return summary;
 }

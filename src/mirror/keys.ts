@@ -6,6 +6,8 @@ export interface KeyCopyResult {
   present: string[];
   /** Fingerprints the source's keyserver does not have (or there is no source keyserver). */
   missing: string[];
+  /** Why keys could not be copied at all (a keyserver failed). */
+  error?: string;
 }
 
 const lookup = (base: string, fingerprint: string) =>

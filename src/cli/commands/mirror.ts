@@ -95,5 +95,6 @@ function printSummary(s: MirrorSummary, opts: OutputOpts): void {
   say(opts, `  tags ${s.dryRun ? 'to set' : 'set'}: ${s.tagsSet}`);
   if (!s.dryRun) say(opts, `  bytes: ${mib(s.bytes.downloaded)} downloaded, ${mib(s.bytes.uploaded)} uploaded, ${mib(s.bytes.resumed)} resumed from an earlier run`);
   say(opts, `  keys: ${s.keys.copied.length} ${would}, ${s.keys.present.length} already there, ${s.keys.missing.length} not found at the source`);
+  if (s.keys.error) say(opts, `    keys not copied: ${s.keys.error}`);
   for (const f of s.keys.missing) say(opts, `    key ${f} not found: its signatures will not verify with the destination's keyserver`);
 }
