@@ -4,17 +4,20 @@ import { download } from '../client/download.js';
 import { ClientError } from '../client/errors.js';
 import { toLibraryHash, type LibraryClient, type LibraryContainer, type LibraryImage } from '../client/library.js';
 import type { LibraryRef } from '../client/refs.js';
+import type { OciClient } from '../client/oci.js';
 import { FileSource, summarizeSif } from '../sif/index.js';
 import type { ContainerPath, LibraryEnd, MirrorEnd } from './endpoints.js';
 import { destinationPath, formatEnd } from './endpoints.js';
 import { copyKeys, type KeyCopyResult } from './keys.js';
-import type { MirrorSource, SourceContainer, SourceImage } from './source.js';
+import type { MirrorSource, SourceArtifact, SourceContainer, SourceImage } from './source.js';
 
 export interface MirrorOptions {
   source: MirrorSource;
   sourceEnd: MirrorEnd;
   destEnd: LibraryEnd;
   dest: LibraryClient;
+  /** The destination's OCI registry, for OCI images that are not SIF (made when first needed). */
+  destOci: () => Promise<OciClient>;
   /** The destination's keyserver and the token that may add keys to it. */
   destKeyserver: string;
   destToken: string | null;
@@ -180,23 +183,61 @@ export async function runMirror(opts: MirrorOptions): Promise<MirrorSummary> {
       summary.images[outcome.action]++;
       emit({ type: 'image', action: sendBytes ? 'copy' : moves.length ? 'tag' : 'skip', image: image.label, dest: destText, arch, tags: image.tags, size: image.size });
     } catch (err) {
-      outcome.action = 'failed';
-      outcome.error = err instanceof Error ? err.message : String(err);
-      summary.images.failed++;
-      summary.failureKind ??= err instanceof ClientError ? err.kind : 'server';
-      emit({ type: 'failed', image: image.label, dest: destText, error: outcome.error });
+      failed(outcome, err);
     }
   };
 
-  async function* work(): AsyncIterable<{ container: SourceContainer; dest: ContainerPath; image: SourceImage }> {
+  const failed = (outcome: ImageOutcome, err: unknown) => {
+    outcome.action = 'failed';
+    outcome.error = err instanceof Error ? err.message : String(err);
+    summary.images.failed++;
+    summary.failureKind ??= err instanceof ClientError ? err.kind : 'server';
+    emit({ type: 'failed', image: outcome.source, dest: outcome.dest, error: outcome.error });
+  };
+
+  /** An OCI tag that is not a SIF image, copied with its digests into the destination's OCI registry. */
+  const copyArtifactTag = async (container: SourceContainer, dest: ContainerPath, artifact: SourceArtifact): Promise<void> => {
+    const destText = dest.join('/');
+    const outcome: ImageOutcome = { source: artifact.label, dest: destText, digest: '', arch: null, tags: [artifact.tag], action: 'unchanged', size: 0 };
+    summary.outcomes.push(outcome);
+    try {
+      opts.signal?.throwIfAborted();
+      if (!opts.dryRun) await destContainer(dest, container.about);
+      const r = await artifact.copy({
+        dest: await opts.destOci(),
+        destRepo: destText,
+        dryRun: opts.dryRun,
+        workDir: opts.workDir,
+        chunkSize: opts.chunkSize,
+        concurrency: opts.concurrency,
+        onBytes: (direction, bytes) => emit({ type: 'bytes', direction, bytes }),
+      });
+      Object.assign(outcome, { digest: r.digest, size: r.bytes, action: r.action });
+      summary.images[r.action]++;
+      if (r.action === 'copied') {
+        summary.tagsSet++;
+        if (!opts.dryRun) {
+          summary.bytes.downloaded += r.bytes;
+          summary.bytes.uploaded += r.bytes;
+        }
+      }
+      emit({ type: 'image', action: r.action === 'copied' ? 'copy' : 'skip', image: artifact.label, dest: destText, arch: null, tags: [artifact.tag], size: r.bytes });
+    } catch (err) {
+      failed(outcome, err);
+    }
+  };
+
+  type Work = { container: SourceContainer; dest: ContainerPath } & ({ image: SourceImage } | { artifact: SourceArtifact });
+  async function* work(): AsyncIterable<Work> {
     for await (const container of opts.source.containers()) {
       summary.containers++;
       const dest = destinationPath(opts.sourceEnd, opts.destEnd, container.path);
-      emit({ type: 'container', dest: dest.join('/'), images: container.images.length });
+      emit({ type: 'container', dest: dest.join('/'), images: container.images.length + (container.artifacts?.length ?? 0) });
       for (const image of container.images) yield { container, dest, image };
+      for (const artifact of container.artifacts ?? []) yield { container, dest, artifact };
     }
   }
-  await pool(work(), Math.max(1, opts.jobs), ({ container, dest, image }) => copyImage(container, dest, image));
+  await pool(work(), Math.max(1, opts.jobs), (w) => ('image' in w ? copyImage(w.container, w.dest, w.image) : copyArtifactTag(w.container, w.dest, w.artifact)));
 
   // The images are there whatever happens to the keys: a key failure is reported, not fatal.
   try {

@@ -1,14 +1,15 @@
-import { ClientError } from '../client/errors.js';
 import { MEDIA, OciClient, type Descriptor, type Manifest } from '../client/oci.js';
 import type { ContainerPath } from './endpoints.js';
 import { formatEnd, type OciEnd } from './endpoints.js';
-import { groupByImage, type MirrorSource, type SourceContainer, type SourceImage } from './source.js';
+import { copyArtifact } from './oci-artifacts.js';
+import { groupByImage, type MirrorSource, type SourceArtifact, type SourceContainer, type SourceImage } from './source.js';
 
 const DESCRIPTION = 'org.opencontainers.image.description';
 
 /**
- * An OCI registry repository as a mirror source: every tag (or the one named), each an ORAS
- * manifest with one SIF layer or an index of them per platform.
+ * An OCI registry repository as a mirror source: every tag (or the one named). An ORAS manifest
+ * with a SIF layer (or an index of them per platform) becomes Library images with per-arch tags;
+ * anything else (OCI-SIF images pushed with `docker://`) is copied as OCI, digests unchanged.
  */
 export class OciSource implements MirrorSource {
   readonly label: string;
@@ -31,6 +32,7 @@ export class OciSource implements MirrorSource {
     const tags = this.end.tag ? [this.end.tag] : (await this.client.tags(repo)).sort();
     const entries: Array<Omit<SourceImage, 'tags'> & { tag: string }> = [];
     let description = '';
+    const artifacts: SourceArtifact[] = [];
     for (const tag of tags) {
       const { manifest } = await this.client.getManifest(repo, tag);
       const children: Array<{ manifest: Manifest; arch: string | null }> = [];
@@ -42,9 +44,17 @@ export class OciSource implements MirrorSource {
       } else {
         children.push({ manifest, arch: null });
       }
+      if (!children.length || !children.every((child) => sifLayer(child.manifest))) {
+        // Not SIF-via-ORAS (an OCI-SIF's squashfs layers, any OCI image): copied as OCI, same digests.
+        artifacts.push({
+          label: `${this.end.kind}://${this.end.host}/${repo}:${tag}`,
+          tag,
+          copy: (t) => copyArtifact({ ...t, source: this.client, sourceRepo: repo, tag }),
+        });
+        continue;
+      }
       for (const child of children) {
-        const layer = sifLayer(child.manifest);
-        if (!layer) throw new ClientError('usage', `${repo}:${tag} is not a SIF image (no ${MEDIA.sifLayer} layer); OCI images are not mirrored`);
+        const layer = sifLayer(child.manifest)!;
         const text = layer.annotations?.[DESCRIPTION] ?? (child.manifest as { annotations?: Record<string, string> }).annotations?.[DESCRIPTION] ?? '';
         description ||= text;
         entries.push({
@@ -59,7 +69,7 @@ export class OciSource implements MirrorSource {
         });
       }
     }
-    yield { path: this.path, about: { container: { description } }, images: groupByImage(entries) };
+    yield { path: this.path, about: { container: { description } }, images: groupByImage(entries), artifacts };
   }
 }
 

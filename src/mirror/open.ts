@@ -34,12 +34,20 @@ export async function openMirror(req: MirrorRequest, settings: MirrorSettings): 
   const destBase = req.destUrl ?? registryBaseUrl(destEnd.host);
   const dest = await LibraryClient.discover(destBase, req.destToken);
   const services = await discoverServices(destBase).catch(() => null);
+  let destOci: Promise<OciClient> | null = null;
   return {
     ...settings,
     source,
     sourceEnd,
     destEnd,
     dest,
+    // Shelf's registry takes a username with the API token as its password.
+    destOci: () =>
+      (destOci ??= (async () => {
+        const who = req.destToken ? await dest.tokenStatus() : null;
+        const creds = req.destToken ? { username: who?.username ?? 'token', password: req.destToken } : null;
+        return new OciClient(destBase, new RegistryAuth(destEnd.host, creds));
+      })()),
     destKeyserver: (services?.keystoreAPI?.uri ?? destBase).replace(/\/+$/, ''),
     destToken: req.destToken,
   };

@@ -1,6 +1,8 @@
 import type { DownloadSource } from '../client/download.js';
 import type { NamespaceFacts } from '../client/library.js';
+import type { OciClient } from '../client/oci.js';
 import type { ContainerPath } from './endpoints.js';
+import type { ArtifactResult } from './oci-artifacts.js';
 
 /** One image of a source, with the tags that point at it for one architecture. */
 export interface SourceImage {
@@ -18,11 +20,19 @@ export interface SourceImage {
   bytes(): Promise<DownloadSource>;
 }
 
+/** A tag of an OCI repository that is not a SIF image (an OCI-SIF, any OCI image): copied as OCI, digests kept. */
+export interface SourceArtifact {
+  label: string;
+  tag: string;
+  copy(target: { dest: OciClient; destRepo: string; dryRun: boolean; workDir: string; chunkSize: number; concurrency: number; onBytes?: (direction: 'down' | 'up', n: number) => void }): Promise<ArtifactResult>;
+}
+
 /** A source container: where it came from, its descriptions, its images. */
 export interface SourceContainer {
   path: ContainerPath;
   about: NamespaceFacts;
   images: SourceImage[];
+  artifacts?: SourceArtifact[];
 }
 
 /** What can be mirrored from: lists its containers one at a time, so a big library never sits in memory at once. */

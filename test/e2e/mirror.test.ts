@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { pushOciSif } from '../helpers/oci-sif.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/proxy.js';
 import { run } from '../helpers/run.js';
 import { makeLargeSif } from '../helpers/sif.js';
@@ -62,7 +63,9 @@ describe('shelf mirror', { concurrency: false }, () => {
   };
 
   before(async () => {
-    [source, dest] = await Promise.all([startShelf(), startShelf()]);
+    // One after the other: two servers starting at once on a loaded machine can miss the start timeout.
+    source = await startShelf();
+    dest = await startShelf();
     cli = await shelfCli();
     work = await mkdtemp(path.join(tmpdir(), 'shelf-mirror-'));
     // A multi-architecture, signed collection: app (amd64 and arm64 under the same tags, both
@@ -264,6 +267,30 @@ describe('shelf mirror', { concurrency: false }, () => {
       assert.deepEqual(Object.fromEntries(Object.entries(k.archTags).map(([a, t]) => [a, Object.keys(t).sort()])), { amd64: ['amd'], arm64: ['latest', 'v1'] });
       const again = await mirror('--json', `oras://${registry.host}/site/images/hello`, `library://${host(dest)}/admin/oras/hello`);
       assert.deepEqual(again.summary!.images, { copied: 0, tagged: 0, unchanged: 2, failed: 0 });
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  test('from docker://: an OCI-SIF image (squashfs layer) is copied as OCI, with the same digests', async () => {
+    const registry = await startDockerRegistry(path.join(work, 'registry-ocisif'));
+    try {
+      const repo = 'site/ocisif/app';
+      const { manifestDigest, layerDigest } = await pushOciSif(registry.host, repo, 'v1', work, 3 * MiB);
+
+      const r = await mirror('--json', `docker://${registry.host}/${repo}:v1`, `library://${host(dest)}/admin/ocisif/app`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.summary!.images.copied, 1, r.stdout);
+      const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', `admin:${ADMIN_TOKEN}`, `docker://${host(dest)}/admin/ocisif/app:v1`]);
+      assert.equal(raw.code, 0, raw.stderr);
+      assert.equal(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`, manifestDigest);
+      const out = path.join(work, 'ocisif-dir');
+      const copy = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-creds', `admin:${ADMIN_TOKEN}`, `docker://${host(dest)}/admin/ocisif/app:v1`, `dir:${out}`]);
+      assert.equal(copy.code, 0, copy.stderr);
+      assert.ok((await readdir(out)).includes(layerDigest.slice(7)));
+      const again = await mirror('--json', `docker://${registry.host}/${repo}`, `library://${host(dest)}/admin/ocisif/app`);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(again.summary!.images, { copied: 0, tagged: 0, unchanged: 1, failed: 0 });
     } finally {
       await registry.stop();
     }
