@@ -22,6 +22,55 @@ interface MirrorJob {
   };
 }
 
+interface CacheEntry {
+  path: string;
+  upstream: string;
+  fetchedAt: string;
+  lastAccess: string;
+  size: number;
+}
+
+/** What the pull-through cache holds, each container with its origin (hidden when no upstream is configured). */
+function CachedContent() {
+  const cache = useApi<{ entries: CacheEntry[] }>('/api/cache');
+  if (!cache.data) return null;
+  return (
+    <>
+      <h2>Pull-through cache</h2>
+      {cache.data.entries.length === 0 ? (
+        <p>Nothing cached yet.</p>
+      ) : (
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Container</th>
+                <th scope="col">Origin</th>
+                <th scope="col">Size</th>
+                <th scope="col">Fetched</th>
+                <th scope="col">Last used</th>
+              </tr>
+            </thead>
+            <tbody>
+              {cache.data.entries.map((e) => (
+                <tr key={e.path}>
+                  <td>
+                    <a href={`/library/${e.path}`}>{e.path}</a>
+                  </td>
+                  <td>{e.upstream}</td>
+                  <td>{formatSize(e.size)}</td>
+                  <td>{formatDate(e.fetchedAt)}</td>
+                  <td>{formatDate(e.lastAccess)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
+
 /** Server-side mirror jobs: start one, watch its progress (refreshed while a job runs). */
 export function Mirror() {
   const jobs = useApi<MirrorJob[]>('/api/admin/mirror');
@@ -101,6 +150,7 @@ export function Mirror() {
           </li>
         ))}
       </ul>
+      <CachedContent />
     </>
   );
 }
