@@ -32,7 +32,11 @@ export class RegistryAuth {
   constructor(
     readonly host: string,
     private readonly creds: RegistryCredentials | null,
-  ) {}
+    /** Send Basic credentials from the first request on (registries known to take them, such as Shelf). */
+    preemptive = false,
+  ) {
+    if (preemptive && creds) this.header = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+  }
 
   /** Sends the request, answering one authentication challenge. `init` is called per attempt (bodies are streams). */
   async fetch(url: string, init: () => RequestInit): Promise<Response> {

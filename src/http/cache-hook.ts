@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { PullThroughCache } from '../cache/pull-through.js';
+import { CACHE_USER, type PullThroughCache } from '../cache/pull-through.js';
 import { access } from '../registry/access.js';
 import { RegistryError, notFound } from '../registry/errors.js';
 import { parseLibraryRef, parseRepositoryName } from '../registry/names.js';
 import type { Registry } from '../registry/registry.js';
 import { authenticate } from './auth.js';
 import { sendLibraryError, libraryStatusOf } from './library/errors.js';
+import { identify } from './oci/auth.js';
 import { ociErrorOf, sendOciError } from './oci/errors.js';
 
 const LIBRARY_READ = /^\/v1\/(?:images|imagefile)\/(.+)$/;
@@ -16,7 +17,8 @@ const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /**
  * The pull-through cache at the doors: before a Library image look-up or an OCI manifest read
  * of a cached namespace runs, the tag is fetched from the upstream if it is missing or stale;
- * OCI writes into a cached namespace are refused (its content is the upstream's alone).
+ * OCI writes into a cached namespace are refused but for the cache's own (its content is the
+ * upstream's alone).
  * Errors go out in the envelope of the protocol asked.
  */
 export function cacheHook(app: FastifyInstance, registry: Registry, cache: PullThroughCache): void {
@@ -40,7 +42,9 @@ export function cacheHook(app: FastifyInstance, registry: Registry, cache: PullT
           const name = safe(() => parseRepositoryName(oci[1]!));
           const reference = oci[2]!;
           if (!name || reference.startsWith('sha256:') || !cache.isCachedNamespace(name)) return;
-          await cache.ensure(name, reference, null);
+          // The cache's own reads (while it copies an OCI image in) must not wait on themselves.
+          const caller = req.headers.authorization ? await identify(registry, req).catch(() => null) : null;
+          await cache.ensure(name, reference, caller?.principal?.username ?? null);
         }
         return;
       }
@@ -48,6 +52,8 @@ export function cacheHook(app: FastifyInstance, registry: Registry, cache: PullT
         const oci = OCI_ANY.exec(url);
         const name = oci ? safe(() => parseRepositoryName(oci[1]!)) : null;
         if (name && cache.isCachedNamespace(name)) {
+          const caller = await identify(registry, req).catch(() => null);
+          if (caller?.principal?.username === CACHE_USER) return;
           throw new RegistryError('forbidden', `${name.entity}/… is a pull-through cache namespace: pushes are refused there`);
         }
       }

@@ -46,7 +46,8 @@ export async function openMirror(req: MirrorRequest, settings: MirrorSettings): 
       (destOci ??= (async () => {
         const who = req.destToken ? await dest.tokenStatus() : null;
         const creds = req.destToken ? { username: who?.username ?? 'token', password: req.destToken } : null;
-        return new OciClient(destBase, new RegistryAuth(destEnd.host, creds));
+        // Credentials from the first request: the destination can tell the caller before any challenge.
+        return new OciClient(destBase, new RegistryAuth(destEnd.host, creds, true));
       })()),
     destKeyserver: (services?.keystoreAPI?.uri ?? destBase).replace(/\/+$/, ''),
     destToken: req.destToken,

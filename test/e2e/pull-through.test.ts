@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { pushOciSif } from '../helpers/oci-sif.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/proxy.js';
 import { run } from '../helpers/run.js';
 import { makeLargeSif } from '../helpers/sif.js';
@@ -49,7 +50,8 @@ describe('pull-through cache', { concurrency: false }, () => {
   before(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'shelf-cache-'));
     cli = await shelfCli();
-    [upstream, registry] = await Promise.all([startShelf(), startDockerRegistry(path.join(work, 'registry'))]);
+    upstream = await startShelf();
+    registry = await startDockerRegistry(path.join(work, 'registry'));
     [libProxy, regProxy] = await Promise.all([startCountingProxy(upstream.url), startCountingProxy(`http://${registry.host}`)]);
     big = path.join(work, 'big.sif');
     await makeLargeSif(big, work, 8 * MiB);
@@ -111,6 +113,18 @@ describe('pull-through cache', { concurrency: false }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(regProxy.down >= (await stat(fixture)).size, `upstream sent ${regProxy.down} bytes`);
     assert.ok((await readdir(out)).includes(await sha256(fixture)), (await readdir(out)).join(','));
+
+    // An OCI-SIF (squashfs layer, OCI config), as `singularity push … docker://` leaves it upstream.
+    const { manifestDigest, layerDigest } = await pushOciSif(registry.host, 'site/images/ocisif', 'v1', work, 2 * MiB);
+    regProxy.reset();
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host(cache)}/reg/images/ocisif:v1`]);
+    assert.equal(raw.code, 0, raw.stderr);
+    assert.equal(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`, manifestDigest);
+    assert.ok(regProxy.down >= 2 * MiB, `upstream sent ${regProxy.down} bytes`);
+    const ociOut = path.join(work, 'skopeo-ocisif');
+    const copy = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${host(cache)}/reg/images/ocisif:v1`, `dir:${ociOut}`]);
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.ok((await readdir(ociOut)).includes(layerDigest.slice(7)));
   });
 
   test('an upstream cut mid-transfer leaves nothing cached; the next pull succeeds', async () => {
@@ -175,6 +189,27 @@ describe('pull-through cache', { concurrency: false }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await sha256(back), await sha256(big));
     assert.ok(libProxy.down >= 8 * MiB, `fetched ${libProxy.down} bytes again`);
+  });
+
+  test('wrong bytes from the upstream: a 503 in the envelope, nothing cached', async () => {
+    const fixture = path.join(FIXTURES, 'labels-object-amd64.sif');
+    const pushed = await cli.run(['push', fixture, `oras://${registry.host}/site/images/bad:v1`]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    // Rot in the upstream's storage: same length, one byte changed; Distribution serves it as it is.
+    const hex = await sha256(fixture);
+    const data = path.join(work, 'registry/storage/docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+    const bytes = await readFile(data);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    await writeFile(data, bytes);
+    const res = await api(cache, null)('/v2/reg/images/bad/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
+    assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
+    assert.match(body.errors[0]!.message, /hash|digest/i);
+    const k = await api(cache)('/v1/containers/reg/images/bad');
+    if (k.status === 200) assert.deepEqual(((await k.json()) as { data: { images: string[] } }).data.images, []);
+    const lib = await pullLib('reg/images/bad:v1', path.join(work, 'bad.sif'));
+    assert.notEqual(lib.code, 0);
   });
 
   test('pushes into a cached namespace are refused; unreachable upstreams answer in the protocol envelope', async () => {
