@@ -8,6 +8,7 @@ import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
 import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
+import { makeWorker, openBuilds } from './build/setup.js';
 
 export { BlobUrlError };
 
@@ -59,9 +60,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const cache = config.cache.upstreams.length
     ? new PullThroughCache({ upstreams: config.cache.upstreams, quota: config.cache.quota }, meta.db, path.join(config.data, 'cache-work'), (msg, err) => app.log.warn({ err }, msg))
     : null;
+  // The builder's own host names get the bound address once the server listens.
+  const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
   const app = await buildServer({
     registry,
     cache,
+    builds,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
@@ -84,6 +88,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   const cacheToken = cache ? await startCache(registry, cache, url) : null;
   log(`Shelf listening on ${url}`);
+  if (builds) builds.settings.ownHosts.push(new URL(url).host);
+  const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
+  worker?.start();
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
@@ -94,6 +101,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     url,
     async close() {
       if (sweeper) clearInterval(sweeper);
+      await worker?.stop();
       await app.close();
       if (cacheToken) await registry.accounts.revokeSecret(cacheToken).catch(() => undefined);
       await registry.gc.idle();

@@ -27,15 +27,15 @@ export function parseChallenge(header: string | null): Challenge | null {
  * protocol, credentials as Basic on the token request, anonymous when there are none).
  */
 export class RegistryAuth {
-  private header: string | null = null;
+  private header: string | null;
 
   constructor(
     readonly host: string,
     private readonly creds: RegistryCredentials | null,
-    /** Send Basic credentials from the first request on (registries known to take them, such as Shelf). */
-    preemptive = false,
+    /** An Authorization header to send from the first request (a token issued in-process). */
+    preset: string | null = null,
   ) {
-    if (preemptive && creds) this.header = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    this.header = preset;
   }
 
   /** Sends the request, answering one authentication challenge. `init` is called per attempt (bodies are streams). */

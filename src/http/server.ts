@@ -19,6 +19,8 @@ import type { PullThroughCache } from '../cache/pull-through.js';
 import { cacheHook } from './cache-hook.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { buildRoutes } from './build/routes.js';
+import type { Builds } from '../build/service.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -33,6 +35,8 @@ export interface ServerOptions {
   cache?: PullThroughCache | null;
   /** The data folder: server-side mirror jobs keep fetched images under it until uploaded. */
   dataDir?: string;
+  /** The remote builder's service; null or absent = no builder protocol. */
+  builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
 }
@@ -97,8 +101,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     registry: opts.registry,
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
+    builder: !!opts.builds,
   });
   await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
+  if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }

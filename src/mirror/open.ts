@@ -47,7 +47,8 @@ export async function openMirror(req: MirrorRequest, settings: MirrorSettings): 
         const who = req.destToken ? await dest.tokenStatus() : null;
         const creds = req.destToken ? { username: who?.username ?? 'token', password: req.destToken } : null;
         // Credentials from the first request: the destination can tell the caller before any challenge.
-        return new OciClient(destBase, new RegistryAuth(destEnd.host, creds, true));
+        const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : null;
+        return new OciClient(destBase, new RegistryAuth(destEnd.host, creds, basic));
       })()),
     destKeyserver: (services?.keystoreAPI?.uri ?? destBase).replace(/\/+$/, ''),
     destToken: req.destToken,
