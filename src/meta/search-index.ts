@@ -70,17 +70,26 @@ export async function createSearchIndex(db: Kysely<unknown>, d: Dialect): Promis
   await run(db, [entityDocUpsert('1 = 1'), collectionDocUpsert('1 = 1'), containerDocUpsert(d, '1 = 1')]);
 }
 
+export const KINDS = ['entity', 'collection', 'container'] as const;
+/** SQLite: one FTS5 table per kind, so a search for containers never walks entity matches. */
+export const ftsTable = (kind: (typeof KINDS)[number]) => `search_fts_${kind}`;
+
 async function sqliteTriggers(db: Kysely<unknown>): Promise<void> {
   const d = 'sqlite';
+  for (const kind of KINDS) {
+    const t = ftsTable(kind);
+    await run(db, [
+      `CREATE VIRTUAL TABLE ${t} USING fts5(doc, content='search_docs', content_rowid='seq', tokenize='trigram')`,
+      `CREATE TRIGGER ${t}_ai AFTER INSERT ON search_docs WHEN new.kind = '${kind}' BEGIN
+         INSERT INTO ${t} (rowid, doc) VALUES (new.seq, new.doc); END`,
+      `CREATE TRIGGER ${t}_ad AFTER DELETE ON search_docs WHEN old.kind = '${kind}' BEGIN
+         INSERT INTO ${t} (${t}, rowid, doc) VALUES ('delete', old.seq, old.doc); END`,
+      `CREATE TRIGGER ${t}_au AFTER UPDATE OF doc ON search_docs WHEN new.kind = '${kind}' BEGIN
+         INSERT INTO ${t} (${t}, rowid, doc) VALUES ('delete', old.seq, old.doc);
+         INSERT INTO ${t} (rowid, doc) VALUES (new.seq, new.doc); END`,
+    ]);
+  }
   await run(db, [
-    `CREATE VIRTUAL TABLE search_fts USING fts5(doc, content='search_docs', content_rowid='seq', tokenize='trigram')`,
-    `CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN
-       INSERT INTO search_fts (rowid, doc) VALUES (new.seq, new.doc); END`,
-    `CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
-       INSERT INTO search_fts (search_fts, rowid, doc) VALUES ('delete', old.seq, old.doc); END`,
-    `CREATE TRIGGER search_docs_au AFTER UPDATE OF doc ON search_docs BEGIN
-       INSERT INTO search_fts (search_fts, rowid, doc) VALUES ('delete', old.seq, old.doc);
-       INSERT INTO search_fts (rowid, doc) VALUES (new.seq, new.doc); END`,
     `CREATE TRIGGER entities_doc_ai AFTER INSERT ON entities BEGIN ${entityDocUpsert('e.id = new.id')}; END`,
     `CREATE TRIGGER entities_doc_au AFTER UPDATE OF name, description ON entities BEGIN
        ${entityDocUpsert('e.id = new.id')};
@@ -110,7 +119,7 @@ async function postgresTriggers(db: Kysely<unknown>): Promise<void> {
     `CREATE TRIGGER ${name} AFTER ${when} ON ${table} FOR EACH ROW EXECUTE FUNCTION ${func}()`;
   await run(db, [
     'CREATE EXTENSION IF NOT EXISTS pg_trgm',
-    'CREATE INDEX search_docs_doc ON search_docs USING gin (doc gin_trgm_ops)',
+    ...KINDS.map((kind) => `CREATE INDEX search_docs_${kind}_doc ON search_docs USING gin (doc gin_trgm_ops) WHERE kind = '${kind}'`),
     fn('shelf_entity_doc', `${entityDocUpsert('e.id = NEW.id')};
       IF TG_OP = 'UPDATE' AND NEW.name <> OLD.name THEN
         ${collectionDocUpsert('e.id = NEW.id')}; ${containerDocUpsert(d, 'e.id = NEW.id')};
