@@ -21,8 +21,10 @@ export function sharedRateLimitStore(counters: RateLimitsRepo): FastifyRateLimit
       );
     }
 
-    child(routeOptions: { method?: string | string[]; url?: string; path?: string; prefix?: string }): FastifyRateLimitStore {
-      return new SharedStore(`${String(routeOptions.method)} ${routeOptions.url ?? routeOptions.path ?? ''}|`);
+    /** Each limited route counts on its own (the plugin passes the route as `routeInfo`). */
+    child(params: object): FastifyRateLimitStore {
+      const route = (params as { routeInfo?: { method?: string | string[]; url?: string } }).routeInfo ?? {};
+      return new SharedStore(`${String(route.method ?? '')} ${route.url ?? ''}|`);
     }
   }
   return SharedStore as unknown as FastifyRateLimitStoreCtor;

@@ -4,7 +4,7 @@ import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
 import { RegistryError } from '../../registry/errors.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference } from '../../registry/manifests.js';
-import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
+import { parseRepositoryName, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, type OciAction } from '../../registry/oci-access.js';
 import { MAX_PAGE } from '../../registry/listings.js';
