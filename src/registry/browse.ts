@@ -6,6 +6,7 @@ import type { Principal } from './accounts.js';
 import type { ImageRow, Images } from './images.js';
 import { chainOf, containerChain, type Container, type Entity, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
+import { kindOf, type ContainerKind } from './image-kinds.js';
 import { paged } from './listings.js';
 import { containerOfRecord, type Search, type SearchQuery } from './search.js';
 import type { SignerState, VerificationRecord } from './signatures.js';
@@ -31,6 +32,8 @@ export interface ContainerSummary {
   signature: SignatureSummary;
   /** Size of its newest image (0 when it has none). */
   size: number;
+  /** What the container holds: a badge for OCI-SIF and other OCI images. */
+  kind: ContainerKind;
 }
 
 export type SignatureSummary = SignerState | 'unsigned';
@@ -159,6 +162,7 @@ export class Browse {
       createdBy: container.created_by,
       updatedAt: container.updated_at,
       permissions: this.permissions(principal, container.collection.entity),
+      kind: kindOf(images.length > 0, (await this.store.listings.images(container.id)).ociKinds),
       images: details,
     };
   }
@@ -234,6 +238,7 @@ function summaryOf(k: Container, facts: ContainerFacts): ContainerSummary {
     arches: [...new Set(facts.images.map((i) => i.arch).filter((a): a is string => !!a))].sort(),
     signature,
     size: facts.images[0]?.size ?? 0,
+    kind: kindOf(facts.images.length > 0, facts.ociKinds),
   };
 }
 

@@ -9,6 +9,8 @@ import { visibleTo, type Viewer } from '../visibility.js';
 export interface ContainerFacts {
   images: ImagesTable[];
   tags: Array<{ name: string; arch: string; image_id: string }>;
+  /** Kinds of its raw OCI image manifests (`oci-sif`, `oci`). */
+  ociKinds: string[];
 }
 
 /** Images and tags read per listed container: enough for any real container, bounded for a pathological one. */
@@ -75,7 +77,7 @@ export class ListingsRepo {
 
   /** One listed container's uploaded images (newest first) and tags. */
   async images(containerId: string): Promise<ContainerFacts> {
-    const [images, tags] = await Promise.all([
+    const [images, tags, manifests] = await Promise.all([
       this.db
         .selectFrom('images')
         .selectAll()
@@ -91,16 +93,28 @@ export class ListingsRepo {
         .orderBy('name')
         .limit(FACTS_LIMIT)
         .execute(),
+      this.db
+        .selectFrom('manifests')
+        .select('kind')
+        .distinct()
+        .where('container_id', '=', containerId)
+        .where('library_view', '=', 0)
+        .where('kind', 'in', ['oci-sif', 'oci'])
+        .execute(),
     ]);
-    return { images, tags };
+    return { images, tags, ociKinds: manifests.map((m) => m.kind!) };
   }
 
-  /** OCI tag names of a container after `last`, in byte order (the distribution spec's lexical order). */
+  /**
+   * OCI tag names of a container after `last`, in byte order (the distribution spec's lexical
+   * order). The by-hash tags (`sha256.<hex>`) current Library clients push an image's manifest
+   * under resolve, but are not names a user gave, so they are not listed.
+   */
   async ociTags(containerId: string, last: string | null, n: number | null): Promise<{ tags: string[]; more: boolean }> {
     const name = this.dialect === 'postgres' ? sql`name COLLATE "C"` : sql`name`;
     const limit = n === null ? sql`` : sql`LIMIT ${n + 1}`;
     const { rows } = await sql<{ name: string }>`SELECT name FROM oci_tags
-      WHERE container_id = ${containerId} AND ${name} > ${last ?? ''}
+      WHERE container_id = ${containerId} AND ${name} > ${last ?? ''} AND substr(name, 1, 7) <> 'sha256.'
       ORDER BY ${name} ${limit}`.execute(this.db);
     if (n === null) return { tags: rows.map((r) => r.name), more: false };
     return { tags: rows.slice(0, n).map((r) => r.name), more: rows.length > n };
