@@ -5,7 +5,7 @@ import { BlobError } from '../../blobs/store.js';
 import { RegistryError } from '../../registry/errors.js';
 import { MAX_PAGE } from '../../registry/listings.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference, type ImageView } from '../../registry/manifests.js';
-import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
+import { parseRepositoryName, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, grantOf, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
