@@ -171,5 +171,8 @@ export async function withSearchIndexRebuilt(db: Kysely<unknown>, d: Dialect, lo
   } finally {
     await run(db, [entityDocUpsert('1 = 1'), collectionDocUpsert('1 = 1'), containerDocUpsert(d, '1 = 1')]);
     await run(db, domainTriggers(d));
+    // Fresh statistics: without them PostgreSQL plans the first listings over a just-loaded table
+    // as if it were empty (a catalog page ran for minutes before autovacuum's analyze).
+    await run(db, ['ANALYZE']);
   }
 }
