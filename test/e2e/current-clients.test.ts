@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FileSource, DataType, readSif } from '../../src/sif/index.js';
 import { run } from '../helpers/run.js';
+import { makeLargeSif } from '../helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 import { createUserWithToken } from '../helpers/users.js';
 import { MEDIA } from './current-clients/ggcr.js';
@@ -46,6 +48,9 @@ async function squashfsOf(file: string): Promise<Buffer> {
   }
 }
 
+/** The Library view's manifest digest of one pushed file, per database: derived from the image alone, so the same everywhere. */
+const viewDigests: string[] = [];
+
 for (const db of DB_KINDS) {
   describe(`current Apptainer and SingularityCE clients (${db})`, { concurrency: false }, () => {
     let shelf: TestShelf;
@@ -81,6 +86,8 @@ for (const db of DB_KINDS) {
       const indexBody = (await index.json()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
       assert.equal(indexBody.manifests.length, 1);
       assert.equal(indexBody.manifests[0]!.platform.architecture, 'amd64');
+      viewDigests.push(indexBody.manifests[0]!.digest);
+      assert.equal(viewDigests[viewDigests.length - 1], viewDigests[0], 'another server (another database) derived other bytes for the same image');
       const manifest = await get(`manifests/${indexBody.manifests[0]!.digest}`, MEDIA.ociManifest);
       assert.equal(manifest.headers.get('content-type'), MEDIA.ociManifest);
       const m = (await manifest.json()) as { config: { mediaType: string; digest: string }; layers: Array<{ digest: string }> };
@@ -121,6 +128,12 @@ for (const db of DB_KINDS) {
         const out = path.join(work, `redir-${arch}.sif`);
         await libraryPull({ flavour: 'singularityce' }, library(), 'admin/redirpush/img:v1', arch, out);
         assert.deepEqual(await readFile(out), await readFile(fixture(file)));
+      }
+      // By hash (`library://…:sha256.<hex>`): not an index, so the client fetches it again as a manifest.
+      for (const flavour of ['apptainer', 'singularityce'] as const) {
+        const out = path.join(work, `redir-hash-${flavour}.sif`);
+        await libraryPull({ flavour }, library(), `admin/redirpush/img:sha256.${hash}`, 'amd64', out);
+        assert.deepEqual(await readFile(out), await readFile(fixture('minimal-amd64.sif')));
       }
       const ui = (await (await api(shelf)('/api/browse/containers/admin/redirpush/img')).json().catch(() => ({}))) as unknown;
       assert.doesNotMatch(JSON.stringify(ui), /sha256\.[0-9a-f]{64}/);
@@ -235,6 +248,53 @@ for (const db of DB_KINDS) {
     });
   });
 }
+
+/** An HTTP proxy that drops `Range` from blob reads, so the registry answers 200 with the whole blob. */
+async function rangeDroppingProxy(target: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const upstream = new URL(target);
+  const server = http.createServer((req, res) => {
+    const headers = { ...req.headers };
+    if (/\/blobs\/sha256:/.test(req.url ?? '')) delete headers.range;
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+describe('the replica downloads as the real client does: the status of a ranged part is not checked', () => {
+  let shelf: TestShelf;
+  let work: string;
+  before(async () => {
+    shelf = await startShelf();
+    work = await mkdtemp(path.join(tmpdir(), 'shelf-range-'));
+  });
+  after(async () => {
+    await shelf?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('a 200 answer to a Range request gives a corrupt file; Shelf answers 206 and the file is whole', async () => {
+    const big = path.join(work, 'big.sif');
+    await makeLargeSif(big, work, 12 << 20);
+    await legacyPush(shelf, big, 'admin/range/big:v1');
+    const out = path.join(work, 'out.sif');
+    await libraryPull({ flavour: 'apptainer' }, { base: shelf.url, token: ADMIN_TOKEN }, 'admin/range/big:v1', 'amd64', out);
+    assert.deepEqual(await readFile(out), await readFile(big));
+    const proxy = await rangeDroppingProxy(shelf.url);
+    try {
+      await libraryPull({ flavour: 'apptainer' }, { base: proxy.url, token: ADMIN_TOKEN }, 'admin/range/big:v1', 'amd64', out);
+      assert.notDeepEqual(await readFile(out), await readFile(big));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
 
 describe('token realm with --public-url naming another host', () => {
   let shelf: TestShelf;
