@@ -1,4 +1,7 @@
-import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { createSearchIndex } from './search-index.js';
+
+const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
 
 /**
  * Migrations are code, not files, so the same list runs on SQLite and PostgreSQL from
@@ -258,6 +261,23 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('manifests').addColumn('library_view', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
+    },
+  },
+  /** Search and listings in the database: the search index (FTS5 / pg_trgm) and its triggers. */
+  '0060_search_index': {
+    async up(db: Kysely<unknown>) {
+      await createSearchIndex(db, dialectOf(db));
+    },
+  },
+  /** Request counters shared by every node (rate limits), one row per key and fixed window. */
+  '0061_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('rate_limits')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('hits', 'integer', (c) => c.notNull())
+        .execute();
     },
   },
   /** The remote builder: builds (the queue's source of truth), their logs, build contexts. */
