@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as openpgp from 'openpgp';
+import type { KeysRepo } from '../meta/repos/keys.js';
 import type { Database } from '../meta/schema.js';
 import type { KeyProvider } from '../sif/index.js';
 import type { Principal } from './accounts.js';
@@ -68,6 +69,7 @@ export class Keystore {
 
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly keys: KeysRepo,
     readonly maxKeyBytes = DEFAULT_MAX_KEY_BYTES,
   ) {}
 
@@ -198,13 +200,18 @@ export class Keystore {
     }
     const needle = text.trim().toLowerCase();
     if (needle.length < 3) throw new RegistryError('invalid', 'search for at least 3 characters');
-    const rows = await this.db.selectFrom('pgp_keys').selectAll().orderBy('fingerprint').execute();
+    // The database finds candidates a batch at a time (a substring of the stored user IDs); the
+    // exact rule (a whole ID or address) is checked here.
     const out: StoredKey[] = [];
-    for (const row of rows) {
-      const ids = (JSON.parse(row.user_ids) as string[]).map((u) => u.toLowerCase());
-      const hit = exact ? ids.some((u) => u === needle || u.includes(`<${needle}>`)) : ids.some((u) => u.includes(needle));
-      if (hit) out.push(await this.fromRow(row));
-      if (out.length >= limit) break;
+    for (let after = ''; out.length < limit; ) {
+      const rows = await this.keys.byUserIdText(needle, after, limit);
+      for (const row of rows) {
+        const ids = (JSON.parse(row.user_ids) as string[]).map((u) => u.toLowerCase());
+        const hit = exact ? ids.some((u) => u === needle || u.includes(`<${needle}>`)) : ids.some((u) => u.includes(needle));
+        if (hit && out.length < limit) out.push(await this.fromRow(row));
+      }
+      if (rows.length < limit) break;
+      after = rows[rows.length - 1]!.fingerprint;
     }
     return out;
   }
