@@ -5,7 +5,6 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FileSource, DataType, readSif } from '../../src/sif/index.js';
 import { run } from '../helpers/run.js';
 import { makeLargeSif } from '../helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
@@ -13,7 +12,7 @@ import { createUserWithToken } from '../helpers/users.js';
 import { MEDIA } from './current-clients/ggcr.js';
 import { keyPull, keyPush, keySearch } from './current-clients/keys.js';
 import { libraryPull, libraryPush, ociDownloadImage } from './current-clients/library.js';
-import { libraryOciSifPull, libraryOciSifPush, ociSifImage, ociSifPull, ociSifPush } from './current-clients/oci-sif.js';
+import { libraryOciSifPull, libraryOciSifPush, ociSifImage, ociSifPull, ociSifPush, squashfsOf } from './current-clients/oci-sif.js';
 import { orasPush } from './current-clients/oras.js';
 import { getLoginPassword, remoteStatus } from './current-clients/remote.js';
 
@@ -36,17 +35,6 @@ async function legacyPush(shelf: TestShelf, file: string, ref: string, token = A
   assert.equal(r.code, 0, r.stderr);
 }
 
-/** The squashfs partition of a fixture SIF: a real file system for an OCI-SIF layer. */
-async function squashfsOf(file: string): Promise<Buffer> {
-  const source = await FileSource.open(file);
-  try {
-    const sif = await readSif(source);
-    const part = sif.descriptors.find((d) => d.dataType === DataType.Partition)!;
-    return (await readFile(file)).subarray(part.offset, part.offset + part.size);
-  } finally {
-    await source.close();
-  }
-}
 
 /** The Library view's manifest digest of one pushed file, per database: derived from the image alone, so the same everywhere. */
 const viewDigests: string[] = [];
