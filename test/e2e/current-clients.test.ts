@@ -71,7 +71,20 @@ for (const db of DB_KINDS) {
       const get = (p: string, accept: string, token = redirect.token) => fetch(`${shelf.url}/v2/admin/views/img/${p}`, { headers: { authorization: `Bearer ${token}`, accept } });
       const index = await get('manifests/v1', MEDIA.ociIndex);
       assert.equal(index.headers.get('content-type'), MEDIA.ociIndex);
-      const indexBody = (await index.json()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
+      const indexBytes = Buffer.from(await index.arrayBuffer());
+      const indexBody = JSON.parse(indexBytes.toString()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
+      // The index the client was given is content: fetched by its digest (GET and HEAD), in this view only.
+      const indexDigest = index.headers.get('docker-content-digest')!;
+      assert.equal(indexDigest, `sha256:${sha(indexBytes)}`);
+      const byDigest = await get(`manifests/${indexDigest}`, MEDIA.ociIndex);
+      assert.equal(byDigest.status, 200);
+      assert.equal(byDigest.headers.get('content-type'), MEDIA.ociIndex);
+      assert.deepEqual(Buffer.from(await byDigest.arrayBuffer()), indexBytes);
+      const head = await fetch(`${shelf.url}/v2/admin/views/img/manifests/${indexDigest}`, { method: 'HEAD', headers: { authorization: `Bearer ${redirect.token}`, accept: MEDIA.ociIndex } });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get('docker-content-digest'), indexDigest);
+      assert.equal(head.headers.get('content-length'), String(indexBytes.length));
+      assert.equal((await get(`manifests/${indexDigest}`, MEDIA.ociIndex, await rawToken(shelf, 'admin/views/img'))).status, 404);
       assert.equal(indexBody.manifests.length, 1);
       assert.equal(indexBody.manifests[0]!.platform.architecture, 'amd64');
       viewDigests.push(indexBody.manifests[0]!.digest);
