@@ -160,6 +160,29 @@ for (const db of DB_KINDS) {
       assert.ok(after - before < 1024, `only the small SIF config blob the client pushed is new: ${after - before} bytes`);
     });
 
+    test('push through oci-redirect near the quota: a SIF the entity holds elsewhere is accepted, as on the legacy path', async () => {
+      const token = await createUserWithToken(shelf.dbUrl, 'dave');
+      await legacyPush(shelf, fixture('minimal-amd64.sif'), 'dave/q/first:v1', token);
+      const usage = async () => ((await (await api(shelf)('/v1/entities/dave')).json()) as { data: { size: number } }).data.size;
+      const held = await usage();
+      // Room for small blobs (a SIF config) but not for the SIF's bytes again.
+      const quota = await api(shelf)('/api/quotas/dave', { method: 'PUT', body: JSON.stringify({ bytes: held + 1024 }), headers: { 'content-type': 'application/json' } });
+      assert.equal(quota.status, 200);
+      const dave = { base: shelf.url, token };
+      await libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-amd64.sif'), 'dave/q/legacy:v1', 'again');
+      assert.equal(await usage(), held, 'the legacy path charges nothing for bytes the entity holds');
+      for (const flavour of ['apptainer', 'singularityce'] as const) {
+        await libraryPush({ flavour }, dave, fixture('minimal-amd64.sif'), `dave/q/${flavour}:v1`, `again by ${flavour}`);
+        const out = path.join(work, `dave-${flavour}.sif`);
+        await libraryPull({ flavour }, dave, `dave/q/${flavour}:v1`, 'amd64', out);
+        assert.deepEqual(await readFile(out), await readFile(fixture('minimal-amd64.sif')));
+      }
+      assert.ok((await usage()) - held < 1024, 'the SIF counted once');
+      // A SIF it does not hold is still refused, on both paths.
+      await assert.rejects(libraryPush({ flavour: 'apptainer' }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /unexpected http status 4/);
+      await assert.rejects(libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /exceed quota/);
+    });
+
     test('short refs with mapped=1: the answer names the full repository; both clients pull', async () => {
       await legacyPush(shelf, fixture('minimal-amd64.sif'), 'default/default/shorty:latest');
       await legacyPush(shelf, fixture('minimal-arm64.sif'), 'default/coll/two:latest');
