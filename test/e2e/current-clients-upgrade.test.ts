@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { openMetaDb } from '../../src/meta/db.js';
+import { migrationProvider } from '../../src/meta/migrations.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 import { MEDIA, Registry, sha256 } from './current-clients/ggcr.js';
@@ -15,14 +16,14 @@ import { orasPush } from './current-clients/oras.js';
 /**
  * A library upgraded to the Image views (migrations 0050 and 0051) with images stored before:
  * the database is put back as it was before 0050 (no `kind`, no `library_view`, no Library view
- * manifests, 0050 and later not run), then the server starts again and migrates it.
+ * manifests), 0050 and 0051 run on it, and the server starts again (completing 0051 as it opens).
  */
 const fixture = (name: string) => path.join(FIXTURES, name);
 const basic = { username: 'admin', password: ADMIN_TOKEN };
 
 
-/** The database as a release before migration 0050 left it. */
-async function backToBefore0050(dbUrl: string): Promise<void> {
+/** The database as a release before migration 0050 left it, then migrated by 0050 and 0051. */
+async function upgradeFromBefore0050(dbUrl: string): Promise<void> {
   const meta = await openMetaDb(dbUrl);
   try {
     const views = await sql<{ n: number }>`select count(*) as n from manifests where library_view = 1`.execute(meta.db);
@@ -30,7 +31,9 @@ async function backToBefore0050(dbUrl: string): Promise<void> {
     await sql`alter table manifests drop column kind`.execute(meta.db);
     await sql`alter table manifests drop column library_view`.execute(meta.db);
     await sql`delete from settings where key = 'pending_manifest_kinds'`.execute(meta.db);
-    await sql`delete from kysely_migration where name >= '0050'`.execute(meta.db);
+    // The upgrade: 0050 and 0051 run on these rows (later streams' migrations stay as they ran).
+    const migrations = await migrationProvider.getMigrations();
+    for (const name of ['0050_image_views', '0051_manifest_kinds']) await migrations[name]!.up(meta.db as never);
   } finally {
     await meta.close();
   }
@@ -68,7 +71,7 @@ for (const db of DB_KINDS) {
       await registry.authenticate();
       await registry.write('v1', Buffer.from(JSON.stringify(manifest)), MEDIA.ociManifest, [layer, config]);
       await old.kill();
-      await backToBefore0050(old.dbUrl);
+      await upgradeFromBefore0050(old.dbUrl);
       shelf = await startShelf({ dataDir: old.dataDir, dbUrl: old.dbUrl });
     });
     after(async () => {
