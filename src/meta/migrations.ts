@@ -1,4 +1,5 @@
-import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
 
 /**
  * Migrations are code, not files, so the same list runs on SQLite and PostgreSQL from
