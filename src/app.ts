@@ -5,10 +5,12 @@ import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
+import { Metrics } from './http/metrics.js';
+import { isLoopback, readTls, TlsError, type TlsMaterial } from './ops/tls.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
 
-export { BlobUrlError };
+export { BlobUrlError, TlsError };
 
 export interface RunningShelf {
   app: FastifyInstance;
@@ -16,6 +18,8 @@ export interface RunningShelf {
   meta: MetaDb;
   /** The URL the server listens on. */
   url: string;
+  /** Reads the TLS files again and serves new connections with them (SIGHUP); open ones go on. */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -23,12 +27,13 @@ export interface RunningShelf {
 export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
 
 /** The metadata database, the blob store and the domain over them, as the config names them. */
-export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
+export async function openRegistry(config: Config, metrics?: Metrics): Promise<{ registry: Registry; meta: MetaDb }> {
   const location = parseBlobUrl(config.blobs, config.data, config.blobsPublicEndpoint);
   const meta = await openMetaDb(databaseUrl(config));
   let blobs;
   try {
     blobs = await openBlobStore(location);
+    if (metrics) blobs = metrics.instrument(blobs);
   } catch (err) {
     await meta.close();
     throw err;
@@ -46,7 +51,10 @@ export async function openRegistry(config: Config): Promise<{ registry: Registry
 
 /** Opens the stores, bootstraps the admin, and starts listening. */
 export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
-  const { registry, meta } = await openRegistry(config);
+  const tls = config.tls ? await readTls(config.tls) : null;
+  const metrics = new Metrics();
+  const { registry, meta } = await openRegistry(config, metrics);
+  metrics.observe(registry, meta.pool ?? null, config.metrics.quotaInterval);
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
   if (boot.generatedToken) {
@@ -62,6 +70,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    metrics,
+    metricsToken: config.metrics.token ?? null,
+    tls,
     logger: {
       level: config.log.level,
       // No secret in logs: no headers at all, and capability IDs in URLs masked.
@@ -75,8 +86,11 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   await app.listen({ host, port });
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   log(`Shelf listening on ${url}`);
+  if (!tls && !isLoopback(host)) {
+    app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
+  }
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
@@ -85,6 +99,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     registry,
     meta,
     url,
+    async reloadTls() {
+      if (!config.tls) return false;
+      const fresh = await readTls(config.tls);
+      (app.server as unknown as { setSecureContext(o: TlsMaterial): void }).setSecureContext(fresh);
+      return true;
+    },
     async close() {
       if (sweeper) clearInterval(sweeper);
       await app.close();

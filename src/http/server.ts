@@ -1,9 +1,8 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { isUniqueViolation } from '../meta/errors.js';
-import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
@@ -13,6 +12,11 @@ import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { Metrics } from './metrics.js';
+import { healthRoutes } from './ops/health.js';
+import { installAuditTrail } from './ops/audit-trail.js';
+import { adminOpsRoutes } from './api/admin-ops-routes.js';
+import { installRequestLog, requestIdOf } from './ops/request-log.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -25,12 +29,22 @@ export interface ServerOptions {
   logger: FastifyServerOptions['logger'];
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
+  /** Prometheus series (a fresh set when absent) and the bearer token `/metrics` asks for. */
+  metrics?: Metrics;
+  metricsToken?: string | null;
+  /** PEM key and certificate: HTTPS, with HTTP/2 for clients that offer it. */
+  tls?: { key: Buffer; cert: Buffer } | null;
 }
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const tls = opts.tls ? { http2: true, https: { key: opts.tls.key, cert: opts.tls.cert, allowHTTP1: true } } : {};
   const app = Fastify({
+    ...(tls as object),
     logger: opts.logger,
+    // One log line per request, written by the request log (src/http/ops/request-log.ts).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    genReqId: requestIdOf,
     // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
     requestTimeout: 0,
     connectionTimeout: 0,
@@ -39,7 +53,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     trustProxy: true,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
-  });
+  }) as unknown as FastifyInstance;
+  const metrics = opts.metrics ?? new Metrics();
+  metrics.install(app, { token: opts.metricsToken ?? null });
+  installRequestLog(app, metrics);
 
   // Every body stays a stream: uploads stream to storage, JSON is read by the routes that
   // expect it whatever the Content-Type (the Library client sends none).
@@ -65,14 +82,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   app.decorateRequest('principal', null);
-  const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-  app.addHook('onResponse', async (req, reply) => {
-    const path = req.url.split('?')[0]!;
-    if (!WRITES.has(req.method) || reply.statusCode >= 400 || path === '/v2/token' || path === '/api/login') return;
-    await opts.registry.audit
-      .record(req.principal ?? null, `${req.method} ${reply.statusCode}`, redactUrl(path), req.ip)
-      .catch((err: unknown) => req.log.warn({ err }, 'audit record failed'));
-  });
+  installAuditTrail(app, opts.registry);
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
@@ -87,6 +97,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
   });
+  await app.register(healthRoutes, { registry: opts.registry });
+  await app.register(adminOpsRoutes, { registry: opts.registry });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }

@@ -12,6 +12,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface MetaDb {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** PostgreSQL's connection pool (metrics read its counts). */
+  readonly pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -41,7 +43,7 @@ function openSqlite(url: string): MetaDb {
 function openPostgres(url: string): MetaDb {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, dialect: 'postgres', pool, close: () => db.destroy() };
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {

@@ -250,6 +250,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('blobs_created').on('blobs').column('created_at').execute();
     },
   },
+  /** The audit trail is read by user and time, and names the request of each entry (issue 17). */
+  '0080_audit_read': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('audit_log').addColumn('request_id', 'text').execute();
+      await db.schema.createIndex('audit_log_at_id').on('audit_log').columns(['at', 'id']).execute();
+      await db.schema.createIndex('audit_log_user_at').on('audit_log').columns(['username', 'at']).execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
