@@ -26,6 +26,8 @@ PACKAGES=(
   swift-account
   swift-container
   swift-object
+  postgresql-client
+  openssl
 )
 
 missing=()

@@ -65,6 +65,8 @@ describe('/healthz and /readyz', { concurrency: false }, () => {
 
     test('ready with both; a stopped object store gives 503 naming it; a stopped database gives 503 naming it; both come back', async () => {
       assert.deepEqual((await probe(shelf, 'readyz')).body.checks, { database: 'ok', blobs: 'ok' });
+      const metrics = await (await fetch(`${shelf.url}/metrics`)).text();
+      assert.match(metrics, /^shelf_database_pool_connections\{state="total"\} [1-9]/m, 'the PostgreSQL pool is exported');
 
       await s3Gate.shut();
       const noStore = await probe(shelf, 'readyz');

@@ -4,6 +4,7 @@ import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
 import { registerMaintenance } from './maintenance.js';
 import { registerConfigCheck } from './config-check.js';
+import { registerBackup } from './backup.js';
 
 interface Conn {
   url?: string;
@@ -165,6 +166,7 @@ export function registerAdmin(program: Command): void {
 
   registerMaintenance(admin);
   registerConfigCheck(admin);
+  registerBackup(admin);
 
   admin
     .command('audit')
