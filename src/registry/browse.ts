@@ -7,6 +7,7 @@ import { chainOf, containerChain, type Collection, type Container, type Entity, 
 import type { QuotaReport, Quotas } from './quota.js';
 import type { Search } from './search.js';
 import type { VerificationRecord } from './signatures.js';
+import { containerKinds, type ContainerKind } from './image-kinds.js';
 
 /** What a caller may do with a namespace, so a UI shows only the controls that will work. */
 export interface Permissions {
@@ -23,6 +24,8 @@ export interface ContainerSummary {
   downloadCount: number;
   updatedAt: string;
   tags: string[];
+  /** What the container holds: a badge for OCI-SIF and other OCI images. */
+  kind: ContainerKind;
 }
 
 export interface ImageDetail {
@@ -120,6 +123,7 @@ export class Browse {
       createdBy: container.created_by,
       updatedAt: container.updated_at,
       permissions: this.permissions(principal, container.collection.entity),
+      kind: (await containerKinds(this.db, [container.id])).get(container.id) ?? 'sif',
       images: details,
     };
   }
@@ -182,6 +186,7 @@ export class Browse {
     const tagRows = containers.length
       ? await this.db.selectFrom('tags').select(['container_id', 'name']).where('container_id', 'in', containers.map((k) => k.id)).orderBy('name').execute()
       : [];
+    const kinds = await containerKinds(this.db, containers.map((k) => k.id));
     return containers.map((k) => ({
       entity: k.collection.entity.name,
       collection: k.collection.name,
@@ -191,6 +196,7 @@ export class Browse {
       downloadCount: k.download_count,
       updatedAt: k.updated_at,
       tags: [...new Set(tagRows.filter((t) => t.container_id === k.id).map((t) => t.name))],
+      kind: kinds.get(k.id) ?? 'sif',
     }));
   }
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, notFound } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';
+import { containerKinds } from '../../registry/image-kinds.js';
 
 export interface BrowseRoutesOptions {
   registry: Registry;
@@ -33,10 +34,11 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
       collection: k.collection.name,
       container: k.name,
     });
+    const kinds = await containerKinds(registry.meta.db, results.containers.map((k) => k.id));
     return data(reply, {
       entities: results.entities.map((e) => ({ name: e.name, description: e.description })),
       collections: results.collections.map((c) => ({ entity: c.entity.name, name: c.name, description: c.description })),
-      containers: results.containers.map((k) => ({ ...path(k), description: k.description, updatedAt: k.updated_at })),
+      containers: results.containers.map((k) => ({ ...path(k), description: k.description, updatedAt: k.updated_at, kind: kinds.get(k.id) ?? 'sif' })),
       images: results.images.map(({ image, container, tags }) => ({
         ...path(container),
         digest: image.digest,

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api, enc, formatDate, formatSize, useApi, type ApiError } from '../api.js';
-import { Badge, Copyable, ErrorNote, Loading, PageTitle, PrivateBadge } from '../components.js';
+import { Badge, Copyable, ErrorNote, KindBadge, Loading, PageTitle, PrivateBadge } from '../components.js';
 import { VisibilityToggle } from './visibility.js';
 
 type SignerState = 'verified' | 'unknown-key' | 'invalid';
@@ -40,6 +40,7 @@ interface ContainerView {
   createdBy: string;
   updatedAt: string;
   permissions: { write: boolean; owner: boolean };
+  kind?: 'sif' | 'oci-sif' | 'oci';
   images: ImageDetail[];
 }
 
@@ -198,7 +199,7 @@ export function ContainerPage() {
       {k && (
         <>
           <p>
-            {k.description} <PrivateBadge isPrivate={k.private || k.inheritedPrivate} />
+            {k.description} <PrivateBadge isPrivate={k.private || k.inheritedPrivate} /> <KindBadge kind={k.kind} />
           </p>
           {k.fullDescription && <p class="full-description">{k.fullDescription}</p>}
           <p class="meta">

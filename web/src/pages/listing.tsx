@@ -1,5 +1,5 @@
 import { formatDate } from '../api.js';
-import { Badge, PrivateBadge } from '../components.js';
+import { Badge, KindBadge, PrivateBadge } from '../components.js';
 
 export interface ContainerSummary {
   entity: string;
@@ -10,6 +10,7 @@ export interface ContainerSummary {
   downloadCount: number;
   updatedAt: string;
   tags: string[];
+  kind?: 'sif' | 'oci-sif' | 'oci';
 }
 
 export const containerHref = (c: { entity: string; collection: string; container: string }) =>
@@ -26,7 +27,7 @@ export function ContainerList({ items, empty }: { items: ContainerSummary[]; emp
             <a href={containerHref(c)}>
               {c.entity}/{c.collection}/{c.container}
             </a>{' '}
-            <PrivateBadge isPrivate={c.private} />
+            <PrivateBadge isPrivate={c.private} /> <KindBadge kind={c.kind} />
           </h3>
           <p>{c.description}</p>
           <p class="meta">
