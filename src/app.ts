@@ -9,6 +9,7 @@ import { Metrics } from './http/metrics.js';
 import { isLoopback, readTls, TlsError, type TlsMaterial } from './ops/tls.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
+import { makeWorker, openBuilds } from './build/setup.js';
 
 export { BlobUrlError, TlsError };
 
@@ -63,8 +64,17 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     log('Created user "admin" with the token from SHELF_BOOTSTRAP_TOKEN.');
   }
 
+  // The builder's own host names get the bound address once the server listens.
+  const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
+  if (builds) {
+    metrics.buildQueueDepth = async () => {
+      const row = await meta.db.selectFrom('builds').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'queued').executeTakeFirst();
+      return Number(row?.n ?? 0);
+    };
+  }
   const app = await buildServer({
     registry,
+    builds,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
@@ -91,6 +101,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   if (!tls && !isLoopback(host)) {
     app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
   }
+  if (builds) builds.settings.ownHosts.push(new URL(url).host);
+  const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
+  worker?.start();
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
@@ -107,6 +120,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
     async close() {
       if (sweeper) clearInterval(sweeper);
+      await worker?.stop();
       await app.close();
       await registry.gc.idle();
       await registry.idle();

@@ -17,6 +17,8 @@ import { healthRoutes } from './ops/health.js';
 import { installAuditTrail } from './ops/audit-trail.js';
 import { adminOpsRoutes } from './api/admin-ops-routes.js';
 import { installRequestLog, requestIdOf } from './ops/request-log.js';
+import { buildRoutes } from './build/routes.js';
+import type { Builds } from '../build/service.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -27,6 +29,8 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The remote builder's service; null or absent = no builder protocol. */
+  builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
   /** Prometheus series (a fresh set when absent) and the bearer token `/metrics` asks for. */
@@ -96,9 +100,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     registry: opts.registry,
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
+    builder: !!opts.builds,
   });
   await app.register(healthRoutes, { registry: opts.registry });
   await app.register(adminOpsRoutes, { registry: opts.registry });
+  if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }
