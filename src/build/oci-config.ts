@@ -27,8 +27,8 @@ export function dockerEnvScript(cfg: OciRuntimeConfig): string {
     if (eq <= 0) continue;
     const name = entry.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
-    const value = shellQuote(entry.slice(eq + 1));
-    lines.push(name === 'PATH' ? `export PATH=${value}` : `export ${name}="\${${name}:-${value.replace(/"/g, '\\"')}}"`);
+    const value = entry.slice(eq + 1);
+    lines.push(name === 'PATH' ? `export PATH=${shellQuote(value)}` : `[ -n "\${${name}+set}" ] || { ${name}=${shellQuote(value)}; export ${name}; }`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -184,6 +184,23 @@ export class LibraryClient {
     await this.call('DELETE', `/v1/images/${libraryPath(ref)}:${tag}${q}`, `delete ${libraryPath(ref)}:${tag}`);
   }
 
+  /**
+   * Every image below `entity` or `entity/collection` the caller may see, page by page (Shelf's
+   * scoped search: `value` empty, `entity`/`collection`, `cursor`).
+   */
+  async imagesWithin(entity: string, collection?: string): Promise<SearchResults['image']> {
+    const out: SearchResults['image'] = [];
+    for (let cursor = ''; ; ) {
+      const q = new URLSearchParams({ value: '', entity, limit: '200' });
+      if (collection) q.set('collection', collection);
+      if (cursor) q.set('cursor', cursor);
+      const r = (await this.call<Partial<SearchResults> & { next?: string | null }>('GET', `/v1/search?${q}`, 'search'))!;
+      out.push(...(r.image ?? []));
+      if (!r.next) return out;
+      cursor = r.next;
+    }
+  }
+
   async search(value: string, arch: string | null, signed: boolean): Promise<SearchResults> {
     const q = new URLSearchParams({ value });
     if (arch) q.set('arch', arch);

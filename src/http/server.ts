@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../meta/errors.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
+import { sharedRateLimitStore } from './rate-limit-store.js';
 import { apiRoutes } from './api/routes.js';
 import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
@@ -90,8 +91,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
-  // Sign-in and token endpoints are limited per address (in each node's memory).
-  await app.register(rateLimit, { global: false });
+  // Sign-in and token endpoints are limited per address, counted in the metadata store so every
+  // node sharing it counts together.
+  await app.register(rateLimit, { global: false, store: sharedRateLimitStore(opts.registry.store.rateLimits) });
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });

@@ -1,5 +1,8 @@
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
+import { createSearchIndex } from './search-index.js';
+
+const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
 
 /**
  * Migrations are code, not files, so the same list runs on SQLite and PostgreSQL from
@@ -259,6 +262,23 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('manifests').addColumn('library_view', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
+    },
+  },
+  /** Search and listings in the database: the search index (FTS5 / pg_trgm) and its triggers. */
+  '0060_search_index': {
+    async up(db: Kysely<unknown>) {
+      await createSearchIndex(db, dialectOf(db));
+    },
+  },
+  /** Request counters shared by every node (rate limits), one row per key and fixed window. */
+  '0061_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('rate_limits')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('hits', 'integer', (c) => c.notNull())
+        .execute();
     },
   },
   /** The remote builder: builds (the queue's source of truth), their logs, build contexts. */
