@@ -18,6 +18,12 @@ import { healthRoutes } from './ops/health.js';
 import { installAuditTrail } from './ops/audit-trail.js';
 import { adminOpsRoutes } from './api/admin-ops-routes.js';
 import { installRequestLog, requestIdOf } from './ops/request-log.js';
+import { mirrorRoutes } from './api/mirror-routes.js';
+import { MirrorJobs } from '../mirror/jobs.js';
+import type { PullThroughCache } from '../cache/pull-through.js';
+import { cacheHook } from './cache-hook.js';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { buildRoutes } from './build/routes.js';
 import type { Builds } from '../build/service.js';
 
@@ -30,6 +36,10 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The pull-through cache, when upstreams are configured. */
+  cache?: PullThroughCache | null;
+  /** The data folder: server-side mirror jobs keep fetched images under it until uploaded. */
+  dataDir?: string;
   /** The remote builder's service; null or absent = no builder protocol. */
   builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
@@ -94,6 +104,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // Sign-in and token endpoints are limited per address, counted in the metadata store so every
   // node sharing it counts together.
   await app.register(rateLimit, { global: false, store: sharedRateLimitStore(opts.registry.store.rateLimits) });
+  if (opts.cache?.enabled) cacheHook(app, opts.registry, opts.cache);
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
@@ -106,6 +117,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   await app.register(healthRoutes, { registry: opts.registry });
   await app.register(adminOpsRoutes, { registry: opts.registry });
+  await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
   if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
