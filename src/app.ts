@@ -22,6 +22,7 @@ export interface RunningShelf {
   url: string;
   /** Reads the TLS files again and serves new connections with them (SIGHUP); open ones go on. */
   reloadTls(): Promise<boolean>;
+  /** Stops within the configured `shutdownTimeout`: see startShelf. */
   close(): Promise<void>;
 }
 
@@ -88,6 +89,8 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     metrics,
     metricsToken: config.metrics.token ?? null,
     tls,
+    trustProxy: config.trustProxy,
+    limits: config.limits,
     dataDir: config.data,
     logger: {
       level: config.log.level,
@@ -98,6 +101,8 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
   });
   registry.onBackgroundError = (err) => app.log.error({ err }, 'background signature check failed');
+  registry.accounts.onWriteFailed = (err) => app.log.warn({ err }, 'token use not recorded');
+  registry.images.onCountFailed = (err) => app.log.warn({ err }, 'downloads not counted');
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });
   const address = app.server.address();
@@ -127,8 +132,17 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
     async close() {
       if (sweeper) clearInterval(sweeper);
-      await worker?.stop();
-      await app.close();
+      // New connections are refused at once; running requests get until shortly before the
+      // deadline, then their connections are cut (a stalled upload's bytes are left for garbage
+      // collection), so the database still closes in time.
+      const deadline = config.shutdownTimeout * 1000;
+      const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Math.min(2000, deadline / 5)));
+      try {
+        await worker?.stop();
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       if (cacheToken) await registry.accounts.revokeSecret(cacheToken).catch(() => undefined);
       await registry.gc.idle();
       await registry.idle();

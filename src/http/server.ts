@@ -2,8 +2,10 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
-import { isUniqueViolation } from '../meta/errors.js';
+import { OUT_OF_SPACE, isOutOfSpace, isUniqueViolation } from '../meta/errors.js';
 import { PayloadTooLarge } from './body.js';
+import { limitConnections, type ConnectionLimits } from './limits.js';
+import { trustedProxies } from './proxies.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { sharedRateLimitStore } from './rate-limit-store.js';
@@ -49,11 +51,19 @@ export interface ServerOptions {
   metricsToken?: string | null;
   /** PEM key and certificate: HTTPS, with HTTP/2 for clients that offer it. */
   tls?: { key: Buffer; cert: Buffer } | null;
+  /** Reverse proxies whose X-Forwarded-For is believed; none when absent. */
+  trustProxy?: string[];
+  /** Connection caps and the idle timeout; absent = the configuration defaults. */
+  limits?: ConnectionLimits;
 }
+
+const DEFAULT_LIMITS: ConnectionLimits = { idleTimeout: 60, connectionsPerAddress: 256, maxConnections: 10_000 };
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const tls = opts.tls ? { http2: true, https: { key: opts.tls.key, cert: opts.tls.cert, allowHTTP1: true } } : {};
+  const trustProxy = opts.trustProxy ?? [];
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const app = Fastify({
     ...(tls as object),
     logger: opts.logger,
@@ -61,11 +71,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestIdOf,
     // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
+    // Multi-gigabyte uploads: no overall request timeout; idle transfers time out (limitConnections).
     requestTimeout: 0,
-    connectionTimeout: 0,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.idleTimeout > 0 ? Math.min(65_000, limits.idleTimeout * 1000) : 65_000,
     bodyLimit: 1 << 20,
-    trustProxy: true,
+    // X-Forwarded-For only from configured proxies: otherwise anyone could pick their address.
+    trustProxy: trustProxy.length ? trustProxy : false,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
   }) as unknown as FastifyInstance;
@@ -86,6 +97,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
     // Two creators of the same name raced; the loser learns it exists.
     if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
+    if (isOutOfSpace(err)) return sendLibraryError(reply, 507, OUT_OF_SPACE);
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
     if (isClientAbort(err)) {
@@ -96,6 +108,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return sendLibraryError(reply, 500, 'internal server error');
   });
 
+  limitConnections(app, limits, trustedProxies(trustProxy));
   app.decorateRequest('principal', null);
   installAuditTrail(app, opts.registry);
 

@@ -176,6 +176,7 @@ export class Registry {
 
   async idle(): Promise<void> {
     while (this.checking.size) await Promise.all([...this.checking]);
+    await this.images.flushDownloads();
   }
 
   private checkLater(imageId: string): void {
