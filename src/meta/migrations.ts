@@ -1,4 +1,5 @@
-import { PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
 import { createSearchIndex } from './search-index.js';
 
 const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
@@ -337,6 +338,56 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('build_contexts_pk', ['owner_id', 'digest'])
         .execute();
+    },
+  },
+  /** The audit trail is read by user and time, and names the request of each entry (issue 17). */
+  '0080_audit_read': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('audit_log').addColumn('request_id', 'text').execute();
+      await db.schema.createIndex('audit_log_at_id').on('audit_log').columns(['at', 'id']).execute();
+      await db.schema.createIndex('audit_log_user_at').on('audit_log').columns(['username', 'at']).execute();
+    },
+  },
+  /** Server-side mirror jobs (`POST /api/admin/mirror`): what was asked, how far it got, on which node. */
+  '0090_mirror_jobs': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('mirror_jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('destination', 'text', (c) => c.notNull())
+        .addColumn('dry_run', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('node', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .addColumn('progress', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .execute();
+      await db.schema.createIndex('mirror_jobs_created').on('mirror_jobs').column('created_at').execute();
+    },
+  },
+  /** The pull-through cache: which containers came from an upstream (origin, size, last use) and when each tag was fetched. */
+  '0091_pull_through_cache': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('cache_entries')
+        .addColumn('path', 'text', (c) => c.primaryKey())
+        .addColumn('upstream', 'text', (c) => c.notNull())
+        .addColumn('fetched_at', 'text', (c) => c.notNull())
+        .addColumn('last_access', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('cache_entries_last_access').on('cache_entries').column('last_access').execute();
+      await db.schema
+        .createTable('cache_tags')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('fetched_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('cache_tags_path').on('cache_tags').column('path').execute();
     },
   },
 };
