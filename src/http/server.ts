@@ -2,17 +2,26 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
-import { isUniqueViolation } from '../meta/errors.js';
+import { OUT_OF_SPACE, isOutOfSpace, isUniqueViolation } from '../meta/errors.js';
 import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
+import { limitConnections, type ConnectionLimits } from './limits.js';
+import { trustedProxies } from './proxies.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
+import { sharedRateLimitStore } from './rate-limit-store.js';
 import { apiRoutes } from './api/routes.js';
 import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { mirrorRoutes } from './api/mirror-routes.js';
+import { MirrorJobs } from '../mirror/jobs.js';
+import type { PullThroughCache } from '../cache/pull-through.js';
+import { cacheHook } from './cache-hook.js';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { buildRoutes } from './build/routes.js';
 import type { Builds } from '../build/service.js';
 
@@ -25,22 +34,34 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The pull-through cache, when upstreams are configured. */
+  cache?: PullThroughCache | null;
+  /** The data folder: server-side mirror jobs keep fetched images under it until uploaded. */
+  dataDir?: string;
   /** The remote builder's service; null or absent = no builder protocol. */
   builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
+  /** Reverse proxies whose X-Forwarded-For is believed; none when absent. */
+  trustProxy?: string[];
+  /** Connection caps and the idle timeout; absent = the configuration defaults. */
+  limits?: ConnectionLimits;
 }
+
+const DEFAULT_LIMITS: ConnectionLimits = { idleTimeout: 60, connectionsPerAddress: 256, maxConnections: 10_000 };
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const trustProxy = opts.trustProxy ?? [];
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const app = Fastify({
     logger: opts.logger,
-    // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
+    // Multi-gigabyte uploads: no overall request timeout; idle transfers time out (limitConnections).
     requestTimeout: 0,
-    connectionTimeout: 0,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.idleTimeout > 0 ? Math.min(65_000, limits.idleTimeout * 1000) : 65_000,
     bodyLimit: 1 << 20,
-    trustProxy: true,
+    // X-Forwarded-For only from configured proxies: otherwise anyone could pick their address.
+    trustProxy: trustProxy.length ? trustProxy : false,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
   });
@@ -58,6 +79,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
     // Two creators of the same name raced; the loser learns it exists.
     if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
+    if (isOutOfSpace(err)) return sendLibraryError(reply, 507, OUT_OF_SPACE);
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
     if (isClientAbort(err)) {
@@ -68,6 +90,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return sendLibraryError(reply, 500, 'internal server error');
   });
 
+  limitConnections(app, limits, trustedProxies(trustProxy));
   app.decorateRequest('principal', null);
   const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
   app.addHook('onResponse', async (req, reply) => {
@@ -80,8 +103,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
-  // Sign-in and token endpoints are limited per address (in each node's memory).
-  await app.register(rateLimit, { global: false });
+  // Sign-in and token endpoints are limited per address, counted in the metadata store so every
+  // node sharing it counts together.
+  await app.register(rateLimit, { global: false, store: sharedRateLimitStore(opts.registry.store.rateLimits) });
+  if (opts.cache?.enabled) cacheHook(app, opts.registry, opts.cache);
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
@@ -92,6 +117,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     downloadUrlTtl: opts.downloadUrlTtl,
     builder: !!opts.builds,
   });
+  await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
   if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;

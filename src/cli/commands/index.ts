@@ -12,6 +12,7 @@ import { registerSearch } from './search.js';
 import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
 import { registerImages } from './images.js';
+import { registerMirror } from './mirror.js';
 import { registerBuilder } from './builder.js';
 import { registerBuild } from './build.js';
 
@@ -30,6 +31,7 @@ export function registerCommands(program: Command): void {
   registerTags(program);
   registerDelete(program);
   registerImages(program);
+  registerMirror(program);
   registerBuilder(program);
   registerBuild(program);
   program.addHelpText(

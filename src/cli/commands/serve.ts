@@ -34,6 +34,11 @@ export function registerServe(program: Command): void {
       }
       const stop = (signal: string) => {
         shelf.app.log.info(`${signal}: shutting down`);
+        // Should anything still hang past the deadline, the process goes anyway.
+        setTimeout(() => {
+          shelf.app.log.error(`still not stopped ${config.shutdownTimeout} s after ${signal}; exiting`);
+          process.exit(1);
+        }, config.shutdownTimeout * 1000 + 500).unref();
         shelf.close().then(
           () => process.exit(0),
           () => process.exit(1),

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, notFound } from '../../registry/errors.js';
+import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/browse.js';
+import { notFound } from '../../registry/errors.js';
+import { checkArch } from '../../registry/names.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';
-import { containerKinds } from '../../registry/image-kinds.js';
 
 export interface BrowseRoutesOptions {
   registry: Registry;
@@ -20,42 +21,36 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   const data = (reply: FastifyReply, payload: unknown) => reply.code(200).header('cache-control', 'no-store').send({ data: payload });
   const who = (req: FastifyRequest) => authenticate(registry, req);
 
+  const limitOf = (req: Req, fallback = PAGE_DEFAULT) => Math.min(Math.max(Number(req.query.limit ?? fallback) || fallback, 1), PAGE_MAX);
+  const cursorOf = (req: Req) => req.query.cursor || null;
+
   app.get('/api/browse/recent', async (req: Req, reply) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
-    return data(reply, await registry.browse.recent(await who(req), limit));
+    const page = await registry.browse.recent(await who(req), limitOf(req), cursorOf(req));
+    return data(reply, { items: page.items, next: page.next });
   });
 
+  /** Search, or with an empty `q` every container (path order); `arch` (comma list) and `signed` filter. */
   app.get('/api/browse/search', async (req: Req, reply) => {
-    const value = (req.query.q ?? '').trim();
-    if (!value) throw invalid('search needs a value: ?q=TEXT');
-    const results = await registry.search.run(await who(req), { value, arches: [], signed: false });
-    const path = (k: (typeof results.containers)[number]) => ({
-      entity: k.collection.entity.name,
-      collection: k.collection.name,
-      container: k.name,
-    });
-    const kinds = await containerKinds(registry.meta.db, results.containers.map((k) => k.id));
-    return data(reply, {
-      entities: results.entities.map((e) => ({ name: e.name, description: e.description })),
-      collections: results.collections.map((c) => ({ entity: c.entity.name, name: c.name, description: c.description })),
-      containers: results.containers.map((k) => ({ ...path(k), description: k.description, updatedAt: k.updated_at, kind: kinds.get(k.id) ?? 'sif' })),
-      images: results.images.map(({ image, container, tags }) => ({
-        ...path(container),
-        digest: image.digest,
-        arch: image.arch,
-        signed: image.signed === 1,
-        tags,
-        updatedAt: image.updated_at,
-      })),
-    });
+    const arches = (req.query.arch ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    arches.forEach(checkArch);
+    return data(
+      reply,
+      await registry.browse.find(await who(req), {
+        value: req.query.q ?? '',
+        arches,
+        signed: req.query.signed === 'true',
+        limit: limitOf(req),
+        cursor: cursorOf(req),
+      }),
+    );
   });
 
   app.get('/api/browse/entities/:entity', async (req: Req, reply) => {
-    return data(reply, await registry.browse.entity(await who(req), req.params.entity!));
+    return data(reply, await registry.browse.entity(await who(req), req.params.entity!, limitOf(req, PAGE_MAX), cursorOf(req)));
   });
 
   app.get('/api/browse/collections/:entity/:collection', async (req: Req, reply) => {
-    return data(reply, await registry.browse.collection(await who(req), req.params.entity!, req.params.collection!));
+    return data(reply, await registry.browse.collection(await who(req), req.params.entity!, req.params.collection!, limitOf(req, PAGE_MAX), cursorOf(req)));
   });
 
   app.get('/api/browse/containers/:entity/:collection/:container', async (req: Req, reply) => {
@@ -67,7 +62,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get('/api/browse/images/:id/download', async (req: Req, reply) => {
     const { image } = await registry.images.getById(await who(req), req.params.id!);
     if (image.uploaded !== 1) throw notFound('image file');
-    await registry.images.countDownload(image);
+    registry.images.noteDownload(image);
     const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
     return data(reply, { url: `/v1/imagefile/_download/${token}` });
   });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VERSION } from '../../version.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
-import { checkArch, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
+import { checkArch, checkName, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
 import type { CommitResult } from '../../registry/uploads.js';
 import { authenticate, bearerToken } from '../auth.js';
 import { requestBaseUrl } from '../public-base.js';
@@ -312,7 +312,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     const arch = archOf(req.query);
     const { image } = await registry.images.resolve(await who(req), parseLibraryRef(req.params['*']!), arch);
     if (image.uploaded !== 1) throw notFound('image file');
-    await registry.images.countDownload(image);
+    registry.images.noteDownload(image);
     if (image.size === 0) return sendBlob(req, reply, image.digest, 0);
     const direct = await registry.directUrl(image.digest, opts.downloadUrlTtl);
     if (direct) return reply.code(303).header('location', direct).send();
@@ -347,19 +347,39 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
 
   // --- search ----------------------------------------------------------------------------------
 
+  /**
+   * `value` is required by Apptainer's clients; Shelf's own add `entity`/`collection` (a scope,
+   * `value` then optional), `limit` and `cursor` (the `next` of the previous answer).
+   */
   app.get('/v1/search', async (req: Req, reply) => {
     const value = (req.query.value ?? '').trim();
-    if (value.length < 1) throw invalid('search needs a value');
+    const within = scopeOf(req.query);
+    if (value.length < 1 && !within) throw invalid('search needs a value');
     const arches = archOf(req.query).split(',').map((a) => a.trim()).filter(Boolean);
     arches.forEach(checkArch);
-    const results = await registry.search.run(await who(req), { value, arches, signed: req.query.signed === 'true' });
+    const results = await registry.search.run(await who(req), {
+      value,
+      arches,
+      signed: req.query.signed === 'true',
+      within,
+      limit: req.query.limit ? Number(req.query.limit) : undefined,
+      cursor: req.query.cursor || null,
+    });
     return data(reply, {
       entity: results.entities.map((e) => entityJson(e, [], 0)),
       collection: results.collections.map((c) => collectionJson(c, [])),
       container: results.containers.map((k) => containerJson(k, [], {})),
       image: results.images.map((i) => imageJson(i.image, i.container, i.tags)),
+      next: results.next,
     });
   });
+}
+
+/** `entity` or `entity/collection` to search below, checked as names. */
+function scopeOf(query: Record<string, string>): string | null {
+  if (!query.entity) return null;
+  const parts = [checkName('entity', query.entity), ...(query.collection ? [checkName('collection', query.collection)] : [])];
+  return parts.join('/');
 }
 
 /** `arch` from the query; Singularity 3.7.0 sent `arch%3Damd64`, which arrives as a key. */

@@ -2,13 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
+import { OUT_OF_SPACE, isOutOfSpace } from '../../meta/errors.js';
 import { RegistryError } from '../../registry/errors.js';
+import { MAX_PAGE } from '../../registry/listings.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference, type ImageView } from '../../registry/manifests.js';
-import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
+import { parseRepositoryName, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, grantOf, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
+import { bestEffort } from '../best-effort.js';
 import { parseRange } from '../range.js';
 import { requestBaseUrl } from '../public-base.js';
 import { Challenge, authorize, checkPassword, identify, parseBasic, type OciCaller } from './auth.js';
@@ -37,6 +40,9 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (err instanceof OciError) oci = err;
     else if (err instanceof RegistryError) oci = ociErrorOf(err);
     else if (err instanceof BlobError) oci = new OciError(err.code === 'not-found' ? 404 : 400, err.code === 'not-found' ? 'BLOB_UNKNOWN' : 'DIGEST_INVALID', err.message);
+    // The distribution spec has no code for storage; DENIED is what registries answer when
+    // storage is refused (Harbor's quota), with 507 Insufficient Storage as the status.
+    else if (isOutOfSpace(err)) oci = new OciError(507, 'DENIED', OUT_OF_SPACE);
     else if (clientStatus(err) === 429) oci = new OciError(429, 'TOOMANYREQUESTS', err.message);
     else if (clientStatus(err)) oci = new OciError(clientStatus(err)!, 'UNSUPPORTED', err.message);
     else {
@@ -89,12 +95,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
 
   app.get('/v2/_catalog', async (req: Req, reply) => {
     const caller = await identify(registry, req);
-    const names = (await registry.search.visibleContainers(caller.principal))
-      .map((k) => repositoryNameOf({ entity: k.collection.entity.name, collection: k.collection.name, container: k.name }))
-      .sort();
-    const page = paginate(names, req.query);
-    if (page.next) reply.header('link', `</v2/_catalog?n=${page.n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
-    return reply.send({ repositories: page.items });
+    const n = numberParam(req.query.n) ?? MAX_PAGE;
+    const { names, more } = await registry.listings.catalog(caller.principal, one(req.query.last) ?? null, n);
+    if (more && names.length) reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(names[names.length - 1]!)}>; rel="next"`);
+    return reply.send({ repositories: names });
   });
 
   // --- repositories ----------------------------------------------------------------------------
@@ -261,7 +265,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
     const open = (range?: { start: number; end: number }) =>
       derived !== null ? registry.blobs.open(digestText, range) : registry.ociBlobs.open(container, digestText, range);
-    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText);
+    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText).catch(bestEffort(req, 'blob link not touched'));
     reply
       .header('docker-content-digest', digestText)
       .header('etag', `"${digestText}"`)
@@ -274,7 +278,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     // An oras:// pull counts like a library:// one (once per transfer: only the part from byte 0).
     if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
-      await registry.images.countBlobPull(container.id, digestText);
+      await registry.images.countBlobPull(container.id, digestText).catch(bestEffort(req, 'download not counted'));
     }
     if (range.kind === 'partial') {
       const { start, end } = range.range;
@@ -328,10 +332,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   async function tagsList(req: Req, reply: FastifyReply, name: string) {
     if (req.method !== 'GET') throw unsupported(req);
     const container = await readable(req, name);
-    const n = numberParam(req.query.n);
+    const n = numberParam(req.query.n) ?? MAX_PAGE;
     const last = one(req.query.last) ?? null;
-    const { tags, more } = await registry.manifests.tags(container, n, last);
-    if (more && n) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1]!)}>; rel="next"`);
+    const { tags, more } = await registry.listings.ociTags(container, last, n);
+    if (more && tags.length) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1]!)}>; rel="next"`);
     return reply.send({ name, tags });
   }
 
@@ -384,15 +388,6 @@ function numberParam(v: string | string[] | undefined): number | null {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new OciError(400, 'PAGINATION_NUMBER_INVALID', `invalid n: ${s}`);
   return n;
-}
-
-function paginate(items: string[], query: Record<string, string | string[]>) {
-  const last = one(query.last);
-  const n = numberParam(query.n);
-  const after = last === undefined ? items : items.filter((i) => i > last);
-  if (n === null) return { items: after, next: null, n };
-  const page = after.slice(0, n);
-  return { items: page, next: after.length > n && page.length ? page[page.length - 1]! : null, n };
 }
 
 /** `Content-Range: a-b` (the spec's form; `bytes a-b/…` tolerated). */

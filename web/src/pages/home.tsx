@@ -4,7 +4,7 @@ import { ErrorNote, Loading, PageTitle } from '../components.js';
 import { ContainerList, type ContainerSummary } from './listing.js';
 
 export function Home() {
-  const recent = useApi<ContainerSummary[]>('/api/browse/recent?limit=20');
+  const recent = useApi<{ items: ContainerSummary[]; next: string | null }>('/api/browse/recent?limit=20');
   const { route } = useLocation();
   return (
     <section>
@@ -26,7 +26,7 @@ export function Home() {
       </form>
       <h2>Recently updated</h2>
       {recent.loading ? <Loading /> : <ErrorNote error={recent.error} />}
-      {recent.data && <ContainerList items={recent.data} empty="No containers yet. Push one with apptainer push." />}
+      {recent.data && <ContainerList items={recent.data.items} empty="No containers yet. Push one with apptainer push." />}
     </section>
   );
 }

@@ -6,8 +6,17 @@ import { containerHref } from './listing.js';
 interface Results {
   entities: Array<{ name: string; description: string }>;
   collections: Array<{ entity: string; name: string; description: string }>;
-  containers: Array<{ entity: string; collection: string; container: string; description: string; updatedAt: string }>;
-  images: Array<{ entity: string; collection: string; container: string; digest: string; arch: string | null; signed: boolean; tags: string[]; updatedAt: string }>;
+  containers: Array<{
+    entity: string;
+    collection: string;
+    container: string;
+    description: string;
+    updatedAt: string;
+    tags: string[];
+    arches: string[];
+    signature: 'verified' | 'unknown-key' | 'invalid' | 'unsigned';
+  }>;
+  next: string | null;
 }
 
 export function SearchPage() {
@@ -15,7 +24,7 @@ export function SearchPage() {
   const q = (query.q ?? '').trim();
   const results = useApi<Results>(q ? `/api/browse/search?q=${enc(q)}` : null);
   const r = results.data;
-  const total = r ? r.entities.length + r.collections.length + r.containers.length + r.images.length : 0;
+  const total = r ? r.entities.length + r.collections.length + r.containers.length : 0;
   return (
     <section>
       <PageTitle>{`Search: ${q}`}</PageTitle>
@@ -34,33 +43,17 @@ export function SearchPage() {
                     <h3>
                       <a href={containerHref(k)}>
                         {k.entity}/{k.collection}/{k.container}
-                      </a>
+                      </a>{' '}
+                      {k.signature === 'verified' && <Badge kind="ok">signed</Badge>}
                     </h3>
                     <p>{k.description}</p>
-                  </li>
-                ))}
-              </ul>
-            </>
-          )}
-          {r.images.length > 0 && (
-            <>
-              <h2>Images</h2>
-              <ul class="cards">
-                {r.images.map((i) => (
-                  <li class="card" key={i.digest + containerHref(i)}>
-                    <h3>
-                      <a href={containerHref(i)}>
-                        {i.entity}/{i.collection}/{i.container}
-                      </a>{' '}
-                      {i.signed && <Badge kind="ok">signed</Badge>}
-                    </h3>
                     <p class="meta">
-                      {i.tags.map((t) => (
+                      {k.tags.map((t) => (
                         <Badge key={t} kind="plain">
                           {t}
                         </Badge>
                       ))}{' '}
-                      {i.arch ?? 'any arch'} · <code class="digest">{i.digest.slice(0, 19)}…</code> · {formatDate(i.updatedAt)}
+                      {k.arches.join(', ') || 'any arch'} · {formatDate(k.updatedAt)}
                     </p>
                   </li>
                 ))}
