@@ -157,9 +157,14 @@ export class Registry {
   }
 
   /** Garbage collection with the configured grace period. */
-  collectGarbage(dryRun = false): Promise<GcReport> {
-    return this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+  async collectGarbage(dryRun = false): Promise<GcReport> {
+    const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+    this.onGarbageCollected?.(report, dryRun);
+    return report;
   }
+
+  /** Told of every finished collection (metrics). */
+  onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;
 
   /** The consistency check of metadata and stored bytes. */
   checkConsistency(scrub = false): Promise<DoctorReport> {
