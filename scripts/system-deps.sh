@@ -29,6 +29,8 @@ PACKAGES=(
   swift-account
   swift-container
   swift-object
+  postgresql-client
+  openssl
 )
 
 missing=()

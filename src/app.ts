@@ -5,13 +5,15 @@ import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
+import { Metrics } from './http/metrics.js';
+import { isLoopback, readTls, TlsError, type TlsMaterial } from './ops/tls.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import type { SecretSource } from './registry/capabilities.js';
 import { Registry } from './registry/registry.js';
 import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
 import { makeWorker, openBuilds } from './build/setup.js';
 
-export { BlobUrlError };
+export { BlobUrlError, TlsError };
 
 export interface RunningShelf {
   app: FastifyInstance;
@@ -19,6 +21,8 @@ export interface RunningShelf {
   meta: MetaDb;
   /** The URL the server listens on. */
   url: string;
+  /** Reads the TLS files again and serves new connections with them (SIGHUP); open ones go on. */
+  reloadTls(): Promise<boolean>;
   /** Stops within the configured `shutdownTimeout`: see startShelf. */
   close(): Promise<void>;
 }
@@ -37,12 +41,13 @@ export const secretSource = (config: Config): SecretSource => ({
 });
 
 /** The metadata database, the blob store and the domain over them, as the config names them. */
-export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
+export async function openRegistry(config: Config, metrics?: Metrics): Promise<{ registry: Registry; meta: MetaDb }> {
   const location = parseBlobUrl(config.blobs, config.data, config.blobsPublicEndpoint);
   const meta = await openMetaDb(databaseUrl(config));
   let blobs;
   try {
     blobs = await openBlobStore(location);
+    if (metrics) blobs = metrics.instrument(blobs);
   } catch (err) {
     await meta.close();
     throw err;
@@ -62,7 +67,10 @@ export async function openRegistry(config: Config): Promise<{ registry: Registry
 
 /** Opens the stores, bootstraps the admin, and starts listening. */
 export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
-  const { registry, meta } = await openRegistry(config);
+  const tls = config.tls ? await readTls(config.tls) : null;
+  const metrics = new Metrics();
+  const { registry, meta } = await openRegistry(config, metrics);
+  metrics.observe(registry, meta.pool ?? null, config.metrics.quotaInterval);
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
   if (boot.generatedToken) {
@@ -76,6 +84,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     : null;
   // The builder's own host names get the bound address once the server listens.
   const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
+  if (builds) {
+    metrics.buildQueueDepth = async () => {
+      const row = await meta.db.selectFrom('builds').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'queued').executeTakeFirst();
+      return Number(row?.n ?? 0);
+    };
+  }
   const app = await buildServer({
     registry,
     cache,
@@ -85,6 +99,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    metrics,
+    metricsToken: config.metrics.token ?? null,
+    tls,
     trustProxy: config.trustProxy,
     limits: config.limits,
     dataDir: config.data,
@@ -103,9 +120,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   await app.listen({ host, port });
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   const cacheToken = cache ? await startCache(registry, cache, url) : null;
   log(`Shelf listening on ${url}`);
+  if (!tls && !isLoopback(host)) {
+    app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
+  }
   if (builds) builds.settings.ownHosts.push(new URL(url).host);
   const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
   worker?.start();
@@ -117,6 +137,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     registry,
     meta,
     url,
+    async reloadTls() {
+      if (!config.tls) return false;
+      const fresh = await readTls(config.tls);
+      (app.server as unknown as { setSecureContext(o: TlsMaterial): void }).setSecureContext(fresh);
+      return true;
+    },
     async close() {
       if (sweeper) clearInterval(sweeper);
       // New connections are refused at once; running requests get until shortly before the

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, opendir, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdir, open, opendir, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseDigest } from './digest.js';
@@ -44,6 +44,13 @@ export class FilesystemBlobStore implements BlobStore {
   async init(): Promise<void> {
     await mkdir(this.blobsDir, { recursive: true });
     await mkdir(this.uploadsDir, { recursive: true });
+  }
+
+  async ping(): Promise<void> {
+    for (const dir of [this.blobsDir, this.uploadsDir]) {
+      if (!(await stat(dir)).isDirectory()) throw new Error(`${dir} is not a folder`);
+      await access(dir, constants.R_OK | constants.W_OK);
+    }
   }
 
   private blobPath(digest: string): string {

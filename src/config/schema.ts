@@ -160,6 +160,23 @@ export const configSchema = z
         interval: duration.default(3600),
       })
       .prefault({}),
+    /** HTTPS with these PEM files (HTTP/2 for clients that offer it); reloaded on SIGHUP. */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+    metrics: z
+      .object({
+        /** When set, `/metrics` answers only `Authorization: Bearer TOKEN`. */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** Quota use is recounted for a scrape at most this often (it reads every entity's blobs). */
+        quotaInterval: duration.default(60),
+      })
+      .strict()
+      .prefault({}),
     /** The remote builder (`singularity build --remote`, `shelf build --remote`). */
     build: z
       .object({

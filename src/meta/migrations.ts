@@ -1,4 +1,5 @@
-import { PostgresAdapter, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
 import { createSearchIndex } from './search-index.js';
 
 const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
@@ -263,6 +264,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
     },
   },
+  /**
+   * Manifests stored before 0050 have no kind. Those linked to a Library image carry its SIF (the
+   * only manifests linked so); what the others carry is in their bytes, which live in the blob
+   * store, not here: the key `pending_manifest_kinds` asks the registry to read them when it opens
+   * (`registry/manifest-kinds.ts`). Indexes keep no kind.
+   */
+  '0051_manifest_kinds': {
+    async up(db: Kysely<unknown>) {
+      await sql`update manifests set kind = 'sif' where kind is null and image_id is not null`.execute(db);
+      await sql`insert into settings (key, value) values ('pending_manifest_kinds', '1')`.execute(db);
+    },
+  },
   /** Search and listings in the database: the search index (FTS5 / pg_trgm) and its triggers. */
   '0060_search_index': {
     async up(db: Kysely<unknown>) {
@@ -325,6 +338,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('build_contexts_pk', ['owner_id', 'digest'])
         .execute();
+    },
+  },
+  /** The audit trail is read by user and time, and names the request of each entry (issue 17). */
+  '0080_audit_read': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('audit_log').addColumn('request_id', 'text').execute();
+      await db.schema.createIndex('audit_log_at_id').on('audit_log').columns(['at', 'id']).execute();
+      await db.schema.createIndex('audit_log_user_at').on('audit_log').columns(['username', 'at']).execute();
     },
   },
   /** Server-side mirror jobs (`POST /api/admin/mirror`): what was asked, how far it got, on which node. */

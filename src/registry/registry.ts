@@ -15,6 +15,7 @@ import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Listings } from './listings.js';
 import { Manifests } from './manifests.js';
+import { completeManifestKinds } from './manifest-kinds.js';
 import { OciAccess } from './oci-access.js';
 import { OciBlobs } from './oci-blobs.js';
 import { Search } from './search.js';
@@ -161,9 +162,14 @@ export class Registry {
   }
 
   /** Garbage collection with the configured grace period. */
-  collectGarbage(dryRun = false): Promise<GcReport> {
-    return this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+  async collectGarbage(dryRun = false): Promise<GcReport> {
+    const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+    this.onGarbageCollected?.(report, dryRun);
+    return report;
   }
+
+  /** Told of every finished collection (metrics). */
+  onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;
 
   /** The consistency check of metadata and stored bytes. */
   checkConsistency(scrub = false): Promise<DoctorReport> {
@@ -188,6 +194,7 @@ export class Registry {
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
+    await completeManifestKinds(meta.db, blobs);
     return new Registry(meta, blobs, await Capabilities.load(meta.db, settings.secret), settings);
   }
 }

@@ -71,6 +71,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   // --- token endpoint (Docker token protocol: GET with Basic, or POST form) --------------------
 
   const issueToken = async (req: FastifyRequest, reply: FastifyReply, creds: { username: string; password: string } | null, scopes: string[]) => {
+    if (creds) req.signInName = creds.username;
     const principal = creds ? await checkPassword(registry, creds.username, creds.password) : null;
     const grants = await registry.ociAccess.grant(principal, scopes);
     const token = registry.ociAccess.issue(principal, grants);

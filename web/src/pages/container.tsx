@@ -3,6 +3,7 @@ import { useRoute } from 'preact-iso';
 import { api, enc, formatDate, formatSize, useApi, type ApiError } from '../api.js';
 import { Badge, Copyable, ErrorNote, KindBadge, Loading, PageTitle, PrivateBadge } from '../components.js';
 import { VisibilityToggle } from './visibility.js';
+import { BuildButton } from './builds.js';
 
 type SignerState = 'verified' | 'unknown-key' | 'invalid';
 
@@ -208,6 +209,7 @@ export function ContainerPage() {
           {k.permissions.owner && (
             <VisibilityToggle path={[entity, collection, container].map(enc).join('/')} isPrivate={k.private} onChanged={view.reload} />
           )}
+          <BuildButton fromRef={`${entity}/${collection}/${container}:${archTags.some((t) => t[1] === 'latest') ? 'latest' : (archTags[0]?.[1] ?? 'latest')}`} />
           <h2>Tags</h2>
           {archTags.length === 0 ? (
             <p>No tags.</p>
