@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/system-deps.sh
+[ -n "${SHELF_TEST_PG:-}" ] || bash scripts/test-postgres.sh
 bash test/e2e/clients/build.sh
 npx tsc -p tsconfig.json --noEmit
 npx tsc -p web/tsconfig.json --noEmit

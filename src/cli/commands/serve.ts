@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { CliError } from '../errors.js';
+import { watchParent } from '../parent-watch.js';
 
 export function registerServe(program: Command): void {
   program
@@ -12,7 +13,8 @@ export function registerServe(program: Command): void {
     .option('--blobs <url>', 'blob store: file:///path or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true (default: the data folder)')
     .option('--config <file>', 'YAML config file (also SHELF_CONFIG)')
     .option('--public-url <url>', 'URL clients reach this server at (default: from the request)')
-    .action(async (flags: { listen?: string; data?: string; db?: string; blobs?: string; config?: string; publicUrl?: string }) => {
+    .option('--exit-with-parent', 'shut down when the process that started this one exits (as `npm start` does)')
+    .action(async (flags: { listen?: string; data?: string; db?: string; blobs?: string; config?: string; publicUrl?: string; exitWithParent?: boolean }) => {
       let config;
       try {
         config = await loadConfig({
@@ -41,5 +43,7 @@ export function registerServe(program: Command): void {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGHUP', () => stop('SIGHUP'));
+      if (flags.exitWithParent) watchParent(() => stop('parent exited'));
     });
 }
