@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
+import { firstStartSteps } from './first-start.js';
 import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
@@ -77,6 +78,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const boundPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   log(`Shelf listening on ${url}`);
+  if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 

@@ -11,6 +11,7 @@ import { registerPull } from './pull.js';
 import { registerSearch } from './search.js';
 import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
+import { registerUntag } from './untag.js';
 import { registerImages } from './images.js';
 
 /** Every `shelf` sub-command registers itself here; one line per command module. */
@@ -27,6 +28,7 @@ export function registerCommands(program: Command): void {
   registerSearch(program);
   registerTags(program);
   registerDelete(program);
+  registerUntag(program);
   registerImages(program);
   program.addHelpText(
     'after',
