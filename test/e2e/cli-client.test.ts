@@ -286,7 +286,9 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
   test('bad refs, unknown remotes, wrong tokens, missing files: one-line errors, meaningful exit codes', async () => {
     const out = path.join(work, 'never.sif');
     assertOneLineError(await cli.run(['pull', out, 'docker://alpine']), 2, /must start with library:\/\/ or oras:\/\//);
-    assertOneLineError(await cli.run(['pull', out, 'library://only/two']), 2, /expected library:\/\/entity\/collection\/container/);
+    // Short refs map as on the server: library://only/two is default/only/two, which does not exist.
+    assertOneLineError(await cli.run(['pull', out, 'library://only/two']), 4, /library:\/\/default\/only\/two:latest does not exist/);
+    assertOneLineError(await cli.run(['pull', out, 'library://a//b']), 2, /expected library:\/\/\[entity/);
     assertOneLineError(await cli.run(['pull', out, 'library://a/b/c:bad tag']), 2, /not a valid tag/);
     assertOneLineError(await cli.run(['push', big, 'oras://nohost']), 2, /expected oras:\/\/HOST/);
     assertOneLineError(await cli.run(['push', big, 'library://admin/x/y', '--remote', 'nope']), 2, /unknown remote "nope"/);
