@@ -7,6 +7,8 @@ import { chainOf, containerChain, type Collection, type Container, type Entity, 
 import type { QuotaReport, Quotas } from './quota.js';
 import type { Search } from './search.js';
 import type { VerificationRecord } from './signatures.js';
+import { containerFacts, type SignatureState } from './container-facts.js';
+import { effectiveDescription } from './descriptions.js';
 
 /** What a caller may do with a namespace, so a UI shows only the controls that will work. */
 export interface Permissions {
@@ -23,6 +25,10 @@ export interface ContainerSummary {
   downloadCount: number;
   updatedAt: string;
   tags: string[];
+  arches: string[];
+  signature: SignatureState;
+  /** Bytes of the newest image. */
+  size: number;
 }
 
 export interface ImageDetail {
@@ -104,14 +110,25 @@ export class Browse {
     const container = await this.namespaces.getContainer(principal, path);
     const images = (await this.images.listByContainer(container.id)).filter((i) => i.uploaded === 1);
     const tagRows = await this.images.tagRowsOf(container.id);
+    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names.
+    const manifestRows = images.length
+      ? await this.db.selectFrom('manifests').select(['image_id', 'digest']).where('container_id', '=', container.id).where('image_id', 'in', images.map((i) => i.id)).orderBy('created_at', 'desc').execute()
+      : [];
+    const manifestOf = new Map<string, string>();
+    for (const m of manifestRows) if (m.image_id && !manifestOf.has(m.image_id)) manifestOf.set(m.image_id, m.digest);
     const details = images
-      .map((image) => this.detail(image, tagRows.filter((t) => t.image_id === image.id)))
+      .map((image) => ({ ...this.detail(image, tagRows.filter((t) => t.image_id === image.id)), manifestDigest: manifestOf.get(image.id) ?? null }))
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+    const newest = details.find((d) => d.description);
+    const privateVia = container.collection.entity.private === 1 ? 'entity' : container.collection.private === 1 ? 'collection' : null;
     return {
       entity: container.collection.entity.name,
       collection: container.collection.name,
       name: container.name,
-      description: container.description,
+      description: effectiveDescription(container.description, newest?.description),
+      ownDescription: effectiveDescription(container.description, null),
+      /** Whether a private entity or collection makes this container private whatever its own setting. */
+      privateVia,
       fullDescription: container.full_description,
       private: container.private === 1,
       inheritedPrivate: container.collection.private === 1 || container.collection.entity.private === 1,
@@ -182,15 +199,22 @@ export class Browse {
     const tagRows = containers.length
       ? await this.db.selectFrom('tags').select(['container_id', 'name']).where('container_id', 'in', containers.map((k) => k.id)).orderBy('name').execute()
       : [];
-    return containers.map((k) => ({
-      entity: k.collection.entity.name,
-      collection: k.collection.name,
-      container: k.name,
-      description: k.description,
-      private: containerChain(k).private,
-      downloadCount: k.download_count,
-      updatedAt: k.updated_at,
-      tags: [...new Set(tagRows.filter((t) => t.container_id === k.id).map((t) => t.name))],
-    }));
+    const facts = await containerFacts(this.db, containers.map((k) => k.id));
+    return containers.map((k) => {
+      const f = facts.get(k.id);
+      return {
+        entity: k.collection.entity.name,
+        collection: k.collection.name,
+        container: k.name,
+        description: effectiveDescription(k.description, f?.newestDescription),
+        private: containerChain(k).private,
+        downloadCount: k.download_count,
+        updatedAt: k.updated_at,
+        tags: [...new Set(tagRows.filter((t) => t.container_id === k.id).map((t) => t.name))],
+        arches: f?.arches ?? [],
+        signature: f?.signature ?? 'unsigned',
+        size: f?.size ?? 0,
+      };
+    });
   }
 }

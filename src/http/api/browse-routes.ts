@@ -1,7 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, notFound } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
+import { browseSearch } from '../../registry/browse-search.js';
+import { setDescription } from '../../registry/descriptions.js';
 import { authenticate } from '../auth.js';
+import { readJson } from '../body.js';
+import { downloadName } from '../download-name.js';
 
 export interface BrowseRoutesOptions {
   registry: Registry;
@@ -21,31 +25,23 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
 
   app.get('/api/browse/recent', async (req: Req, reply) => {
     const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
-    return data(reply, await registry.browse.recent(await who(req), limit));
+    return data(reply, { items: await registry.browse.recent(await who(req), limit), next: null });
   });
 
+  /** The UI's search and browse-all (the contract in ContainerHit): one entry per container, filters, cursor paging. */
   app.get('/api/browse/search', async (req: Req, reply) => {
-    const value = (req.query.q ?? '').trim();
-    if (!value) throw invalid('search needs a value: ?q=TEXT');
-    const results = await registry.search.run(await who(req), { value, arches: [], signed: false });
-    const path = (k: (typeof results.containers)[number]) => ({
-      entity: k.collection.entity.name,
-      collection: k.collection.name,
-      container: k.name,
-    });
-    return data(reply, {
-      entities: results.entities.map((e) => ({ name: e.name, description: e.description })),
-      collections: results.collections.map((c) => ({ entity: c.entity.name, name: c.name, description: c.description })),
-      containers: results.containers.map((k) => ({ ...path(k), description: k.description, updatedAt: k.updated_at })),
-      images: results.images.map(({ image, container, tags }) => ({
-        ...path(container),
-        digest: image.digest,
-        arch: image.arch,
-        signed: image.signed === 1,
-        tags,
-        updatedAt: image.updated_at,
-      })),
-    });
+    const arches = (req.query.arch ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
+    const signed = req.query.signed === 'true' || req.query.signed === '1';
+    return data(reply, await browseSearch(registry.meta.db, registry.search, await who(req), { text: req.query.q ?? '', arches, signed, limit, cursor: req.query.cursor ?? null }));
+  });
+
+  /** Owners set the description of an entity, collection or container. */
+  app.put('/api/descriptions/*', async (req: Req, reply) => {
+    const body = await readJson(req);
+    if (typeof body.description !== 'string') throw invalid('give {"description": TEXT}');
+    await setDescription(registry.meta.db, registry.namespaces, await who(req), req.params['*']!, body.description);
+    return data(reply, { path: req.params['*'], description: body.description.trim() });
   });
 
   app.get('/api/browse/entities/:entity', async (req: Req, reply) => {
@@ -67,7 +63,9 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     if (image.uploaded !== 1) throw notFound('image file');
     await registry.images.countDownload(image);
     const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
-    return data(reply, { url: `/v1/imagefile/_download/${token}` });
+    // The browser saves the file under this name (Content-Disposition on the download).
+    const filename = downloadName(req.query.filename);
+    return data(reply, { url: `/v1/imagefile/_download/${token}${filename ? `?filename=${encodeURIComponent(filename)}` : ''}` });
   });
 
   /** Usage and quota of the caller's own entity and of their groups' entities. */

@@ -4,7 +4,7 @@ import { ErrorNote, Loading, PageTitle } from '../components.js';
 import { ContainerList, type ContainerSummary } from './listing.js';
 
 export function Home() {
-  const recent = useApi<ContainerSummary[]>('/api/browse/recent?limit=20');
+  const recent = useApi<{ items: ContainerSummary[]; next: string | null }>('/api/browse/recent?limit=20');
   const { route } = useLocation();
   return (
     <section>
@@ -24,9 +24,12 @@ export function Home() {
           <button type="submit">Search</button>
         </div>
       </form>
-      <h2>Recently updated</h2>
+      <p>
+        <a href="/search">Browse all containers</a> (filter by architecture and signature)
+      </p>
+      <h2>Recently pushed</h2>
       {recent.loading ? <Loading /> : <ErrorNote error={recent.error} />}
-      {recent.data && <ContainerList items={recent.data} empty="No containers yet. Push one with apptainer push." />}
+      {recent.data && <ContainerList items={recent.data.items} empty="No containers yet. Push one with apptainer push." />}
     </section>
   );
 }
