@@ -9,10 +9,11 @@ declare module 'fastify' {
   }
 }
 
-/** The API token of `Authorization: Bearer <token>` (any case: the Library client sends `BEARER`). */
+/** The API token of `Authorization: Bearer <token>` (scheme in any case: the Library client 1.0 sends `BEARER`). */
 export function bearerToken(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
-  if (!header) return null;
+  // The bare word `Bearer` (no token) is how Apptainer calls its own remote anonymously.
+  if (!header || /^bearer\s*$/i.test(header)) return null;
   const m = /^bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) throw new RegistryError('unauthorized', 'unsupported Authorization header');
   return m[1]!;

@@ -249,6 +249,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('blobs_created').on('blobs').column('created_at').execute();
     },
   },
+  /**
+   * The Library view of an image (docs/ARCHITECTURE.md, "Image views"): manifests Shelf derives
+   * for current Library clients are marked so the raw OCI view never serves or tags them; an
+   * image manifest's kind says what it carries (a SIF, an OCI-SIF, another OCI image).
+   */
+  '0050_image_views': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('manifests').addColumn('library_view', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

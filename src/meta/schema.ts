@@ -180,6 +180,10 @@ export interface ManifestsTable {
   /** The Library image this manifest carries as its one SIF layer, if any. */
   image_id: string | null;
   created_at: string;
+  /** 1: derived by Shelf for the Library view, never part of the raw OCI view. */
+  library_view: Generated<number>;
+  /** 'sif' (one SIF layer), 'oci-sif' (squashfs layers), 'oci' (another image manifest), or null (an index, or older rows). */
+  kind: string | null;
 }
 
 /** Blobs and child manifests a manifest refers to (config, layers, index entries). */

@@ -4,6 +4,7 @@ import type { Principal } from './accounts.js';
 import { containerFacts, type SignatureState } from './container-facts.js';
 import { effectiveDescription } from './descriptions.js';
 import { invalid } from './errors.js';
+import { containerKinds, type ContainerKind } from './image-kinds.js';
 import { containerChain } from './namespaces.js';
 import type { Search } from './search.js';
 
@@ -19,6 +20,8 @@ export interface ContainerHit {
   size: number;
   updatedAt: string;
   tags: string[];
+  /** What the container holds (i13): a badge for OCI-SIF and other OCI images. */
+  kind: ContainerKind;
 }
 
 export interface BrowseQuery {
@@ -56,6 +59,7 @@ export async function browseSearch(db: Kysely<Database>, search: Search, princip
   const has = (text: string | null | undefined) => !!text && text.toLowerCase().includes(needle);
   const containers = await search.visibleContainers(principal);
   const facts = await containerFacts(db, containers.map((k) => k.id));
+  const kinds = await containerKinds(db, containers.map((k) => k.id));
   const tagRows = containers.length
     ? await db.selectFrom('tags').select(['container_id', 'name', 'arch']).where('container_id', 'in', containers.map((k) => k.id)).orderBy('name').execute()
     : [];
@@ -91,6 +95,7 @@ export async function browseSearch(db: Kysely<Database>, search: Search, princip
       size: f?.size ?? 0,
       updatedAt: k.updated_at,
       tags,
+      kind: kinds.get(k.id) ?? 'sif',
     });
   }
   hits.sort((a, b) => a.rank - b.rank || b.updatedAt.localeCompare(a.updatedAt) || a.container.localeCompare(b.container));

@@ -9,6 +9,7 @@ import type { Search } from './search.js';
 import type { VerificationRecord } from './signatures.js';
 import { containerFacts, type SignatureState } from './container-facts.js';
 import { effectiveDescription } from './descriptions.js';
+import { containerKinds, type ContainerKind } from './image-kinds.js';
 
 /** What a caller may do with a namespace, so a UI shows only the controls that will work. */
 export interface Permissions {
@@ -29,6 +30,8 @@ export interface ContainerSummary {
   signature: SignatureState;
   /** Bytes of the newest image. */
   size: number;
+  /** What the container holds: a badge for OCI-SIF and other OCI images. */
+  kind: ContainerKind;
 }
 
 export interface ImageDetail {
@@ -137,6 +140,7 @@ export class Browse {
       createdBy: container.created_by,
       updatedAt: container.updated_at,
       permissions: this.permissions(principal, container.collection.entity),
+      kind: (await containerKinds(this.db, [container.id])).get(container.id) ?? 'sif',
       images: details,
     };
   }
@@ -200,6 +204,7 @@ export class Browse {
       ? await this.db.selectFrom('tags').select(['container_id', 'name']).where('container_id', 'in', containers.map((k) => k.id)).orderBy('name').execute()
       : [];
     const facts = await containerFacts(this.db, containers.map((k) => k.id));
+    const kinds = await containerKinds(this.db, containers.map((k) => k.id));
     return containers.map((k) => {
       const f = facts.get(k.id);
       return {
@@ -214,6 +219,7 @@ export class Browse {
         arches: f?.arches ?? [],
         signature: f?.signature ?? 'unsigned',
         size: f?.size ?? 0,
+        kind: kinds.get(k.id) ?? 'sif',
       };
     });
   }

@@ -57,21 +57,26 @@ export class Images {
       if (!image) throw notFound(`image ${name}`);
       return { image, container };
     }
-    const candidates = await this.db
-      .selectFrom('tags')
-      .innerJoin('images', 'images.id', 'tags.image_id')
-      .selectAll('images')
-      .select('tags.arch as tagArch')
-      .where('tags.container_id', '=', container.id)
-      .where('tags.name', '=', ref.tag!)
-      .orderBy('tags.arch')
-      .execute();
+    const candidates = await this.taggedImages(container.id, ref.tag!);
     const pick = arch
       ? candidates.find((c) => c.tagArch === arch)
       : (candidates.find((c) => c.tagArch === DEFAULT_ARCH) ?? candidates[0]);
     if (!pick) throw notFound(`image ${name} (${arch || 'any arch'})`);
     const { tagArch: _tagArch, ...image } = pick;
     return { image, container };
+  }
+
+  /** The images a tag names, one per architecture (`tagArch`), in architecture order. */
+  taggedImages(containerId: string, tag: string) {
+    return this.db
+      .selectFrom('tags')
+      .innerJoin('images', 'images.id', 'tags.image_id')
+      .selectAll('images')
+      .select('tags.arch as tagArch')
+      .where('tags.container_id', '=', containerId)
+      .where('tags.name', '=', tag)
+      .orderBy('tags.arch')
+      .execute();
   }
 
   /** `POST v1/images`: get-or-create the image record for a hash in a container. */

@@ -8,7 +8,7 @@ import type { Database, ManifestsTable } from '../meta/schema.js';
 import { blobStored, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
-import { isOciTag } from './names.js';
+import { isImageHash, isOciTag } from './names.js';
 import { nowIso } from './util.js';
 
 export type ManifestRow = Selectable<ManifestsTable>;
@@ -24,7 +24,25 @@ export const MEDIA = {
   /** The typo older Apptainer clients still accept on pull. */
   sifLayerTypo: 'appliciation/vnd.sylabs.sif.layer.tar',
   sifConfig: 'application/vnd.sylabs.sif.config.v1+json',
+  /** The config Apptainer 1.0–1.2 (oras-go 1) pushed with a SIF. */
+  unknownConfig: 'application/vnd.unknown.config.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  /** SingularityCE's OCI-SIF: an OCI image whose layers are squashfs file systems. */
+  squashfsLayer: 'application/vnd.sylabs.image.layer.v1.squashfs',
 } as const;
+
+/** Which protocol's view a manifest read or write belongs to (docs/ARCHITECTURE.md, "Image views"). */
+export type ImageView = 'raw' | 'library';
+
+export type ManifestKind = 'sif' | 'oci-sif' | 'oci';
+
+/** What an image manifest carries; null for an index. */
+export function manifestKind(m: ParsedManifest): ManifestKind | null {
+  if (m.manifests.length > 0 || m.mediaType === MEDIA.ociIndex || m.mediaType === MEDIA.dockerList) return null;
+  if (sifLayerOf(m)) return 'sif';
+  if (m.layers.length > 0 && m.layers.every((l) => l.mediaType === MEDIA.squashfsLayer)) return 'oci-sif';
+  return 'oci';
+}
 
 interface Descriptor {
   mediaType?: string;
@@ -132,8 +150,12 @@ export class Manifests {
     private readonly dialect: Dialect,
   ) {}
 
-  /** Stores a manifest; returns its digest (in the algorithm of a digest reference, else sha256). */
-  async put(container: Container, reference: string, bytes: Buffer, contentType: string | undefined) {
+  /**
+   * Stores a manifest; returns its digest (in the algorithm of a digest reference, else sha256).
+   * A manifest of the Library view is one Shelf derived: pushed by nobody, so the raw view never
+   * serves it; the same bytes pushed by a client make it part of the raw view.
+   */
+  async put(container: Container, reference: string, bytes: Buffer, contentType: string | undefined, view: ImageView = 'raw') {
     if (bytes.length > MAX_MANIFEST_BYTES) throw new RegistryError('too-large', `manifest larger than ${MAX_MANIFEST_BYTES} bytes`, 'manifest');
     const ref = parseReference(reference);
     const algorithm = 'digest' in ref ? parseDigest(ref.digest)!.algorithm : 'sha256';
@@ -177,8 +199,10 @@ export class Manifests {
           annotations: JSON.stringify(parsed.annotations),
           image_id: null,
           created_at: now,
+          library_view: view === 'library' ? 1 : 0,
+          kind: manifestKind(parsed),
         })
-        .onConflict((oc) => oc.columns(['container_id', 'digest']).doNothing())
+        .onConflict((oc) => (view === 'raw' ? oc.columns(['container_id', 'digest']).doUpdateSet({ library_view: 0 }) : oc.columns(['container_id', 'digest']).doNothing()))
         .execute();
       for (const r of refs) {
         await trx
@@ -206,7 +230,7 @@ export class Manifests {
     return Number(res.numDeletedRows) > 0;
   }
 
-  async resolve(container: Container, reference: string): Promise<ManifestRow> {
+  async resolve(container: Container, reference: string, view: ImageView = 'raw'): Promise<ManifestRow> {
     // A name no tag can have names no manifest: unknown, as the registry answers for any other.
     if (!reference.includes(':') && !isOciTag(reference)) throw notFound(`manifest ${reference}`, 'manifest');
     const ref = parseReference(reference);
@@ -221,18 +245,22 @@ export class Manifests {
               .where('name', '=', ref.tag)
               .executeTakeFirst()
           )?.manifest_digest;
-    const row = digest
-      ? await this.db.selectFrom('manifests').selectAll().where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst()
-      : undefined;
+    let q = this.db.selectFrom('manifests').selectAll().where('container_id', '=', container.id).where('digest', '=', digest ?? '');
+    if (view === 'raw') q = q.where('library_view', '=', 0);
+    const row = digest ? await q.executeTakeFirst() : undefined;
     if (!row) throw notFound(`manifest ${reference}`, 'manifest');
     return row;
   }
 
-  async read(container: Container, reference: string): Promise<StoredManifest> {
-    const row = await this.resolve(container, reference);
+  async read(container: Container, reference: string, view: ImageView = 'raw'): Promise<StoredManifest> {
+    const row = await this.resolve(container, reference, view);
+    return { row, bytes: await this.bytesOf(row) };
+  }
+
+  async bytesOf(row: ManifestRow): Promise<Buffer> {
     const chunks: Buffer[] = [];
     for await (const c of await this.blobs.open(row.digest)) chunks.push(c as Buffer);
-    return { row, bytes: Buffer.concat(chunks) };
+    return Buffer.concat(chunks);
   }
 
   /** Deletes a tag, or a manifest with every tag pointing at it. Returns the tags removed. */
@@ -255,10 +283,14 @@ export class Manifests {
     return { digest: row.digest, tags, imageId: row.image_id };
   }
 
-  /** Tags sorted byte-wise; `last` excluded; at most `n`. */
+  /**
+   * Tags sorted byte-wise; `last` excluded; at most `n`. The by-hash tags (`sha256.<hex>`) current
+   * Library clients push an image's manifest under are how they address it, not names a user
+   * gave: they resolve, but are not listed.
+   */
   async tags(container: Container, n: number | null, last: string | null): Promise<{ tags: string[]; more: boolean }> {
     const rows = await this.db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).execute();
-    let tags = rows.map((r) => r.name).sort(byteOrder);
+    let tags = rows.map((r) => r.name).filter((t) => !isImageHash(t)).sort(byteOrder);
     if (last !== null) tags = tags.filter((t) => byteOrder(t, last) > 0);
     if (n === null) return { tags, more: false };
     return { tags: tags.slice(0, n), more: tags.length > n };
@@ -282,12 +314,14 @@ export class Manifests {
     await this.db.updateTable('manifests').set({ image_id: imageId }).where('container_id', '=', container.id).where('digest', '=', digest).execute();
   }
 
+  /** The newest manifest of the raw view that carries the image. */
   async newestForImage(imageId: string, containerId: string): Promise<ManifestRow | undefined> {
     return this.db
       .selectFrom('manifests')
       .selectAll()
       .where('image_id', '=', imageId)
       .where('container_id', '=', containerId)
+      .where('library_view', '=', 0)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
   }

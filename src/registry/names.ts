@@ -117,6 +117,9 @@ export function parseRepositoryName(name: string): ContainerPath {
   }
 }
 
+/** Whether text has the form of an OCI repository name (which `parseRepositoryName` may still refuse). */
+export const isOciRepositoryName = (text: string): boolean => text.length <= 255 && OCI_NAME.test(text);
+
 export const repositoryNameOf = (p: ContainerPath): string => `${p.entity}/${p.collection}/${p.container}`;
 
 const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -21,7 +21,8 @@ export const chainOf = (e: Entity, ...rest: Array<{ private: number }>): Namespa
 export const containerChain = (k: Container): NamespaceChain =>
   chainOf(k.collection.entity, k.collection, k);
 
-const LIBRARY_NO_DESCRIPTION = 'No description';
+/** What the Library shows for a namespace created without a description. */
+export const NO_DESCRIPTION = 'No description';
 
 /** Entities, collections and containers: lookup with visibility, and creation with permission. */
 export class Namespaces {
@@ -55,7 +56,7 @@ export class Namespaces {
     const row: Entity = {
       id: newId(),
       name,
-      description: description || LIBRARY_NO_DESCRIPTION,
+      description: description || NO_DESCRIPTION,
       owner_user_id: owner,
       owner_group_id: null,
       private: 0,
@@ -121,7 +122,7 @@ export class Namespaces {
       id: newId(),
       entity_id: entity.id,
       name,
-      description: opts.description || LIBRARY_NO_DESCRIPTION,
+      description: opts.description || NO_DESCRIPTION,
       private: opts.private || entity.default_private === 1 ? 1 : 0,
       created_at: now,
       created_by: principal!.username,
@@ -186,7 +187,7 @@ export class Namespaces {
       id: newId(),
       collection_id: collection.id,
       name,
-      description: opts.description || LIBRARY_NO_DESCRIPTION,
+      description: opts.description || NO_DESCRIPTION,
       full_description: opts.fullDescription ?? '',
       private: opts.private || collection.private === 1 ? 1 : 0,
       read_only: 0,

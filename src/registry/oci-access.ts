@@ -3,7 +3,7 @@ import type { Database } from '../meta/schema.js';
 import { access } from './access.js';
 import type { Accounts, Principal } from './accounts.js';
 import type { Capabilities } from './capabilities.js';
-import { parseRepositoryName } from './names.js';
+import { isOciRepositoryName, parseRepositoryName, repositoryNameOf, type ContainerPath } from './names.js';
 import { chainOf, type Namespaces } from './namespaces.js';
 
 export type OciAction = 'pull' | 'push' | 'delete';
@@ -13,6 +13,10 @@ export interface Grant {
   type: 'repository' | 'registry';
   name: string;
   actions: string[];
+  /** Set on tokens of `v1/oci-redirect`: the client reads the Library view of the image. */
+  view?: 'library';
+  /** The repository `name` stands for, when the client names it as the Library ref did (`alpine`, `c/k`). */
+  target?: string;
 }
 
 interface TokenClaims {
@@ -80,6 +84,30 @@ export class OciAccess {
     return role === 'owner' || role === 'writer';
   }
 
+  /**
+   * The grants of a `v1/oci-redirect` token: the Library view of one container, for what the
+   * caller asked, under its full name and the name the client derived from its ref. Pull needs
+   * a container the caller may read, or one it may push into: a missing name and a private one
+   * get the same refusal (null).
+   */
+  async libraryGrants(principal: Principal | null, requestedName: string, path: ContainerPath, actions: OciAction[]): Promise<Grant[] | null> {
+    const name = repositoryNameOf(path);
+    const mayPush = await this.may(principal, name, 'push');
+    const readable = await this.namespaces.getContainer(principal, path).then(
+      () => true,
+      () => false,
+    );
+    for (const action of actions) {
+      if (action === 'pull' && !readable && !(actions.includes('push') && mayPush)) return null;
+      if (action !== 'pull' && !(await this.may(principal, name, action))) return null;
+    }
+    const grants: Grant[] = [{ type: 'repository', name, actions: [...actions], view: 'library' }];
+    if (requestedName !== name && isOciRepositoryName(requestedName)) {
+      grants.push({ type: 'repository', name: requestedName, actions: [...actions], view: 'library', target: name });
+    }
+    return grants;
+  }
+
   issue(principal: Principal | null, grants: Grant[]): string {
     const claims: TokenClaims = { u: principal?.userId ?? null, n: principal?.username ?? null, a: !!principal?.isAdmin, g: grants };
     return this.capabilities.sign(`oci:${JSON.stringify(claims)}`, TOKEN_TTL_SECONDS);
@@ -97,3 +125,7 @@ export class OciAccess {
 
 export const grantAllows = (grants: Grant[], name: string, action: OciAction): boolean =>
   grants.some((g) => g.type === 'repository' && g.name === name && (g.actions.includes(action) || g.actions.includes('*')));
+
+/** The grant a token holds for a repository name, if any. */
+export const grantOf = (grants: Grant[] | null, name: string): Grant | undefined =>
+  grants?.find((g) => g.type === 'repository' && g.name === name);

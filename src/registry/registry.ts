@@ -9,6 +9,7 @@ import { GarbageCollector, type GcReport } from './gc.js';
 import { Groups } from './groups.js';
 import { Images } from './images.js';
 import { Keystore } from './keystore.js';
+import { LibraryView } from './library-view.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Manifests } from './manifests.js';
@@ -21,7 +22,7 @@ import { TagLocks } from './tag-locks.js';
 import { Uploads, type UploadSettings } from './uploads.js';
 import type { Principal } from './accounts.js';
 import type { Container } from './namespaces.js';
-import type { ParsedManifest } from './manifests.js';
+import type { ImageView, ParsedManifest } from './manifests.js';
 
 export interface RegistrySettings extends UploadSettings {
   defaultQuota: number;
@@ -45,6 +46,7 @@ export class Registry {
   readonly ociBlobs: OciBlobs;
   readonly manifests: Manifests;
   readonly bridge: SifBridge;
+  readonly libraryView: LibraryView;
   readonly ociAccess: OciAccess;
   readonly groups: Groups;
   readonly audit: Audit;
@@ -74,6 +76,7 @@ export class Registry {
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
+    this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
@@ -110,12 +113,19 @@ export class Registry {
     bytes: Buffer,
     contentType: string | undefined,
     extraTags: string[],
+    view: ImageView = 'raw',
   ): Promise<{ digest: string; parsed: ParsedManifest }> {
     return this.tagLocks.run(container.id, async () => {
       const stored = await this.manifests.put(container, reference, bytes, contentType);
       for (const tag of extraTags) await this.manifests.setTag(container, tag, stored.digest);
-      for (const tag of [stored.tag, ...extraTags]) {
-        await this.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      const tags = [stored.tag, ...extraTags];
+      for (const tag of tags) await this.bridge.adoptOrasPush(principal, container, stored.digest, stored.parsed, tag);
+      // A current Library client tags through its oci-redirect token one architecture at a time
+      // (a one-entry index each): that is a Library tag push, so the OCI tag follows the Library
+      // tag, as after a Library API push, instead of the last architecture replacing the others.
+      if (view === 'library' && stored.parsed.manifests.length > 0) {
+        const libraryTags = new Set((await this.images.tagRowsOf(container.id)).map((t) => t.name));
+        await this.bridge.syncTags(container.id, tags.filter((t): t is string => t !== null && libraryTags.has(t)));
       }
       return stored;
     });

@@ -6,13 +6,16 @@ import type { Database } from '../meta/schema.js';
 import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError } from './errors.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
-import { MEDIA, digestBytes, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
-import type { Container, Namespaces } from './namespaces.js';
+import { MEDIA, digestBytes, parseManifest, type Manifests, type ParsedManifest, sifLayerOf } from './manifests.js';
+import { NO_DESCRIPTION, type Container, type Namespaces } from './namespaces.js';
 import { RangeSource, readSifFacts } from './sif-facts.js';
+import { isImageHash } from './names.js';
 import type { Uploads } from './uploads.js';
 import { linkBlob, lockBlobs } from './blob-links.js';
 
 const EMPTY_CONFIG = Buffer.from('{}');
+/** A SIF config is a few hundred bytes; larger ones are not read for a description. */
+const MAX_CONFIG_BYTES = 64 << 10;
 
 /**
  * One store, two protocols. A SIF pushed through ORAS becomes a Library image (facts read,
@@ -51,12 +54,41 @@ export class SifBridge {
       if (err instanceof RegistryError && err.kind === 'not-sif') return null;
       throw err;
     }
-    const description = parsed.annotations['org.opencontainers.image.description'] ?? '';
+    const description = parsed.annotations['org.opencontainers.image.description'] ?? (await this.configDescription(parsed)) ?? '';
     const { image } = await this.images.create(principal, container.id, layer.digest, description);
     if (image.uploaded !== 1) await this.uploads.registerStored(image, container, size, facts);
     await this.manifests.linkImage(container, manifestDigest, image.id);
-    if (tag) await this.images.upsertTag(container.id, facts.arch ?? image.arch ?? DEFAULT_ARCH, tag, image.id);
+    if (description) await this.describeContainer(container, description);
+    // A by-hash tag (`sha256.<hex>`, how current Library clients address the manifest they push)
+    // is not a name a user gave: it stays an OCI tag that resolves, never a Library tag.
+    if (tag && !isImageHash(tag)) await this.images.upsertTag(container.id, facts.arch ?? image.arch ?? DEFAULT_ARCH, tag, image.id);
     return image;
+  }
+
+  /** The description a current Library client's push carries in its SIF config blob (its only place). */
+  private async configDescription(parsed: ParsedManifest): Promise<string | null> {
+    const config = parsed.config;
+    if (config?.mediaType !== MEDIA.sifConfig || !config.digest || typeof config.size !== 'number' || config.size > MAX_CONFIG_BYTES) return null;
+    const size = await this.blobs.stat(config.digest);
+    if (size === null || size > MAX_CONFIG_BYTES) return null;
+    const chunks: Buffer[] = [];
+    for await (const c of await this.blobs.open(config.digest)) chunks.push(c as Buffer);
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { description?: unknown };
+      return typeof body.description === 'string' && body.description ? body.description : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A container still without a description takes its first image's. */
+  private async describeContainer(container: Container, description: string): Promise<void> {
+    await this.db
+      .updateTable('containers')
+      .set({ description: description.slice(0, 4096) })
+      .where('id', '=', container.id)
+      .where((eb) => eb.or([eb('description', '=', ''), eb('description', '=', NO_DESCRIPTION)]))
+      .execute();
   }
 
   private async adoptIndex(container: Container, parsed: ParsedManifest, tag: string): Promise<void> {
@@ -107,10 +139,17 @@ export class SifBridge {
     }
   }
 
-  /** The ORAS manifest of a Library image: the one it was pushed with, or the one Apptainer ≥ 1.3 would push. */
+  /**
+   * The ORAS manifest of a Library image: the one it was pushed with through ORAS, or the one
+   * Apptainer ≥ 1.3 would push. A manifest whose layer has no file name (how current Library
+   * clients push through oci-redirect) is not one ORAS 1 clients can pull: they write the
+   * layer under its title.
+   */
   private async manifestFor(container: Container, image: ImageRow): Promise<{ digest: string; size: number }> {
     const existing = await this.manifests.newestForImage(image.id, container.id);
-    if (existing) return existing;
+    if (existing && sifLayerOf(parseManifest(await this.manifests.bytesOf(existing), existing.media_type))?.annotations?.['org.opencontainers.image.title']) {
+      return existing;
+    }
     await this.db.transaction().execute(async (trx) => {
       await lockBlobs(trx, this.dialect, [digestBytes(EMPTY_CONFIG)]);
       await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });

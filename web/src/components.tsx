@@ -61,6 +61,13 @@ export function Badge({ kind, children }: { kind: 'ok' | 'warn' | 'bad' | 'plain
   return <span class={`badge badge-${kind}`}>{children}</span>;
 }
 
+/** A badge for containers of OCI images (OCI-SIF pushed with docker://), which the Library API does not serve. */
+export function KindBadge({ kind }: { kind?: 'sif' | 'oci-sif' | 'oci' }) {
+  if (kind === 'oci-sif') return <Badge kind="plain">OCI-SIF</Badge>;
+  if (kind === 'oci') return <Badge kind="plain">OCI image</Badge>;
+  return null;
+}
+
 export function PrivateBadge({ isPrivate }: { isPrivate: boolean }) {
   return isPrivate ? <Badge kind="warn">private</Badge> : null;
 }

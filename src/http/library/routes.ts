@@ -5,7 +5,8 @@ import type { Registry } from '../../registry/registry.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
 import { checkArch, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
 import type { CommitResult } from '../../registry/uploads.js';
-import { authenticate } from '../auth.js';
+import { authenticate, bearerToken } from '../auth.js';
+import { requestBaseUrl } from '../public-base.js';
 import { bodyStream, field, readJson } from '../body.js';
 import { parseRange } from '../range.js';
 import { sendLibraryError } from './errors.js';
@@ -30,9 +31,10 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
   const who = (req: FastifyRequest) => authenticate(registry, req);
   const data = (reply: FastifyReply, payload: unknown) => reply.code(200).send({ data: payload });
 
+  // registryUri: the OCI registry behind the Library (SingularityCE pushes and pulls OCI-SIF there).
   app.get('/assets/config/config.prod.json', async (req) => {
     const uri = baseUrl(req);
-    return { libraryAPI: { uri }, keystoreAPI: { uri }, tokenAPI: { uri } };
+    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri } };
   });
 
   app.get('/version', async () => ({ data: { version: `shelf-${VERSION}`, apiVersion: LIBRARY_API_VERSION } }));
@@ -49,20 +51,30 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     }
   });
 
-  // Newer clients (container-library-client ≥ 1.4) ask where to push and pull through OCI: this
-  // registry, with a token for the namespace. The answer is not enveloped.
+  // `remote status` ("Logged in as") and `remote get-login-password` (the password for the
+  // registry at registryUri: the caller's own API token, which the token endpoint takes with
+  // its username). Not enveloped.
+  app.get('/v1/rbac/users/current', async (req, reply) => {
+    const principal = await who(req);
+    if (!principal) return sendLibraryError(reply, 401, 'no token given');
+    return reply.send({ username: principal.username, email: '', realname: '', oidc_user_meta: { secret: bearerToken(req) } });
+  });
+
+  // Current clients (container-library-client ≥ 1.4) ask where to push and pull through OCI:
+  // this registry, with a token for the Library view of the container (docs/ARCHITECTURE.md,
+  // "Image views"), and with `mapped=1` the full name a short ref stands for. A name the caller
+  // may not read and one that does not exist get the same answer. Not enveloped.
   app.get('/v1/oci-redirect', async (req: Req, reply) => {
     const namespace = (req.query.namespace ?? '').replace(/^\/+/, '');
-    const name = repositoryNameOf(parseContainerPath(namespace));
-    const actions = (req.query.accessTypes ?? 'pull').split(',').filter((a) => a === 'pull' || a === 'push');
+    const path = parseContainerPath(namespace);
+    const actions = (req.query.accessTypes ?? 'pull').split(',').filter((a): a is 'pull' | 'push' => a === 'pull' || a === 'push');
     if (actions.length === 0) throw invalid('accessTypes must name pull and/or push');
     const principal = await who(req);
-    const grants = await registry.ociAccess.grant(principal, [`repository:${name}:${actions.join(',')}`]);
-    const granted = grants[0]?.actions ?? [];
-    if (!actions.every((a) => granted.includes(a))) {
-      throw new RegistryError(principal ? 'forbidden' : 'unauthorized', `no ${actions.join(',')} access to ${name}`);
-    }
-    return reply.send({ token: registry.ociAccess.issue(principal, grants), url: baseUrl(req) });
+    const grants = await registry.ociAccess.libraryGrants(principal, namespace, path, [...new Set(actions)]);
+    if (!grants) throw new RegistryError(principal ? 'forbidden' : 'unauthorized', `no ${actions.join(',')} access to ${namespace}`);
+    const token = registry.ociAccess.issue(principal, grants);
+    const url = requestBaseUrl(req, opts.publicUrl);
+    return reply.send(req.query.mapped === '1' ? { token, url, name: repositoryNameOf(path) } : { token, url });
   });
 
   // --- entities, collections, containers -----------------------------------------------------
@@ -131,7 +143,23 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
 
   app.get('/v1/images/*', async (req: Req, reply) => {
     const arch = archOf(req.query);
-    const { image, container } = await registry.images.resolve(await who(req), parseLibraryRef(req.params['*']!), arch);
+    const principal = await who(req);
+    const ref = parseLibraryRef(req.params['*']!);
+    const { image, container } = await registry.images.resolve(principal, ref, arch).catch(async (err: unknown) => {
+      // An OCI image under the tag (an OCI-SIF pushed with docker://): SingularityCE pulls it
+      // through the registry when the message names the OCI config media type.
+      if (err instanceof RegistryError && err.kind === 'not-found' && ref.tag) {
+        const container = await registry.namespaces.getContainer(principal, ref).catch(() => null);
+        const oci = container && (await registry.libraryView.ociImageOf(container, ref.tag));
+        if (oci) {
+          throw new RegistryError(
+            'not-sif',
+            `${repositoryNameOf(ref)}:${ref.tag} is an OCI image (${oci.kind === 'oci-sif' ? 'OCI-SIF' : 'OCI'}, config media type ${oci.configMediaType}), not a SIF: pull it from the registry`,
+          );
+        }
+      }
+      throw err;
+    });
     return data(reply, imageJson(image, container, await registry.images.tagNamesOf(image.id, arch || undefined)));
   });
 

@@ -39,7 +39,8 @@ export async function identify(registry: Registry, request: FastifyRequest): Pro
 
 async function identifyCaller(registry: Registry, request: FastifyRequest): Promise<OciCaller> {
   const header = request.headers.authorization;
-  if (!header) return { principal: null, grants: null };
+  // The bare word `Bearer` is what Apptainer sends to its own remote when it holds no token.
+  if (!header || /^bearer\s*$/i.test(header)) return { principal: null, grants: null };
   const basic = parseBasic(header);
   if (basic) return { principal: await checkPassword(registry, basic.username, basic.password), grants: null };
   const bearer = /^bearer\s+(\S+)\s*$/i.exec(header);

@@ -3,14 +3,15 @@ import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
 import { RegistryError } from '../../registry/errors.js';
-import { MAX_MANIFEST_BYTES, MEDIA, parseReference } from '../../registry/manifests.js';
+import { MAX_MANIFEST_BYTES, MEDIA, parseReference, type ImageView } from '../../registry/manifests.js';
 import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
-import { TOKEN_TTL_SECONDS, grantAllows, type OciAction } from '../../registry/oci-access.js';
+import { TOKEN_TTL_SECONDS, grantAllows, grantOf, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
 import { parseRange } from '../range.js';
-import { Challenge, authorize, checkPassword, identify, parseBasic } from './auth.js';
+import { requestBaseUrl } from '../public-base.js';
+import { Challenge, authorize, checkPassword, identify, parseBasic, type OciCaller } from './auth.js';
 import { OciError, ociErrorOf, sendOciError } from './errors.js';
 
 export interface OciRoutesOptions {
@@ -29,8 +30,7 @@ const SERVICE = 'shelf';
 /** OCI Distribution v1.1 (`/v2/`), and the token endpoint on the same host and port. */
 export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): Promise<void> {
   const { registry, downloadUrlTtl } = opts;
-  const baseUrl = (req: FastifyRequest): string => opts.publicUrl ?? `${req.protocol}://${req.host}`;
-  const realm = (req: FastifyRequest) => `${baseUrl(req)}/v2/token`;
+  const realm = (req: FastifyRequest) => `${requestBaseUrl(req, opts.publicUrl)}/v2/token`;
 
   app.setErrorHandler((err: Error, req, reply) => {
     let oci: OciError;
@@ -121,13 +121,26 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   async function callerFor(req: Req, name: string, action: OciAction) {
     (req as unknown as { ociScope: string }).ociScope = `repository:${name}:${action === 'pull' ? 'pull' : `${action},pull`}`;
     const caller = await identify(registry, req);
-    return { caller, principal: authorize(caller, name, action) };
+    const principal = authorize(caller, name, action);
+    callers.set(req, caller);
+    return { caller, principal };
   }
+  const callers = new WeakMap<FastifyRequest, OciCaller>();
+
+  /** The container a name means: a `v1/oci-redirect` token may say (a short Library ref's full name). */
+  const pathOf = (req: FastifyRequest, name: string): ContainerPath => {
+    const target = grantOf(callers.get(req)?.grants ?? null, name)?.target;
+    return parseRepositoryName(target ?? name);
+  };
+
+  /** Which view of the repository the caller reads (docs/ARCHITECTURE.md, "Image views"). */
+  const viewOf = (req: FastifyRequest, name: string): ImageView =>
+    grantOf(callers.get(req)?.grants ?? null, name)?.view === 'library' ? 'library' : 'raw';
 
   /** A readable repository; to anonymous callers a missing one is a challenge, not a 404 (private names stay hidden). */
   async function readable(req: Req, name: string): Promise<Container> {
     const { principal } = await callerFor(req, name, 'pull');
-    const path: ContainerPath = parseRepositoryName(name);
+    const path: ContainerPath = pathOf(req, name);
     try {
       return await registry.namespaces.getContainer(principal, path);
     } catch (err) {
@@ -141,7 +154,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
 
   async function writable(req: Req, name: string, action: OciAction = 'push') {
     const { principal } = await callerFor(req, name, action);
-    const container = await registry.namespaces.ensureContainer(principal, parseRepositoryName(name));
+    const container = await registry.namespaces.ensureContainer(principal, pathOf(req, name));
     return { principal: principal!, container };
   }
 
@@ -241,8 +254,13 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
     const container = await readable(req, name);
-    const size = await registry.ociBlobs.linkedSize(container, digestText);
+    let size = await registry.ociBlobs.linkedSize(container, digestText);
+    // The Library view's derived configs are the image's metadata, linked into no repository.
+    const derived = size === null && viewOf(req, name) === 'library' ? await registry.libraryView.derivedBlobSize(container, digestText) : null;
+    if (derived !== null) size = derived;
     if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
+    const open = (range?: { start: number; end: number }) =>
+      derived !== null ? registry.blobs.open(digestText, range) : registry.ociBlobs.open(container, digestText, range);
     if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText);
     reply
       .header('docker-content-digest', digestText)
@@ -261,14 +279,14 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (range.kind === 'partial') {
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
-      return reply.send(req.method === 'HEAD' ? undefined : await registry.ociBlobs.open(container, digestText, range.range));
+      return reply.send(req.method === 'HEAD' ? undefined : await open(range.range));
     }
     if (req.method === 'GET' && size > 0) {
       const direct = await registry.directUrl(digestText, downloadUrlTtl);
       if (direct) return reply.code(307).header('location', direct).header('content-length', 0).send();
     }
     reply.code(200).header('content-length', size);
-    return reply.send(req.method === 'HEAD' || size === 0 ? undefined : await registry.ociBlobs.open(container, digestText));
+    return reply.send(req.method === 'HEAD' || size === 0 ? undefined : await open());
   }
 
   async function manifest(req: Req, reply: FastifyReply, name: string, reference: string) {
@@ -277,7 +295,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       const bytes = await readBytes(req, MAX_MANIFEST_BYTES);
       const extraTags = asList(req.query.tag);
       for (const tag of extraTags) parseReference(tag);
-      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags);
+      const stored = await registry.putManifest(principal, container, reference, bytes, req.headers['content-type'], extraTags, viewOf(req, name));
       if (extraTags.length) reply.header('oci-tag', extraTags);
       if (stored.parsed.subject?.digest) reply.header('oci-subject', stored.parsed.subject.digest);
       return reply
@@ -294,13 +312,16 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);
     const container = await readable(req, name);
-    const { row, bytes } = await registry.manifests.read(container, reference);
+    const { mediaType, digest, bytes } =
+      viewOf(req, name) === 'library'
+        ? await registry.libraryView.manifest(container, reference, acceptList(req))
+        : await registry.manifests.read(container, reference).then(({ row, bytes }) => ({ mediaType: row.media_type, digest: row.digest, bytes }));
     reply
       .code(200)
-      .header('content-type', row.media_type)
-      .header('docker-content-digest', row.digest)
-      .header('etag', `"${row.digest}"`)
-      .header('content-length', row.size);
+      .header('content-type', mediaType)
+      .header('docker-content-digest', digest)
+      .header('etag', `"${digest}"`)
+      .header('content-length', bytes.length);
     return reply.send(req.method === 'HEAD' ? undefined : bytes);
   }
 
@@ -329,6 +350,13 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     // Serialised here so Fastify adds no charset to the index media type.
     return reply.header('content-type', MEDIA.ociIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests })));
   }
+}
+
+/** The media types of the Accept headers, without parameters. */
+function acceptList(req: FastifyRequest): string[] {
+  const header = req.headers.accept;
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  return values.flatMap((v) => v.split(',')).map((v) => v.split(';')[0]!.trim()).filter(Boolean);
 }
 
 function clientStatus(err: unknown): number | null {

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api, enc, formatDate, formatSize, useApi, type ApiError } from '../api.js';
-import { Badge, Copyable, ErrorNote, Loading, NotFoundNote, PageTitle, PrivateBadge } from '../components.js';
+import { Badge, Copyable, ErrorNote, KindBadge, Loading, NotFoundNote, PageTitle, PrivateBadge } from '../components.js';
 import { useSession } from '../session.js';
 import { Description } from './description.js';
 import { VisibilityToggle } from './visibility.js';
@@ -45,6 +45,7 @@ interface ContainerView {
   createdBy: string;
   updatedAt: string;
   permissions: { write: boolean; owner: boolean };
+  kind?: 'sif' | 'oci-sif' | 'oci';
   images: ImageDetail[];
 }
 
@@ -278,7 +279,7 @@ export function ContainerPage() {
       {view.error && <NotFoundNote error={view.error} />}
       {k && (
         <>
-          <PrivateBadge isPrivate={k.private || k.inheritedPrivate} />
+          <PrivateBadge isPrivate={k.private || k.inheritedPrivate} /> <KindBadge kind={k.kind} />
           <Description path={path} text={k.description} canEdit={k.permissions.owner} onChanged={view.reload} />
           {k.fullDescription && <p class="full-description">{k.fullDescription}</p>}
           <p class="meta">

@@ -1,5 +1,5 @@
 import { formatDate, formatSize } from '../api.js';
-import { Badge, PrivateBadge } from '../components.js';
+import { Badge, KindBadge, PrivateBadge } from '../components.js';
 
 export type SignatureState = 'verified' | 'unknown-key' | 'invalid' | 'unsigned';
 
@@ -16,6 +16,7 @@ export interface ContainerSummary {
   signature: SignatureState;
   size: number;
   matched?: { field: 'name' | 'description' | 'digest' | 'tag'; text: string };
+  kind?: 'sif' | 'oci-sif' | 'oci';
 }
 
 export const containerHref = (c: { entity: string; collection: string; container: string }) =>
@@ -46,7 +47,7 @@ export function ContainerList({ items, empty }: { items: ContainerSummary[]; emp
             <a href={containerHref(c)}>
               {c.entity}/{c.collection}/{c.container}
             </a>{' '}
-            <PrivateBadge isPrivate={c.private} />
+            <PrivateBadge isPrivate={c.private} /> <KindBadge kind={c.kind} />
           </h3>
           {c.description ? <p>{c.description}</p> : <p class="meta">No description</p>}
           {c.matched && c.matched.field !== 'name' && (
