@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { eventually } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ROOT, startShelf } from '../helpers/shelf.js';
 
@@ -35,6 +36,10 @@ test('first start without SHELF_BOOTSTRAP_TOKEN prints a one-time admin token th
     assert.ok(token, first.output());
     assert.match(first.output(), /Shelf listening on http:\/\/127\.0\.0\.1:\d+/);
     // What to do next: a password for the web UI (with a command that works as printed), where to sign in, Apptainer.
+    await eventually(async () => assert.match(first.output(), /Next steps:[\s\S]*apptainer remote add/), 10_000).catch(async (err: unknown) => {
+      await first.kill();
+      throw err;
+    });
     const passwd = new RegExp(`shelf admin user passwd admin --url ${first.url} --token ${token}`);
     assert.match(first.output(), passwd);
     assert.match(first.output(), new RegExp(`Sign in at ${first.url}/signin`));
