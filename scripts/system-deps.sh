@@ -23,6 +23,9 @@ PACKAGES=(
   skopeo
   docker-registry
   squashfs-tools
+  uidmap
+  busybox-static
+  slirp4netns
   slapd
   ldap-utils
   chromium

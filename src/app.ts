@@ -8,6 +8,7 @@ import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
+import { makeWorker, openBuilds } from './build/setup.js';
 
 export { BlobUrlError };
 
@@ -56,8 +57,11 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     log('Created user "admin" with the token from SHELF_BOOTSTRAP_TOKEN.');
   }
 
+  // The builder's own host names get the bound address once the server listens.
+  const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
   const app = await buildServer({
     registry,
+    builds,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
@@ -79,6 +83,9 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   log(`Shelf listening on ${url}`);
   if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
+  if (builds) builds.settings.ownHosts.push(new URL(url).host);
+  const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
+  worker?.start();
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
 
@@ -89,6 +96,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     url,
     async close() {
       if (sweeper) clearInterval(sweeper);
+      await worker?.stop();
       await app.close();
       await registry.gc.idle();
       await registry.idle();

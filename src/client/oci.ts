@@ -55,6 +55,11 @@ export class OciClient {
     return new URL(path, `${this.baseUrl}/`).toString();
   }
 
+  /** A GET of a path under the registry, authenticated. */
+  fetchPath(path: string): Promise<Response> {
+    return this.auth.fetch(this.url(path), () => ({}));
+  }
+
   async blobExists(repo: string, digest: string): Promise<boolean> {
     const res = await this.auth.fetch(this.url(`/v2/${repo}/blobs/${digest}`), () => ({ method: 'HEAD' }));
     await res.body?.cancel();

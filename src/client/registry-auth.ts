@@ -27,12 +27,16 @@ export function parseChallenge(header: string | null): Challenge | null {
  * protocol, credentials as Basic on the token request, anonymous when there are none).
  */
 export class RegistryAuth {
-  private header: string | null = null;
+  private header: string | null;
 
   constructor(
     readonly host: string,
     private readonly creds: RegistryCredentials | null,
-  ) {}
+    /** An Authorization header to send from the first request (a token issued in-process). */
+    preset: string | null = null,
+  ) {
+    this.header = preset;
+  }
 
   /** Sends the request, answering one authentication challenge. `init` is called per attempt (bodies are streams). */
   async fetch(url: string, init: () => RequestInit): Promise<Response> {

@@ -124,6 +124,43 @@ export const configSchema = z
         interval: duration.default(3600),
       })
       .prefault({}),
+    /** The remote builder (`singularity build --remote`, `shelf build --remote`). */
+    build: z
+      .object({
+        /** Serve the builder protocol and advertise builderAPI in config.prod.json. */
+        enabled: z.boolean().default(true),
+        /** Run a builder inside `shelf serve` (the embedded default); false: only `shelf builder` processes build. */
+        worker: z.boolean().default(true),
+        /** Architectures builders serve (submits for others are refused), e.g. `amd64,arm64`. */
+        arches: z
+          .union([z.array(z.string()), z.string()])
+          .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((a) => a.trim()).filter(Boolean))
+          .optional(),
+        /** Builds one builder runs at once. */
+        concurrency: z.number().int().positive().default(1),
+        /** Work folder of builds (never inside the data folder); default: a shelf-builds folder in the system temp. */
+        workDir: z.string().min(1).optional(),
+        /** First host id of the builders' ranges in /etc/subuid and /etc/subgid (65536 per concurrent build). */
+        idRangeStart: z.number().int().positive().default(524288),
+        /** Wall-clock limit of one build. */
+        timeout: duration.default(3600),
+        /** A running build whose builder sent no heartbeat for this long is failed ("builder lost"). */
+        staleAfter: duration.default(60),
+        /** Let %post reach the network (through slirp4netns, never the host's loopback). */
+        network: z.boolean().default(false),
+        /** cgroup v2 limits per build, where the machine has them. */
+        memory: byteSize.optional(),
+        cpus: z.number().positive().optional(),
+        pids: z.number().int().positive().optional(),
+        /** How long an image built without a libraryRef (`USER/remote-builds/rb-ID`) is kept. */
+        ephemeralTtl: duration.default(86400),
+        /** How long an uploaded build context is kept. */
+        contextTtl: duration.default(86400),
+        maxContextSize: byteSize.default(2 ** 30),
+        /** Largest base image or layer a build downloads. */
+        maxDownload: byteSize.default(8 * 2 ** 30),
+      })
+      .prefault({}),
     oci: z
       .object({
         /** The challenge on a 401: `bearer` (token endpoint, the default) or `basic` (username + API token). */

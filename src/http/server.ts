@@ -13,6 +13,8 @@ import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { buildRoutes } from './build/routes.js';
+import type { Builds } from '../build/service.js';
 
 export interface ServerOptions {
   registry: Registry;
@@ -23,6 +25,8 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The remote builder's service; null or absent = no builder protocol. */
+  builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
 }
@@ -86,7 +90,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     registry: opts.registry,
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
+    builder: !!opts.builds,
   });
+  if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }

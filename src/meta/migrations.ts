@@ -260,6 +260,53 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
     },
   },
+  /** The remote builder: builds (the queue's source of truth), their logs, build contexts. */
+  '0070_builds': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('builds')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('owner_id', 'text', (c) => c.notNull())
+        .addColumn('owner_name', 'text', (c) => c.notNull())
+        .addColumn('definition', 'text', (c) => c.notNull())
+        .addColumn('arch', 'text', (c) => c.notNull())
+        .addColumn('library_ref', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('context_digest', 'text')
+        .addColumn('working_dir', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('node', 'text')
+        .addColumn('error', 'text')
+        .addColumn('image_digest', 'text')
+        .addColumn('image_size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('log_seq', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('heartbeat_at', 'text')
+        .execute();
+      await db.schema.createIndex('builds_queue').on('builds').columns(['state', 'arch', 'created_at']).execute();
+      await db.schema.createIndex('builds_owner').on('builds').columns(['owner_id', 'created_at']).execute();
+      await db.schema
+        .createTable('build_log')
+        .addColumn('build_id', 'text', (c) => c.notNull().references('builds.id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('build_log_pk', ['build_id', 'seq'])
+        .execute();
+      await db.schema
+        .createTable('build_contexts')
+        .addColumn('owner_id', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('upload_token', 'text', (c) => c.unique())
+        .addColumn('uploaded', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('build_contexts_pk', ['owner_id', 'digest'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,10 +1,11 @@
 import type { Generated } from 'kysely';
+import type { BuildTables } from '../build/tables.js';
 
 /**
  * Table types of the metadata database. Times are stored as ISO-8601 UTC text and sizes as
  * 64-bit integers in both dialects; booleans are 0/1 integers so one query serves both.
  */
-export interface Database {
+export interface Database extends BuildTables {
   users: UsersTable;
   tokens: TokensTable;
   entities: EntitiesTable;

@@ -239,5 +239,7 @@ function blobReferenced(eb: BlobScope) {
     eb.exists(eb.selectFrom('images as i').select(sql`1`.as('one')).whereRef('i.digest', '=', 'b.digest').where('i.uploaded', '=', 1)),
     eb.exists(eb.selectFrom('manifests as m').select(sql`1`.as('one')).whereRef('m.digest', '=', 'b.digest')),
     eb.exists(eb.selectFrom('manifest_refs as r').select(sql`1`.as('one')).whereRef('r.ref_digest', '=', 'b.digest')),
+    // A remote build's uploaded context (kept until it expires).
+    eb.exists(eb.selectFrom('build_contexts as x').select(sql`1`.as('one')).whereRef('x.digest', '=', 'b.digest').where('x.uploaded', '=', 1)),
   ]);
 }

@@ -48,6 +48,9 @@ async function squashfsOf(file: string): Promise<Buffer> {
   }
 }
 
+/** The Library view's manifest digest of one pushed file, per database: derived from the image alone, so the same everywhere. */
+const viewDigests: string[] = [];
+
 for (const db of DB_KINDS) {
   describe(`current Apptainer and SingularityCE clients (${db})`, { concurrency: false }, () => {
     let shelf: TestShelf;
@@ -83,6 +86,8 @@ for (const db of DB_KINDS) {
       const indexBody = (await index.json()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
       assert.equal(indexBody.manifests.length, 1);
       assert.equal(indexBody.manifests[0]!.platform.architecture, 'amd64');
+      viewDigests.push(indexBody.manifests[0]!.digest);
+      assert.equal(viewDigests[viewDigests.length - 1], viewDigests[0], 'another server (another database) derived other bytes for the same image');
       const manifest = await get(`manifests/${indexBody.manifests[0]!.digest}`, MEDIA.ociManifest);
       assert.equal(manifest.headers.get('content-type'), MEDIA.ociManifest);
       const m = (await manifest.json()) as { config: { mediaType: string; digest: string }; layers: Array<{ digest: string }> };

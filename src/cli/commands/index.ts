@@ -13,6 +13,8 @@ import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
 import { registerUntag } from './untag.js';
 import { registerImages } from './images.js';
+import { registerBuilder } from './builder.js';
+import { registerBuild } from './build.js';
 
 /** Every `shelf` sub-command registers itself here; one line per command module. */
 export function registerCommands(program: Command): void {
@@ -30,6 +32,8 @@ export function registerCommands(program: Command): void {
   registerDelete(program);
   registerUntag(program);
   registerImages(program);
+  registerBuilder(program);
+  registerBuild(program);
   program.addHelpText(
     'after',
     '\nExit codes: 0 ok, 1 failure, 2 usage (bad arguments, reference or remote), 3 server unreachable,\n4 not found, 5 authentication or permission, 6 integrity (hash mismatch).',

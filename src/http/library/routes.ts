@@ -20,6 +20,8 @@ export interface LibraryRoutesOptions {
   /** The externally visible base URL, without a trailing slash; null = from the request's Host. */
   publicUrl: string | null;
   downloadUrlTtl: number;
+  /** Advertise the remote builder (builderAPI) in config.prod.json. */
+  builder?: boolean;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
@@ -34,7 +36,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
   // registryUri: the OCI registry behind the Library (SingularityCE pushes and pulls OCI-SIF there).
   app.get('/assets/config/config.prod.json', async (req) => {
     const uri = baseUrl(req);
-    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri } };
+    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri }, ...(opts.builder ? { builderAPI: { uri } } : {}) };
   });
 
   app.get('/version', async () => ({ data: { version: `shelf-${VERSION}`, apiVersion: LIBRARY_API_VERSION } }));
