@@ -8,9 +8,11 @@ import { benchLibrary } from './library.js';
 import { benchOras } from './oras.js';
 import { benchClient } from './client.js';
 import { benchS3 } from './s3.js';
+import { benchScale } from './scale.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `s3`, `gc`, `client` (default: all).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `s3`, `gc`, `client`, `scale`
+ * (default: all; `scale` honours SCALE_SIZES, SCALE_DBS and SCALE_RUNS).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -27,6 +29,7 @@ try {
   if (on('s3')) print(await benchS3(path.join(work, 's3')));
   if (on('gc')) print(await benchGc(path.join(work, 'gc')));
   if (on('client')) print(await benchClient(path.join(work, 'client')));
+  if (on('scale')) print(await benchScale(path.join(work, 'scale')));
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -8,6 +8,7 @@ import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
+import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
 import { makeWorker, openBuilds } from './build/setup.js';
 
 export { BlobUrlError };
@@ -57,16 +58,21 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     log('Created user "admin" with the token from SHELF_BOOTSTRAP_TOKEN.');
   }
 
+  const cache = config.cache.upstreams.length
+    ? new PullThroughCache({ upstreams: config.cache.upstreams, quota: config.cache.quota }, meta.db, path.join(config.data, 'cache-work'), (msg, err) => app.log.warn({ err }, msg))
+    : null;
   // The builder's own host names get the bound address once the server listens.
   const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
   const app = await buildServer({
     registry,
+    cache,
     builds,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    dataDir: config.data,
     logger: {
       level: config.log.level,
       // No secret in logs: no headers at all, and capability IDs in URLs masked.
@@ -81,6 +87,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const cacheToken = cache ? await startCache(registry, cache, url) : null;
   log(`Shelf listening on ${url}`);
   if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
   if (builds) builds.settings.ownHosts.push(new URL(url).host);
@@ -98,12 +105,27 @@ export async function startShelf(config: Config, log: (line: string) => void = c
       if (sweeper) clearInterval(sweeper);
       await worker?.stop();
       await app.close();
+      if (cacheToken) await registry.accounts.revokeSecret(cacheToken).catch(() => undefined);
       await registry.gc.idle();
       await registry.idle();
       await meta.close();
       registry.blobs.close?.();
     },
   };
+}
+
+/**
+ * The pull-through cache writes through this server's own Library API as the system user
+ * `shelf-cache` (an administrator, so that it may create the cached namespaces), with a token
+ * that lives as long as this process.
+ */
+async function startCache(registry: Registry, cache: PullThroughCache, url: string): Promise<string> {
+  const user = (await registry.accounts.findUser(CACHE_USER)) ?? (await registry.accounts.createUser(CACHE_USER, { isAdmin: true }).catch(async () => registry.accounts.requireUser(CACHE_USER)));
+  const id = 'userId' in user ? user.userId : user.id;
+  const expires = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  const token = await registry.accounts.createToken(id, 'pull-through cache (one server process)', undefined, expires);
+  cache.self = { url, token };
+  return token;
 }
 
 /** Garbage collection every `interval` seconds (expired uploads, orphans, unreferenced blobs). */

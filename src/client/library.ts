@@ -24,6 +24,8 @@ export interface LibraryImage {
 export interface LibraryContainer {
   id: string;
   name: string;
+  description?: string;
+  private?: boolean;
   archTags?: Record<string, Record<string, string>>;
   imageTags?: Record<string, string>;
 }
@@ -33,6 +35,13 @@ export interface SearchResults {
   collection: Array<{ name: string; entityName: string; description: string }>;
   container: Array<{ name: string; entityName: string; collectionName: string; description: string }>;
   image: LibraryImage[];
+}
+
+/** What a namespace level is created with: `description`, `private`. */
+export interface NamespaceFacts {
+  entity?: { description?: string };
+  collection?: { description?: string; private?: boolean };
+  container?: { description?: string; private?: boolean };
 }
 
 export interface UploadResult {
@@ -111,6 +120,11 @@ export class LibraryClient {
     }
   }
 
+  /** Any GET in the Library envelope (Shelf's `/api` too): its `data`, or null for a 404. */
+  async getData<T>(path: string, doing: string): Promise<T | null> {
+    return this.call<T>('GET', path, doing, undefined, true);
+  }
+
   async version(): Promise<{ version: string; apiVersion: string }> {
     const v = await this.call<{ version?: string; apiVersion?: string }>('GET', '/version', 'library version');
     this.apiVersion = v?.apiVersion ?? '';
@@ -133,18 +147,21 @@ export class LibraryClient {
     return { valid: false, message: res.status === 404 || res.status === 401 ? 'invalid or expired token' : `${res.status} ${res.statusText}` };
   }
 
-  /** Entity, collection and container, created where missing (as Apptainer's push does). */
-  async ensureContainer(ref: LibraryRef): Promise<LibraryContainer> {
+  /**
+   * Entity, collection and container, created where missing (as Apptainer's push does); what
+   * is created gets the given descriptions and privacy, what exists is left as it is.
+   */
+  async ensureContainer(ref: LibraryRef, about: NamespaceFacts = {}): Promise<LibraryContainer> {
     const e = encodeURIComponent;
     let entity = await this.call<{ id: string }>('GET', `/v1/entities/${e(ref.entity)}`, `entity ${ref.entity}`, undefined, true);
-    entity ??= await this.call<{ id: string }>('POST', '/v1/entities', `create entity ${ref.entity}`, { name: ref.entity });
+    entity ??= await this.call<{ id: string }>('POST', '/v1/entities', `create entity ${ref.entity}`, { name: ref.entity, ...about.entity });
     const collectionPath = `${ref.entity}/${ref.collection}`;
     let collection = await this.call<{ id: string }>('GET', `/v1/collections/${e(ref.entity)}/${e(ref.collection)}`, `collection ${collectionPath}`, undefined, true);
-    collection ??= await this.call<{ id: string }>('POST', '/v1/collections', `create collection ${collectionPath}`, { entity: entity!.id, name: ref.collection });
+    collection ??= await this.call<{ id: string }>('POST', '/v1/collections', `create collection ${collectionPath}`, { entity: entity!.id, name: ref.collection, ...about.collection });
     const container = await this.getContainer(ref, true);
     return (
       container ??
-      (await this.call<LibraryContainer>('POST', '/v1/containers', `create container ${libraryPath(ref)}`, { collection: collection!.id, name: ref.container }))!
+      (await this.call<LibraryContainer>('POST', '/v1/containers', `create container ${libraryPath(ref)}`, { collection: collection!.id, name: ref.container, ...about.container }))!
     );
   }
 
@@ -182,6 +199,23 @@ export class LibraryClient {
   async deleteImage(ref: LibraryRef, tag: string, arch: string | null): Promise<void> {
     const q = arch ? `?arch=${encodeURIComponent(arch)}` : '';
     await this.call('DELETE', `/v1/images/${libraryPath(ref)}:${tag}${q}`, `delete ${libraryPath(ref)}:${tag}`);
+  }
+
+  /**
+   * Every image below `entity` or `entity/collection` the caller may see, page by page (Shelf's
+   * scoped search: `value` empty, `entity`/`collection`, `cursor`).
+   */
+  async imagesWithin(entity: string, collection?: string): Promise<SearchResults['image']> {
+    const out: SearchResults['image'] = [];
+    for (let cursor = ''; ; ) {
+      const q = new URLSearchParams({ value: '', entity, limit: '200' });
+      if (collection) q.set('collection', collection);
+      if (cursor) q.set('cursor', cursor);
+      const r = (await this.call<Partial<SearchResults> & { next?: string | null }>('GET', `/v1/search?${q}`, 'search'))!;
+      out.push(...(r.image ?? []));
+      if (!r.next) return out;
+      cursor = r.next;
+    }
   }
 
   async search(value: string, arch: string | null, signed: boolean): Promise<SearchResults> {

@@ -167,6 +167,37 @@ export const configSchema = z
         challenge: z.enum(['bearer', 'basic']).default('bearer'),
       })
       .prefault({}),
+    /** Pull-through cache (README "Mirroring and the pull-through cache"); `upstreams` also as JSON in SHELF_CACHE_UPSTREAMS. */
+    cache: z
+      .object({
+        upstreams: z.preprocess(
+          (v) => {
+            if (typeof v !== 'string') return v;
+            try {
+              return JSON.parse(v) as unknown;
+            } catch {
+              return v;
+            }
+          },
+          z
+            .array(
+              z
+                .object({
+                  namespace: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)?\/?$/, 'must be ENTITY/ or ENTITY/COLLECTION/'),
+                  url: z.string().regex(/^(library|oras|docker):\/\/[^/\s]+(\/[a-z0-9._/-]*)?$/, 'must be library://HOST[/PATH], oras://HOST[/PATH] or docker://HOST[/PATH]'),
+                  ttl: duration.default(600),
+                  username: z.string().optional(),
+                  password: z.string().optional(),
+                  keyserver: urlString.optional(),
+                })
+                .strict(),
+            )
+            .default([]),
+        ),
+        /** Bytes of cached images kept (least recently used evicted first); 0 = no limit. */
+        quota: byteSize.default(0),
+      })
+      .prefault({}),
   })
   .strict();
 

@@ -7,12 +7,19 @@ import { redactUrl } from './auth.js';
 import { PayloadTooLarge } from './body.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
+import { sharedRateLimitStore } from './rate-limit-store.js';
 import { apiRoutes } from './api/routes.js';
 import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { mirrorRoutes } from './api/mirror-routes.js';
+import { MirrorJobs } from '../mirror/jobs.js';
+import type { PullThroughCache } from '../cache/pull-through.js';
+import { cacheHook } from './cache-hook.js';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { buildRoutes } from './build/routes.js';
 import type { Builds } from '../build/service.js';
 
@@ -25,6 +32,10 @@ export interface ServerOptions {
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
   logger: FastifyServerOptions['logger'];
+  /** The pull-through cache, when upstreams are configured. */
+  cache?: PullThroughCache | null;
+  /** The data folder: server-side mirror jobs keep fetched images under it until uploaded. */
+  dataDir?: string;
   /** The remote builder's service; null or absent = no builder protocol. */
   builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
@@ -80,8 +91,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
-  // Sign-in and token endpoints are limited per address (in each node's memory).
-  await app.register(rateLimit, { global: false });
+  // Sign-in and token endpoints are limited per address, counted in the metadata store so every
+  // node sharing it counts together.
+  await app.register(rateLimit, { global: false, store: sharedRateLimitStore(opts.registry.store.rateLimits) });
+  if (opts.cache?.enabled) cacheHook(app, opts.registry, opts.cache);
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
@@ -92,6 +105,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     downloadUrlTtl: opts.downloadUrlTtl,
     builder: !!opts.builds,
   });
+  await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
   if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;

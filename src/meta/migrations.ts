@@ -1,4 +1,7 @@
-import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { createSearchIndex } from './search-index.js';
+
+const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
 
 /**
  * Migrations are code, not files, so the same list runs on SQLite and PostgreSQL from
@@ -260,6 +263,23 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
     },
   },
+  /** Search and listings in the database: the search index (FTS5 / pg_trgm) and its triggers. */
+  '0060_search_index': {
+    async up(db: Kysely<unknown>) {
+      await createSearchIndex(db, dialectOf(db));
+    },
+  },
+  /** Request counters shared by every node (rate limits), one row per key and fixed window. */
+  '0061_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('rate_limits')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('hits', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
   /** The remote builder: builds (the queue's source of truth), their logs, build contexts. */
   '0070_builds': {
     async up(db: Kysely<unknown>) {
@@ -305,6 +325,48 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('build_contexts_pk', ['owner_id', 'digest'])
         .execute();
+    },
+  },
+  /** Server-side mirror jobs (`POST /api/admin/mirror`): what was asked, how far it got, on which node. */
+  '0090_mirror_jobs': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('mirror_jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('destination', 'text', (c) => c.notNull())
+        .addColumn('dry_run', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('node', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .addColumn('progress', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .execute();
+      await db.schema.createIndex('mirror_jobs_created').on('mirror_jobs').column('created_at').execute();
+    },
+  },
+  /** The pull-through cache: which containers came from an upstream (origin, size, last use) and when each tag was fetched. */
+  '0091_pull_through_cache': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('cache_entries')
+        .addColumn('path', 'text', (c) => c.primaryKey())
+        .addColumn('upstream', 'text', (c) => c.notNull())
+        .addColumn('fetched_at', 'text', (c) => c.notNull())
+        .addColumn('last_access', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('cache_entries_last_access').on('cache_entries').column('last_access').execute();
+      await db.schema
+        .createTable('cache_tags')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('fetched_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('cache_tags_path').on('cache_tags').column('path').execute();
     },
   },
 };

@@ -27,6 +27,8 @@ export interface Database extends BuildTables {
   audit_log: AuditLogTable;
   pgp_keys: PgpKeysTable;
   pgp_key_ids: PgpKeyIdsTable;
+  search_docs: SearchDocsTable;
+  rate_limits: RateLimitsTable;
 }
 
 export interface UsersTable {
@@ -253,4 +255,24 @@ export interface PgpKeysTable {
 export interface PgpKeyIdsTable {
   key_id: string;
   fingerprint: string;
+}
+
+/** The search index (see `search-index.ts`): maintained by triggers, never written by code. */
+export interface SearchDocsTable {
+  seq: Generated<number>;
+  ref_id: string;
+  kind: 'entity' | 'collection' | 'container';
+  entity_id: string;
+  collection_id: string | null;
+  container_id: string | null;
+  /** `entity[/collection[/container]]`, compared byte-wise (the catalog's order). */
+  path: string;
+  doc: string;
+}
+
+/** A fixed-window request counter shared by every node. */
+export interface RateLimitsTable {
+  key: string;
+  window_start: number;
+  hits: number;
 }

@@ -1,15 +1,16 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../meta/schema.js';
+import type { Page } from '../meta/paging.js';
+import type { ContainerFacts } from '../meta/repos/listings.js';
+import type { MetaStore } from '../meta/store.js';
 import { access } from './access.js';
 import type { Principal } from './accounts.js';
 import type { ImageRow, Images } from './images.js';
-import { chainOf, containerChain, type Collection, type Container, type Entity, type Namespaces } from './namespaces.js';
+import { chainOf, containerChain, type Container, type Entity, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
-import type { Search } from './search.js';
-import type { VerificationRecord } from './signatures.js';
-import { containerFacts, type SignatureState } from './container-facts.js';
 import { effectiveDescription } from './descriptions.js';
-import { containerKinds, type ContainerKind } from './image-kinds.js';
+import { kindOf, type ContainerKind } from './image-kinds.js';
+import { paged } from './listings.js';
+import { containerOfRecord, type Search, type SearchQuery } from './search.js';
+import type { SignerState, VerificationRecord } from './signatures.js';
 
 /** What a caller may do with a namespace, so a UI shows only the controls that will work. */
 export interface Permissions {
@@ -26,13 +27,26 @@ export interface ContainerSummary {
   downloadCount: number;
   updatedAt: string;
   tags: string[];
+  /** Architectures of its uploaded images. */
   arches: string[];
-  signature: SignatureState;
-  /** Bytes of the newest image. */
+  /** The best signature state among its images. */
+  signature: SignatureSummary;
+  /** Size of its newest image (0 when it has none). */
   size: number;
   /** What the container holds: a badge for OCI-SIF and other OCI images. */
   kind: ContainerKind;
 }
+
+export type SignatureSummary = SignerState | 'unsigned';
+
+/** A UI search hit: one container, with what matched. */
+export interface ContainerHit extends ContainerSummary {
+  matched: { field: 'name' | 'description' | 'digest' | 'tag'; text: string };
+}
+
+/** Rows per page of the UI's lists (default and cap). */
+export const PAGE_DEFAULT = 20;
+export const PAGE_MAX = 100;
 
 export interface ImageDetail {
   id: string;
@@ -59,53 +73,73 @@ export interface ImageDetail {
  */
 export class Browse {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly namespaces: Namespaces,
     private readonly images: Images,
-    private readonly search: Search,
     private readonly quotas: Quotas,
+    private readonly search: Search,
   ) {}
 
-  /** Recently updated containers the caller may read. */
-  async recent(principal: Principal | null, limit: number): Promise<ContainerSummary[]> {
-    const containers = (await this.search.visibleContainers(principal))
-      .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
-      .slice(0, limit);
-    return this.summaries(containers);
+  /** Recently updated containers the caller may read, newest first, a page at a time. */
+  async recent(principal: Principal | null, limit: number, cursor: string | null = null): Promise<Page<ContainerSummary>> {
+    const page = await paged(() => this.store.listings.recent(principal, limit, cursor));
+    return { items: await this.summaries(page.items.map(containerOfRecord)), next: page.next };
   }
 
-  async entity(principal: Principal | null, name: string) {
+  /**
+   * The UI's search (or, with no text, every container in path order): entities and collections
+   * on the first page, then one entry per container, ranked, with what matched.
+   */
+  async find(principal: Principal | null, q: SearchQuery & { limit: number }) {
+    const first = !q.cursor;
+    const text = q.value.trim();
+    const [entities, collections, page] = await Promise.all([
+      first && text ? this.store.search.entities(principal, text, q.limit) : [],
+      first && text ? this.store.search.collections(principal, text, q.limit) : [],
+      this.search.containers(principal, q),
+    ]);
+    const containers = page.items.map((h) => h.container);
+    const facts = await Promise.all(containers.map((k) => this.store.listings.images(k.id)));
+    const hits: ContainerHit[] = containers.map((k, n) => ({ ...summaryOf(k, facts[n]!), matched: matchOf(k, facts[n]!, text) }));
+    return {
+      entities: entities.map((e) => ({ name: e.name, description: e.description })),
+      collections: collections.map((c) => ({ entity: c.entity.name, name: c.name, description: c.description })),
+      containers: hits,
+      next: page.next,
+    };
+  }
+
+  async entity(principal: Principal | null, name: string, limit = PAGE_MAX, cursor: string | null = null) {
     const entity = await this.namespaces.getEntity(principal, name);
-    const collections = await this.db.selectFrom('collections').selectAll().where('entity_id', '=', entity.id).orderBy('name').execute();
-    const visible = collections.filter((c) => access.canRead(principal, chainOf(entity, c)));
-    const counts = await this.containerCounts(principal, entity, visible.map((c) => ({ ...c, entity })));
+    const page = await paged(() => this.store.listings.collectionsOf(principal, entity.id, limit, cursor));
     return {
       name: entity.name,
       description: entity.description,
       private: entity.private === 1,
       createdAt: entity.created_at,
       permissions: this.permissions(principal, entity),
-      collections: visible.map((c) => ({
+      collections: page.items.map(({ collection: c, containers }) => ({
         name: c.name,
         description: c.description,
         private: c.private === 1,
         updatedAt: c.updated_at,
-        containers: counts.get(c.id) ?? 0,
+        containers,
       })),
+      next: page.next,
     };
   }
 
-  async collection(principal: Principal | null, entityName: string, name: string) {
+  async collection(principal: Principal | null, entityName: string, name: string, limit = PAGE_MAX, cursor: string | null = null) {
     const collection = await this.namespaces.getCollection(principal, entityName, name);
-    const rows = await this.db.selectFrom('containers').selectAll().where('collection_id', '=', collection.id).orderBy('name').execute();
-    const containers = rows.map((k) => ({ ...k, collection })).filter((k) => access.canRead(principal, containerChain(k)));
+    const page = await paged(() => this.store.listings.containersOf(principal, collection.id, limit, cursor));
     return {
       entity: collection.entity.name,
       name: collection.name,
       description: collection.description,
       private: collection.private === 1,
       permissions: this.permissions(principal, collection.entity),
-      containers: await this.summaries(containers),
+      containers: await this.summaries(page.items.map(containerOfRecord)),
+      next: page.next,
     };
   }
 
@@ -113,14 +147,8 @@ export class Browse {
     const container = await this.namespaces.getContainer(principal, path);
     const images = (await this.images.listByContainer(container.id)).filter((i) => i.uploaded === 1);
     const tagRows = await this.images.tagRowsOf(container.id);
-    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names.
-    const manifestRows = images.length
-      ? await this.db.selectFrom('manifests').select(['image_id', 'digest']).where('container_id', '=', container.id).where('image_id', 'in', images.map((i) => i.id)).orderBy('created_at', 'desc').execute()
-      : [];
-    const manifestOf = new Map<string, string>();
-    for (const m of manifestRows) if (m.image_id && !manifestOf.has(m.image_id)) manifestOf.set(m.image_id, m.digest);
     const details = images
-      .map((image) => ({ ...this.detail(image, tagRows.filter((t) => t.image_id === image.id)), manifestDigest: manifestOf.get(image.id) ?? null }))
+      .map((image) => this.detail(image, tagRows.filter((t) => t.image_id === image.id)))
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
     const newest = details.find((d) => d.description);
     const privateVia = container.collection.entity.private === 1 ? 'entity' : container.collection.private === 1 ? 'collection' : null;
@@ -140,7 +168,7 @@ export class Browse {
       createdBy: container.created_by,
       updatedAt: container.updated_at,
       permissions: this.permissions(principal, container.collection.entity),
-      kind: (await containerKinds(this.db, [container.id])).get(container.id) ?? 'sif',
+      kind: kindOf(images.length > 0, (await this.store.listings.images(container.id)).ociKinds),
       images: details,
     };
   }
@@ -185,42 +213,53 @@ export class Browse {
     return { write: role === 'owner' || role === 'writer', owner: role === 'owner' };
   }
 
-  private async containerCounts(principal: Principal | null, entity: Entity, collections: Collection[]): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    if (!collections.length) return counts;
-    const byId = new Map(collections.map((c) => [c.id, c]));
-    const rows = await this.db.selectFrom('containers').selectAll().where('collection_id', 'in', [...byId.keys()]).execute();
-    for (const k of rows) {
-      const collection = byId.get(k.collection_id)!;
-      if (access.canRead(principal, containerChain({ ...k, collection: { ...collection, entity } }))) {
-        counts.set(k.collection_id, (counts.get(k.collection_id) ?? 0) + 1);
-      }
-    }
-    return counts;
-  }
-
   private async summaries(containers: Container[]): Promise<ContainerSummary[]> {
-    const tagRows = containers.length
-      ? await this.db.selectFrom('tags').select(['container_id', 'name']).where('container_id', 'in', containers.map((k) => k.id)).orderBy('name').execute()
-      : [];
-    const facts = await containerFacts(this.db, containers.map((k) => k.id));
-    const kinds = await containerKinds(this.db, containers.map((k) => k.id));
-    return containers.map((k) => {
-      const f = facts.get(k.id);
-      return {
-        entity: k.collection.entity.name,
-        collection: k.collection.name,
-        container: k.name,
-        description: effectiveDescription(k.description, f?.newestDescription),
-        private: containerChain(k).private,
-        downloadCount: k.download_count,
-        updatedAt: k.updated_at,
-        tags: [...new Set(tagRows.filter((t) => t.container_id === k.id).map((t) => t.name))],
-        arches: f?.arches ?? [],
-        signature: f?.signature ?? 'unsigned',
-        size: f?.size ?? 0,
-        kind: kinds.get(k.id) ?? 'sif',
-      };
-    });
+    const facts = await Promise.all(containers.map((k) => this.store.listings.images(k.id)));
+    return containers.map((k, n) => summaryOf(k, facts[n]!));
   }
+}
+
+const SIGNATURE_RANK: SignatureSummary[] = ['verified', 'unknown-key', 'invalid', 'unsigned'];
+
+/** The best signature state of an image: every signature verified, else its best signer's state. */
+function signatureOf(image: ImageRow): SignatureSummary {
+  if (image.signed === 1) return 'verified';
+  const info = JSON.parse(image.sif_info) as { verification?: VerificationRecord };
+  const states = info.verification?.signatures.map((s) => s.state) ?? [];
+  if (!states.length) return 'unsigned';
+  return states.includes('unknown-key') ? 'unknown-key' : 'invalid';
+}
+
+function summaryOf(k: Container, facts: ContainerFacts): ContainerSummary {
+  const signature = facts.images.map(signatureOf).sort((a, b) => SIGNATURE_RANK.indexOf(a) - SIGNATURE_RANK.indexOf(b))[0] ?? 'unsigned';
+  return {
+    entity: k.collection.entity.name,
+    collection: k.collection.name,
+    container: k.name,
+    // A container without its own description shows its newest image's (`push -D`).
+    description: effectiveDescription(k.description, facts.images.find((i) => i.description)?.description),
+    private: containerChain(k).private,
+    downloadCount: k.download_count,
+    updatedAt: k.updated_at,
+    tags: [...new Set(facts.tags.map((t) => t.name))],
+    arches: [...new Set(facts.images.map((i) => i.arch).filter((a): a is string => !!a))].sort(),
+    signature,
+    size: facts.images[0]?.size ?? 0,
+    kind: kindOf(facts.images.length > 0, facts.ociKinds),
+  };
+}
+
+/** Which field of a hit holds the text (the index matched the whole document; this names the part). */
+function matchOf(k: Container, facts: ContainerFacts, text: string): ContainerHit['matched'] {
+  const t = text.toLowerCase().replace(/^sha256\./, 'sha256:');
+  const has = (s: string) => s.toLowerCase().includes(t);
+  const path = `${k.collection.entity.name}/${k.collection.name}/${k.name}`;
+  if (!t || has(path)) return { field: 'name', text: path };
+  if (has(k.description)) return { field: 'description', text: k.description };
+  if (has(k.full_description)) return { field: 'description', text: k.full_description.slice(0, 200) };
+  const image = facts.images.find((i) => has(i.digest) || has(i.description));
+  if (image) return has(image.digest) ? { field: 'digest', text: image.digest } : { field: 'description', text: image.description };
+  const tag = facts.tags.find((x) => has(x.name));
+  if (tag) return { field: 'tag', text: tag.name };
+  return { field: 'name', text: path };
 }

@@ -31,3 +31,10 @@ export async function containerKinds(db: Kysely<Database>, containerIds: string[
   for (const row of withImages) kinds.set(row.container_id, 'sif');
   return kinds;
 }
+
+/** The kind of one container from whether it has Library images and the kinds of its raw OCI manifests. */
+export function kindOf(hasImages: boolean, ociKinds: string[]): ContainerKind {
+  if (hasImages) return 'sif';
+  if (ociKinds.includes('oci-sif')) return 'oci-sif';
+  return ociKinds.includes('oci') ? 'oci' : 'sif';
+}

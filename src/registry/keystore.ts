@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as openpgp from 'openpgp';
+import type { KeysRepo } from '../meta/repos/keys.js';
 import type { Database } from '../meta/schema.js';
 import type { KeyProvider } from '../sif/index.js';
 import type { Principal } from './accounts.js';
@@ -45,7 +46,10 @@ export class Keystore {
   /** Told the fingerprints whose key changed, so images they signed are verified again. */
   onKeysChanged: (fingerprints: string[]) => void = () => {};
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly keys: KeysRepo,
+  ) {}
 
   async add(principal: Principal | null, armored: string, opts: { allowAnonymous: boolean }): Promise<string[]> {
     if (!principal && !opts.allowAnonymous) throw new RegistryError('unauthorized', 'sign in to add keys (anonymous key uploads are off)');
@@ -160,13 +164,18 @@ export class Keystore {
     }
     const needle = text.trim().toLowerCase();
     if (needle.length < 3) throw new RegistryError('invalid', 'search for at least 3 characters');
-    const rows = await this.db.selectFrom('pgp_keys').selectAll().orderBy('fingerprint').execute();
+    // The database finds candidates a batch at a time (a substring of the stored user IDs); the
+    // exact rule (a whole ID or address) is checked here.
     const out: StoredKey[] = [];
-    for (const row of rows) {
-      const ids = (JSON.parse(row.user_ids) as string[]).map((u) => u.toLowerCase());
-      const hit = exact ? ids.some((u) => u === needle || u.includes(`<${needle}>`)) : ids.some((u) => u.includes(needle));
-      if (hit) out.push(await this.fromRow(row));
-      if (out.length >= limit) break;
+    for (let after = ''; out.length < limit; ) {
+      const rows = await this.keys.byUserIdText(needle, after, limit);
+      for (const row of rows) {
+        const ids = (JSON.parse(row.user_ids) as string[]).map((u) => u.toLowerCase());
+        const hit = exact ? ids.some((u) => u === needle || u.includes(`<${needle}>`)) : ids.some((u) => u.includes(needle));
+        if (hit && out.length < limit) out.push(await this.fromRow(row));
+      }
+      if (rows.length < limit) break;
+      after = rows[rows.length - 1]!.fingerprint;
     }
     return out;
   }

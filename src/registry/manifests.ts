@@ -283,19 +283,6 @@ export class Manifests {
     return { digest: row.digest, tags, imageId: row.image_id };
   }
 
-  /**
-   * Tags sorted byte-wise; `last` excluded; at most `n`. The by-hash tags (`sha256.<hex>`) current
-   * Library clients push an image's manifest under are how they address it, not names a user
-   * gave: they resolve, but are not listed.
-   */
-  async tags(container: Container, n: number | null, last: string | null): Promise<{ tags: string[]; more: boolean }> {
-    const rows = await this.db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).execute();
-    let tags = rows.map((r) => r.name).filter((t) => !isImageHash(t)).sort(byteOrder);
-    if (last !== null) tags = tags.filter((t) => byteOrder(t, last) > 0);
-    if (n === null) return { tags, more: false };
-    return { tags: tags.slice(0, n), more: tags.length > n };
-  }
-
   /** Manifests of the repository whose subject is `digest`, as index descriptors. */
   async referrers(container: Container, digest: string, artifactType: string | null) {
     let q = this.db.selectFrom('manifests').selectAll().where('container_id', '=', container.id).where('subject_digest', '=', digest);

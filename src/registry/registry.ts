@@ -1,5 +1,6 @@
 import type { BlobStore } from '../blobs/store.js';
 import type { MetaDb } from '../meta/db.js';
+import { createMetaStore, type MetaStore } from '../meta/store.js';
 import { Accounts, type PasswordDirectory } from './accounts.js';
 import { Audit } from './audit.js';
 import { Browse } from './browse.js';
@@ -12,6 +13,7 @@ import { Keystore } from './keystore.js';
 import { LibraryView } from './library-view.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
+import { Listings } from './listings.js';
 import { Manifests } from './manifests.js';
 import { OciAccess } from './oci-access.js';
 import { OciBlobs } from './oci-blobs.js';
@@ -42,6 +44,7 @@ export class Registry {
   readonly quotas: Quotas;
   readonly uploads: Uploads;
   readonly search: Search;
+  readonly listings: Listings;
   readonly browse: Browse;
   readonly ociBlobs: OciBlobs;
   readonly manifests: Manifests;
@@ -56,6 +59,8 @@ export class Registry {
   readonly doctor: Doctor;
   readonly gcGrace: number;
   readonly tagLocks: TagLocks;
+  /** The metadata store's repositories, transactions and locks. */
+  readonly store: MetaStore;
   /** Verifications under way (tests and shutdown wait for them). */
   private readonly checking = new Set<Promise<unknown>>();
 
@@ -66,13 +71,15 @@ export class Registry {
     private readonly settings: RegistrySettings,
   ) {
     const db = meta.db;
+    this.store = createMetaStore(meta);
     this.accounts = new Accounts(db, settings.defaultQuota, settings.directory ?? null);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings, meta.dialect);
-    this.search = new Search(db);
-    this.browse = new Browse(db, this.namespaces, this.images, this.search, this.quotas);
+    this.search = new Search(this.store);
+    this.listings = new Listings(this.store);
+    this.browse = new Browse(this.store, this.namespaces, this.images, this.quotas, this.search);
     this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
@@ -80,7 +87,7 @@ export class Registry {
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
-    this.keystore = new Keystore(db);
+    this.keystore = new Keystore(db, this.store.keys);
     this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
     this.doctor = new Doctor(db, blobs);
     this.gcGrace = settings.gcGrace ?? 3600;
@@ -98,7 +105,7 @@ export class Registry {
     };
     this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
-    this.tagLocks = new TagLocks(db, meta.dialect);
+    this.tagLocks = new TagLocks(this.store.locks);
     this.images.withTagLock = (containerId, work) => this.tagLocks.run(containerId, work);
   }
 

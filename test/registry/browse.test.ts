@@ -61,13 +61,13 @@ for (const db of DB_KINDS) {
     after(async () => env?.close());
 
     test('recent lists only what the caller may read', async () => {
-      assert.deepEqual(paths(await r.browse.recent(null, 50)), ['alice/pub/tool']);
-      assert.deepEqual(paths(await r.browse.recent(carol, 50)), ['alice/pub/tool']);
-      assert.deepEqual(paths(await r.browse.recent(bob, 50)), ['alice/pub/tool', 'lab/team/shared']);
-      assert.deepEqual(paths(await r.browse.recent(alice, 50)), ['alice/pub/tool', 'alice/sec/hidden']);
-      assert.deepEqual(paths(await r.browse.recent(admin, 50)), ['alice/pub/tool', 'alice/sec/hidden', 'lab/team/shared']);
-      assert.equal((await r.browse.recent(admin, 1)).length, 1);
-      const [tool] = await r.browse.recent(null, 50);
+      assert.deepEqual(paths((await r.browse.recent(null, 50)).items), ['alice/pub/tool']);
+      assert.deepEqual(paths((await r.browse.recent(carol, 50)).items), ['alice/pub/tool']);
+      assert.deepEqual(paths((await r.browse.recent(bob, 50)).items), ['alice/pub/tool', 'lab/team/shared']);
+      assert.deepEqual(paths((await r.browse.recent(alice, 50)).items), ['alice/pub/tool', 'alice/sec/hidden']);
+      assert.deepEqual(paths((await r.browse.recent(admin, 50)).items), ['alice/pub/tool', 'alice/sec/hidden', 'lab/team/shared']);
+      assert.equal((await r.browse.recent(admin, 1)).items.length, 1);
+      const [tool] = (await r.browse.recent(null, 50)).items;
       assert.deepEqual(tool!.tags.sort(), ['latest', 'v1']);
     });
 
@@ -95,7 +95,7 @@ for (const db of DB_KINDS) {
       try {
         await assert.rejects(r.browse.entity(null, 'alice'), notFound);
         await assert.rejects(r.browse.container(carol, { entity: 'alice', collection: 'pub', container: 'tool' }), notFound);
-        assert.deepEqual(paths(await r.browse.recent(null, 50)), []);
+        assert.deepEqual(paths((await r.browse.recent(null, 50)).items), []);
       } finally {
         await r.namespaces.setVisibility(alice, 'alice', false);
       }

@@ -16,9 +16,7 @@ export function registerImages(program: Command): void {
     }
     const remote = (await ClientConfig.load()).pick(opts.remote);
     const client = await LibraryClient.discover(remote.url, process.env.SHELF_TOKEN || remote.token);
-    // The search matches the entity name in every image of the entity; keep exactly those.
-    const results = await client.search(entity, null, false);
-    const images = results.image
+    const images = (await client.imagesWithin(entity, collection))
       .filter((i) => i.entityName === entity && (collection === undefined || i.collectionName === collection))
       .sort((a, b) => `${a.collectionName}/${a.containerName}/${a.arch}`.localeCompare(`${b.collectionName}/${b.containerName}/${b.arch}`));
     if (opts.json) {

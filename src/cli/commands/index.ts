@@ -13,6 +13,7 @@ import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
 import { registerUntag } from './untag.js';
 import { registerImages } from './images.js';
+import { registerMirror } from './mirror.js';
 import { registerBuilder } from './builder.js';
 import { registerBuild } from './build.js';
 
@@ -32,6 +33,7 @@ export function registerCommands(program: Command): void {
   registerDelete(program);
   registerUntag(program);
   registerImages(program);
+  registerMirror(program);
   registerBuilder(program);
   registerBuild(program);
   program.addHelpText(

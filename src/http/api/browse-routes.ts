@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/browse.js';
 import { invalid, notFound } from '../../registry/errors.js';
+import { checkArch } from '../../registry/names.js';
 import type { Registry } from '../../registry/registry.js';
-import { browseSearch } from '../../registry/browse-search.js';
 import { setDescription } from '../../registry/descriptions.js';
 import { authenticate } from '../auth.js';
 import { readJson } from '../body.js';
@@ -23,17 +24,28 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   const data = (reply: FastifyReply, payload: unknown) => reply.code(200).header('cache-control', 'no-store').send({ data: payload });
   const who = (req: FastifyRequest) => authenticate(registry, req);
 
+  const limitOf = (req: Req, fallback = PAGE_DEFAULT) => Math.min(Math.max(Number(req.query.limit ?? fallback) || fallback, 1), PAGE_MAX);
+  const cursorOf = (req: Req) => req.query.cursor || null;
+
   app.get('/api/browse/recent', async (req: Req, reply) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
-    return data(reply, { items: await registry.browse.recent(await who(req), limit), next: null });
+    const page = await registry.browse.recent(await who(req), limitOf(req), cursorOf(req));
+    return data(reply, { items: page.items, next: page.next });
   });
 
-  /** The UI's search and browse-all (the contract in ContainerHit): one entry per container, filters, cursor paging. */
+  /** Search, or with an empty `q` every container (path order); `arch` (comma list) and `signed` filter. */
   app.get('/api/browse/search', async (req: Req, reply) => {
     const arches = (req.query.arch ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
-    const signed = req.query.signed === 'true' || req.query.signed === '1';
-    return data(reply, await browseSearch(registry.meta.db, registry.search, await who(req), { text: req.query.q ?? '', arches, signed, limit, cursor: req.query.cursor ?? null }));
+    arches.forEach(checkArch);
+    return data(
+      reply,
+      await registry.browse.find(await who(req), {
+        value: req.query.q ?? '',
+        arches,
+        signed: req.query.signed === 'true',
+        limit: limitOf(req),
+        cursor: cursorOf(req),
+      }),
+    );
   });
 
   /** Owners set the description of an entity, collection or container. */
@@ -45,16 +57,23 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   });
 
   app.get('/api/browse/entities/:entity', async (req: Req, reply) => {
-    return data(reply, await registry.browse.entity(await who(req), req.params.entity!));
+    return data(reply, await registry.browse.entity(await who(req), req.params.entity!, limitOf(req, PAGE_MAX), cursorOf(req)));
   });
 
   app.get('/api/browse/collections/:entity/:collection', async (req: Req, reply) => {
-    return data(reply, await registry.browse.collection(await who(req), req.params.entity!, req.params.collection!));
+    return data(reply, await registry.browse.collection(await who(req), req.params.entity!, req.params.collection!, limitOf(req, PAGE_MAX), cursorOf(req)));
   });
 
   app.get('/api/browse/containers/:entity/:collection/:container', async (req: Req, reply) => {
     const { entity, collection, container } = req.params as Record<string, string>;
-    return data(reply, await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! }));
+    const view = await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! });
+    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names (Apptainer 1.0–1.2).
+    const ids = view.images.map((i) => i.id);
+    const manifests = ids.length
+      ? await registry.meta.db.selectFrom('manifests').select(['image_id', 'digest']).where('image_id', 'in', ids).orderBy('created_at', 'desc').execute()
+      : [];
+    const images = view.images.map((i) => ({ ...i, manifestDigest: manifests.find((m) => m.image_id === i.id)?.digest ?? null }));
+    return data(reply, { ...view, images });
   });
 
   /** A short-lived download link for an image the caller may read (a browser cannot send the token on a plain link). */

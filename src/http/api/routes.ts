@@ -3,6 +3,7 @@ import { parseByteSize } from '../../config/schema.js';
 import { access, ROLES, type Role } from '../../registry/access.js';
 import type { Principal } from '../../registry/accounts.js';
 import { RegistryError, invalid } from '../../registry/errors.js';
+import { MAX_PAGE } from '../../registry/listings.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate, bearerToken } from '../auth.js';
 import { field, readJson } from '../body.js';
@@ -61,9 +62,17 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   // --- users -----------------------------------------------------------------------------------
 
-  app.get('/api/users', async (req, reply) => {
-    await admin(req);
-    return data(reply, await registry.accounts.listUsers());
+  /** Admin lists are keyset pages: `?limit=N&cursor=C`, the next page's URL in a `Link` header. */
+  const pageParams = (req: Req) => ({ limit: Number(req.query.limit ?? MAX_PAGE) || MAX_PAGE, cursor: req.query.cursor || null });
+  const linkNext = (reply: FastifyReply, path: string, limit: number, next: string | null) => {
+    if (next) reply.header('link', `<${path}?limit=${limit}&cursor=${encodeURIComponent(next)}>; rel="next"`);
+  };
+
+  app.get('/api/users', async (req: Req, reply) => {
+    const { limit, cursor } = pageParams(req);
+    const page = await registry.listings.users(await who(req), limit, cursor);
+    linkNext(reply, '/api/users', limit, page.next);
+    return data(reply, page.items);
   });
 
   app.post('/api/users', async (req: Req, reply) => {
@@ -125,9 +134,11 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   // --- groups ----------------------------------------------------------------------------------
 
-  app.get('/api/groups', async (req, reply) => {
-    await admin(req);
-    return data(reply, await registry.groups.list());
+  app.get('/api/groups', async (req: Req, reply) => {
+    const { limit, cursor } = pageParams(req);
+    const page = await registry.listings.groupNames(await who(req), limit, cursor);
+    linkNext(reply, '/api/groups', limit, page.next);
+    return data(reply, await Promise.all(page.items.map((name) => registry.groups.get(name))));
   });
 
   app.post('/api/groups', async (req: Req, reply) => {
@@ -205,8 +216,9 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.get('/api/audit', async (req: Req, reply) => {
-    await admin(req);
-    const limit = Math.min(Number(req.query.limit ?? 100) || 100, 1000);
-    return data(reply, await registry.audit.recent(limit));
+    const limit = Math.min(Number(req.query.limit ?? 100) || 100, MAX_PAGE);
+    const page = await registry.listings.audit(await who(req), limit, req.query.cursor || null);
+    linkNext(reply, '/api/audit', limit, page.next);
+    return data(reply, page.items);
   });
 }

@@ -3,7 +3,7 @@ import { VERSION } from '../../version.js';
 import { downloadName } from '../download-name.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
-import { checkArch, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
+import { checkArch, checkName, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
 import type { CommitResult } from '../../registry/uploads.js';
 import { authenticate, bearerToken } from '../auth.js';
 import { requestBaseUrl } from '../public-base.js';
@@ -350,19 +350,39 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
 
   // --- search ----------------------------------------------------------------------------------
 
+  /**
+   * `value` is required by Apptainer's clients; Shelf's own add `entity`/`collection` (a scope,
+   * `value` then optional), `limit` and `cursor` (the `next` of the previous answer).
+   */
   app.get('/v1/search', async (req: Req, reply) => {
     const value = (req.query.value ?? '').trim();
-    if (value.length < 1) throw invalid('search needs a value');
+    const within = scopeOf(req.query);
+    if (value.length < 1 && !within) throw invalid('search needs a value');
     const arches = archOf(req.query).split(',').map((a) => a.trim()).filter(Boolean);
     arches.forEach(checkArch);
-    const results = await registry.search.run(await who(req), { value, arches, signed: req.query.signed === 'true' });
+    const results = await registry.search.run(await who(req), {
+      value,
+      arches,
+      signed: req.query.signed === 'true',
+      within,
+      limit: req.query.limit ? Number(req.query.limit) : undefined,
+      cursor: req.query.cursor || null,
+    });
     return data(reply, {
       entity: results.entities.map((e) => entityJson(e, [], 0)),
       collection: results.collections.map((c) => collectionJson(c, [])),
       container: results.containers.map((k) => containerJson(k, [], {})),
       image: results.images.map((i) => imageJson(i.image, i.container, i.tags)),
+      next: results.next,
     });
   });
+}
+
+/** `entity` or `entity/collection` to search below, checked as names. */
+function scopeOf(query: Record<string, string>): string | null {
+  if (!query.entity) return null;
+  const parts = [checkName('entity', query.entity), ...(query.collection ? [checkName('collection', query.collection)] : [])];
+  return parts.join('/');
 }
 
 /** `arch` from the query; Singularity 3.7.0 sent `arch%3Damd64`, which arrives as a key. */

@@ -3,8 +3,9 @@ import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
 import { RegistryError } from '../../registry/errors.js';
+import { MAX_PAGE } from '../../registry/listings.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference, type ImageView } from '../../registry/manifests.js';
-import { parseRepositoryName, repositoryNameOf, type ContainerPath } from '../../registry/names.js';
+import { parseRepositoryName, type ContainerPath } from '../../registry/names.js';
 import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, grantOf, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
@@ -89,12 +90,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
 
   app.get('/v2/_catalog', async (req: Req, reply) => {
     const caller = await identify(registry, req);
-    const names = (await registry.search.visibleContainers(caller.principal))
-      .map((k) => repositoryNameOf({ entity: k.collection.entity.name, collection: k.collection.name, container: k.name }))
-      .sort();
-    const page = paginate(names, req.query);
-    if (page.next) reply.header('link', `</v2/_catalog?n=${page.n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
-    return reply.send({ repositories: page.items });
+    const n = numberParam(req.query.n) ?? MAX_PAGE;
+    const { names, more } = await registry.listings.catalog(caller.principal, one(req.query.last) ?? null, n);
+    if (more && names.length) reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(names[names.length - 1]!)}>; rel="next"`);
+    return reply.send({ repositories: names });
   });
 
   // --- repositories ----------------------------------------------------------------------------
@@ -328,10 +327,10 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   async function tagsList(req: Req, reply: FastifyReply, name: string) {
     if (req.method !== 'GET') throw unsupported(req);
     const container = await readable(req, name);
-    const n = numberParam(req.query.n);
+    const n = numberParam(req.query.n) ?? MAX_PAGE;
     const last = one(req.query.last) ?? null;
-    const { tags, more } = await registry.manifests.tags(container, n, last);
-    if (more && n) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1]!)}>; rel="next"`);
+    const { tags, more } = await registry.listings.ociTags(container, last, n);
+    if (more && tags.length) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1]!)}>; rel="next"`);
     return reply.send({ name, tags });
   }
 
@@ -384,15 +383,6 @@ function numberParam(v: string | string[] | undefined): number | null {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new OciError(400, 'PAGINATION_NUMBER_INVALID', `invalid n: ${s}`);
   return n;
-}
-
-function paginate(items: string[], query: Record<string, string | string[]>) {
-  const last = one(query.last);
-  const n = numberParam(query.n);
-  const after = last === undefined ? items : items.filter((i) => i > last);
-  if (n === null) return { items: after, next: null, n };
-  const page = after.slice(0, n);
-  return { items: page, next: after.length > n && page.length ? page[page.length - 1]! : null, n };
 }
 
 /** `Content-Range: a-b` (the spec's form; `bytes a-b/…` tolerated). */

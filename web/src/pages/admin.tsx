@@ -4,6 +4,7 @@ import { api, enc, formatDate, parseSizeInput, useApi, type ApiError } from '../
 import { ErrorNote, Loading, PageTitle } from '../components.js';
 import { useSession } from '../session.js';
 import { QuotaMeter, type QuotaRow } from './account.js';
+import { Mirror } from './admin-mirror.js';
 
 interface UserInfo {
   id: string;
@@ -232,7 +233,7 @@ function Quotas() {
   );
 }
 
-const SECTIONS = { users: Users, groups: Groups, quotas: Quotas } as const;
+const SECTIONS = { users: Users, groups: Groups, quotas: Quotas, mirror: Mirror } as const;
 
 export function Admin() {
   const { session } = useSession();

@@ -1,0 +1,48 @@
+import type { Kysely } from 'kysely';
+import type { Dialect, MetaDb } from './db.js';
+import { StoreLocks, type Locks } from './locks.js';
+import { AdminListsRepo } from './repos/admin.js';
+import { KeysRepo } from './repos/keys.js';
+import { ListingsRepo } from './repos/listings.js';
+import { RateLimitsRepo } from './repos/rate-limits.js';
+import { SearchRepo } from './repos/search.js';
+import type { Database } from './schema.js';
+
+/** The repositories of the metadata store, over one connection pool or one open transaction. */
+export interface Repositories {
+  readonly dialect: Dialect;
+  readonly listings: ListingsRepo;
+  readonly search: SearchRepo;
+  readonly adminLists: AdminListsRepo;
+  readonly keys: KeysRepo;
+  readonly rateLimits: RateLimitsRepo;
+}
+
+/**
+ * What the domain asks of the metadata database: repositories per aggregate, a transaction
+ * (the repositories handed to `fn` all run in it; commit on return, rollback on throw) and named
+ * locks across nodes. Implemented once over Kysely for SQLite and PostgreSQL.
+ */
+export interface MetaStore extends Repositories {
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  readonly locks: Locks;
+}
+
+function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
+  return {
+    dialect,
+    listings: new ListingsRepo(db, dialect),
+    search: new SearchRepo(db, dialect),
+    adminLists: new AdminListsRepo(db),
+    keys: new KeysRepo(db),
+    rateLimits: new RateLimitsRepo(db),
+  };
+}
+
+export function createMetaStore(meta: MetaDb): MetaStore {
+  return {
+    ...repositories(meta.db, meta.dialect),
+    locks: new StoreLocks(meta.db, meta.dialect),
+    transaction: (fn) => meta.db.transaction().execute((trx) => fn(repositories(trx, meta.dialect))),
+  };
+}

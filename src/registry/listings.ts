@@ -1,0 +1,73 @@
+import { BadCursor, type Page } from '../meta/paging.js';
+import type { MetaStore } from '../meta/store.js';
+import type { AuditLogTable } from '../meta/schema.js';
+import { access } from './access.js';
+import type { Principal } from './accounts.js';
+import { invalid } from './errors.js';
+import { parseRepositoryName, repositoryNameOf } from './names.js';
+import type { Container } from './namespaces.js';
+
+/** The most rows one page of any list holds. */
+export const MAX_PAGE = 1000;
+
+/** A cursor a client made up or kept across an upgrade is the client's error, not the server's. */
+export async function paged<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof BadCursor) throw invalid(err.message);
+    throw err;
+  }
+}
+
+/**
+ * The protocol-level and administrators' lists (OCI catalog and tags, users, groups, audit),
+ * each a keyset page of the metadata store in a stable order, with the caller checked here.
+ */
+export class Listings {
+  constructor(private readonly store: MetaStore) {}
+
+  /** Repository names the caller may pull, after `last`, in byte order. */
+  async catalog(principal: Principal | null, last: string | null, n: number): Promise<{ names: string[]; more: boolean }> {
+    let after = last;
+    if (last) {
+      try {
+        after = repositoryNameOf(parseRepositoryName(last));
+      } catch {
+        // Not a name Shelf gives out: it still orders among them.
+      }
+    }
+    return this.store.listings.catalog(principal, after, Math.min(n, MAX_PAGE));
+  }
+
+  /** OCI tags of a repository the caller already may read. */
+  ociTags(container: Container, last: string | null, n: number): Promise<{ tags: string[]; more: boolean }> {
+    return this.store.listings.ociTags(container.id, last, Math.min(n, MAX_PAGE));
+  }
+
+  async users(principal: Principal | null, limit: number, cursor: string | null) {
+    access.assertAdmin(principal);
+    const page = await paged(() => this.store.adminLists.users(Math.min(limit, MAX_PAGE), cursor));
+    return {
+      items: page.items.map((u) => ({
+        id: u.id,
+        username: u.username,
+        isAdmin: u.is_admin === 1,
+        disabled: u.disabled === 1,
+        createdAt: u.created_at,
+        authSource: u.auth_source,
+      })),
+      next: page.next,
+    };
+  }
+
+  async groupNames(principal: Principal | null, limit: number, cursor: string | null): Promise<Page<string>> {
+    access.assertAdmin(principal);
+    return paged(() => this.store.adminLists.groupNames(Math.min(limit, MAX_PAGE), cursor));
+  }
+
+  async audit(principal: Principal | null, limit: number, cursor: string | null): Promise<Page<Omit<AuditLogTable, 'id'>>> {
+    access.assertAdmin(principal);
+    return paged(() => this.store.adminLists.audit(Math.min(limit, MAX_PAGE), cursor));
+  }
+}
