@@ -33,6 +33,8 @@ PACKAGES=(
   swift-account
   swift-container
   swift-object
+  postgresql-client
+  openssl
 )
 
 missing=()

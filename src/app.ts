@@ -6,12 +6,14 @@ import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
+import { Metrics } from './http/metrics.js';
+import { isLoopback, readTls, TlsError, type TlsMaterial } from './ops/tls.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
 import { Registry } from './registry/registry.js';
 import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
 import { makeWorker, openBuilds } from './build/setup.js';
 
-export { BlobUrlError };
+export { BlobUrlError, TlsError };
 
 export interface RunningShelf {
   app: FastifyInstance;
@@ -19,6 +21,9 @@ export interface RunningShelf {
   meta: MetaDb;
   /** The URL the server listens on. */
   url: string;
+  /** Reads the TLS files again and serves new connections with them (SIGHUP); open ones go on. */
+  reloadTls(): Promise<boolean>;
+  /** Stops within the configured `shutdownTimeout`: see startShelf. */
   close(): Promise<void>;
 }
 
@@ -26,12 +31,13 @@ export interface RunningShelf {
 export const databaseUrl = (config: Config): string => config.db ?? `sqlite:${path.join(config.data, 'shelf.db')}`;
 
 /** The metadata database, the blob store and the domain over them, as the config names them. */
-export async function openRegistry(config: Config): Promise<{ registry: Registry; meta: MetaDb }> {
+export async function openRegistry(config: Config, metrics?: Metrics): Promise<{ registry: Registry; meta: MetaDb }> {
   const location = parseBlobUrl(config.blobs, config.data, config.blobsPublicEndpoint);
   const meta = await openMetaDb(databaseUrl(config));
   let blobs;
   try {
     blobs = await openBlobStore(location);
+    if (metrics) blobs = metrics.instrument(blobs);
   } catch (err) {
     await meta.close();
     throw err;
@@ -49,7 +55,10 @@ export async function openRegistry(config: Config): Promise<{ registry: Registry
 
 /** Opens the stores, bootstraps the admin, and starts listening. */
 export async function startShelf(config: Config, log: (line: string) => void = console.log): Promise<RunningShelf> {
-  const { registry, meta } = await openRegistry(config);
+  const tls = config.tls ? await readTls(config.tls) : null;
+  const metrics = new Metrics();
+  const { registry, meta } = await openRegistry(config, metrics);
+  metrics.observe(registry, meta.pool ?? null, config.metrics.quotaInterval);
 
   const boot = await registry.accounts.bootstrapAdmin(config.bootstrapToken);
   if (boot.generatedToken) {
@@ -63,6 +72,12 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     : null;
   // The builder's own host names get the bound address once the server listens.
   const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
+  if (builds) {
+    metrics.buildQueueDepth = async () => {
+      const row = await meta.db.selectFrom('builds').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'queued').executeTakeFirst();
+      return Number(row?.n ?? 0);
+    };
+  }
   const app = await buildServer({
     registry,
     cache,
@@ -72,6 +87,11 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    metrics,
+    metricsToken: config.metrics.token ?? null,
+    tls,
+    trustProxy: config.trustProxy,
+    limits: config.limits,
     dataDir: config.data,
     logger: {
       level: config.log.level,
@@ -82,14 +102,19 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
   });
   registry.onBackgroundError = (err) => app.log.error({ err }, 'background signature check failed');
+  registry.accounts.onWriteFailed = (err) => app.log.warn({ err }, 'token use not recorded');
+  registry.images.onCountFailed = (err) => app.log.warn({ err }, 'downloads not counted');
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   const cacheToken = cache ? await startCache(registry, cache, url) : null;
   log(`Shelf listening on ${url}`);
   if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
+  if (!tls && !isLoopback(host)) {
+    app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
+  }
   if (builds) builds.settings.ownHosts.push(new URL(url).host);
   const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
   worker?.start();
@@ -101,10 +126,25 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     registry,
     meta,
     url,
+    async reloadTls() {
+      if (!config.tls) return false;
+      const fresh = await readTls(config.tls);
+      (app.server as unknown as { setSecureContext(o: TlsMaterial): void }).setSecureContext(fresh);
+      return true;
+    },
     async close() {
       if (sweeper) clearInterval(sweeper);
-      await worker?.stop();
-      await app.close();
+      // New connections are refused at once; running requests get until shortly before the
+      // deadline, then their connections are cut (a stalled upload's bytes are left for garbage
+      // collection), so the database still closes in time.
+      const deadline = config.shutdownTimeout * 1000;
+      const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Math.min(2000, deadline / 5)));
+      try {
+        await worker?.stop();
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       if (cacheToken) await registry.accounts.revokeSecret(cacheToken).catch(() => undefined);
       await registry.gc.idle();
       await registry.idle();

@@ -125,6 +125,10 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async ping(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }), { abortSignal: AbortSignal.timeout(5000) });
+  }
+
   close(): void {
     this.client.destroy();
     if (this.presigner !== this.client) this.presigner.destroy();

@@ -78,6 +78,8 @@ export interface BlobStore {
   listTemp(): AsyncIterable<StoredObject>;
   /** A URL clients can GET the blob from directly (object stores); absent when the store has none. */
   presignGet?(digest: string, opts: PresignOptions): Promise<string>;
+  /** Resolves when the store answers and its folders or bucket are there (readiness checks). */
+  ping?(): Promise<void>;
   /** Releases connections (object stores). */
   close?(): void;
 }

@@ -92,6 +92,7 @@ function unwrap(type: z.ZodType): z.ZodType {
 function coerce(type: z.ZodType, value: string): unknown {
   if (type instanceof z.ZodNumber) return Number(value);
   if (type instanceof z.ZodBoolean) return value === 'true' || value === '1';
+  if (type instanceof z.ZodArray) return value.split(',').map((v) => v.trim()).filter(Boolean);
   if (type instanceof z.ZodUnion) return /^\d+$/.test(value) ? Number(value) : value;
   return value;
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const hostPort = z
@@ -50,6 +51,15 @@ export function parseByteSize(text: string): number | null {
   return Number.isSafeInteger(value) ? value : null;
 }
 
+/** An address or CIDR range (IPv4 or IPv6), or one of proxy-addr's names: loopback, linklocal, uniquelocal. */
+const proxyRange = z.string().refine((s) => {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(s)) return true;
+  const [address, bits, ...rest] = s.split('/');
+  const family = isIP(address ?? '');
+  if (!family || rest.length) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}, 'must be an address or CIDR range, e.g. 10.0.0.0/8, ::1, or loopback');
+
 export const configSchema = z
   .object({
     listen: hostPort.default('127.0.0.1:8080'),
@@ -67,6 +77,23 @@ export const configSchema = z
     blobsPublicEndpoint: urlString.optional(),
     /** The URL clients reach this server at; defaults to http://LISTEN. */
     publicUrl: urlString.optional(),
+    /**
+     * Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). Empty, the
+     * default: nobody's, so rate limits, connection caps and the audit log see the TCP peer.
+     */
+    trustProxy: z.array(proxyRange).default([]),
+    /** Seconds a stop (SIGTERM/SIGINT) lets running requests finish before their connections are cut. */
+    shutdownTimeout: duration.default(10),
+    limits: z
+      .object({
+        /** Seconds a transfer may go without a byte moving (a stalled download or upload); 0 = never. */
+        idleTimeout: duration.default(60),
+        /** Open connections per client address (trusted proxies exempt); a job array behind one NAT needs many. */
+        connectionsPerAddress: z.number().int().positive().default(256),
+        /** Open connections in all. */
+        maxConnections: z.number().int().positive().default(10_000),
+      })
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -123,6 +150,23 @@ export const configSchema = z
         /** Seconds between scheduled collections; 0 = none (run `shelf admin gc`). */
         interval: duration.default(3600),
       })
+      .prefault({}),
+    /** HTTPS with these PEM files (HTTP/2 for clients that offer it); reloaded on SIGHUP. */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+    metrics: z
+      .object({
+        /** When set, `/metrics` answers only `Authorization: Bearer TOKEN`. */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** Quota use is recounted for a scrape at most this often (it reads every entity's blobs). */
+        quotaInterval: duration.default(60),
+      })
+      .strict()
       .prefault({}),
     /** The remote builder (`singularity build --remote`, `shelf build --remote`). */
     build: z

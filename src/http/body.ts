@@ -1,13 +1,16 @@
 import type { FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
 
 const MAX_JSON = 1 << 20;
 
 export class PayloadTooLarge extends Error {}
 
-/** The raw request body stream; every content type is left unparsed by the server. */
-export const bodyStream = (request: FastifyRequest): Readable => request.body as Readable;
+/**
+ * The raw request body stream; every content type is left unparsed by the server. A request
+ * without a body (Content-Length 0 and no Content-Type: Fastify runs no parser) reads as empty.
+ */
+export const bodyStream = (request: FastifyRequest): Readable => (request.body as Readable | undefined) ?? Readable.from([]);
 
 /**
  * Reads a JSON request body whatever its Content-Type (the Library client sends none).

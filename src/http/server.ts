@@ -1,10 +1,11 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { BlobError } from '../blobs/store.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
-import { isUniqueViolation } from '../meta/errors.js';
-import { redactUrl } from './auth.js';
+import { OUT_OF_SPACE, isOutOfSpace, isUniqueViolation } from '../meta/errors.js';
 import { PayloadTooLarge } from './body.js';
+import { limitConnections, type ConnectionLimits } from './limits.js';
+import { trustedProxies } from './proxies.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { sharedRateLimitStore } from './rate-limit-store.js';
@@ -14,6 +15,11 @@ import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
 import { ociRoutes } from './oci/routes.js';
 import { findWebRoot, webRoutes } from './web.js';
+import { Metrics } from './metrics.js';
+import { healthRoutes } from './ops/health.js';
+import { installAuditTrail } from './ops/audit-trail.js';
+import { adminOpsRoutes } from './api/admin-ops-routes.js';
+import { installRequestLog, requestIdOf } from './ops/request-log.js';
 import { mirrorRoutes } from './api/mirror-routes.js';
 import { MirrorJobs } from '../mirror/jobs.js';
 import type { PullThroughCache } from '../cache/pull-through.js';
@@ -40,21 +46,43 @@ export interface ServerOptions {
   builds?: Builds | null;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
+  /** Prometheus series (a fresh set when absent) and the bearer token `/metrics` asks for. */
+  metrics?: Metrics;
+  metricsToken?: string | null;
+  /** PEM key and certificate: HTTPS, with HTTP/2 for clients that offer it. */
+  tls?: { key: Buffer; cert: Buffer } | null;
+  /** Reverse proxies whose X-Forwarded-For is believed; none when absent. */
+  trustProxy?: string[];
+  /** Connection caps and the idle timeout; absent = the configuration defaults. */
+  limits?: ConnectionLimits;
 }
+
+const DEFAULT_LIMITS: ConnectionLimits = { idleTimeout: 60, connectionsPerAddress: 256, maxConnections: 10_000 };
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const tls = opts.tls ? { http2: true, https: { key: opts.tls.key, cert: opts.tls.cert, allowHTTP1: true } } : {};
+  const trustProxy = opts.trustProxy ?? [];
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const app = Fastify({
+    ...(tls as object),
     logger: opts.logger,
+    // One log line per request, written by the request log (src/http/ops/request-log.ts).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    genReqId: requestIdOf,
     // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
+    // Multi-gigabyte uploads: no overall request timeout; idle transfers time out (limitConnections).
     requestTimeout: 0,
-    connectionTimeout: 0,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.idleTimeout > 0 ? Math.min(65_000, limits.idleTimeout * 1000) : 65_000,
     bodyLimit: 1 << 20,
-    trustProxy: true,
+    // X-Forwarded-For only from configured proxies: otherwise anyone could pick their address.
+    trustProxy: trustProxy.length ? trustProxy : false,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
-  });
+  }) as unknown as FastifyInstance;
+  const metrics = opts.metrics ?? new Metrics();
+  metrics.install(app, { token: opts.metricsToken ?? null });
+  installRequestLog(app, metrics);
 
   // Every body stays a stream: uploads stream to storage, JSON is read by the routes that
   // expect it whatever the Content-Type (the Library client sends none).
@@ -69,6 +97,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof PayloadTooLarge) return sendLibraryError(reply, 413, err.message);
     // Two creators of the same name raced; the loser learns it exists.
     if (isUniqueViolation(err)) return sendLibraryError(reply, 409, 'already exists');
+    if (isOutOfSpace(err)) return sendLibraryError(reply, 507, OUT_OF_SPACE);
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return sendLibraryError(reply, status, err.message);
     if (isClientAbort(err)) {
@@ -79,15 +108,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return sendLibraryError(reply, 500, 'internal server error');
   });
 
+  limitConnections(app, limits, trustedProxies(trustProxy));
   app.decorateRequest('principal', null);
-  const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-  app.addHook('onResponse', async (req, reply) => {
-    const path = req.url.split('?')[0]!;
-    if (!WRITES.has(req.method) || reply.statusCode >= 400 || path === '/v2/token' || path === '/api/login') return;
-    await opts.registry.audit
-      .record(req.principal ?? null, `${req.method} ${reply.statusCode}`, redactUrl(path), req.ip)
-      .catch((err: unknown) => req.log.warn({ err }, 'audit record failed'));
-  });
+  installAuditTrail(app, opts.registry);
 
   app.setNotFoundHandler((req, reply) => sendLibraryError(reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
 
@@ -105,6 +128,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     downloadUrlTtl: opts.downloadUrlTtl,
     builder: !!opts.builds,
   });
+  await app.register(healthRoutes, { registry: opts.registry });
+  await app.register(adminOpsRoutes, { registry: opts.registry });
   await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
   if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });

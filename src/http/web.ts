@@ -37,7 +37,7 @@ export async function webRoutes(app: FastifyInstance, opts: { root: string | nul
     maxAge: '365d',
     index: false,
     wildcard: true,
-    setHeaders: (res) => res.setHeader('x-content-type-options', 'nosniff'),
+    setHeaders: (reply) => reply.header('x-content-type-options', 'nosniff'),
   });
   const index = readFileSync(path.join(root, 'index.html'));
   const sendIndex = (reply: FastifyReply) =>

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
@@ -11,6 +12,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface MetaDb {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** PostgreSQL's connection pool (metrics read its counts). */
+  readonly pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -40,7 +43,7 @@ function openSqlite(url: string): MetaDb {
 function openPostgres(url: string): MetaDb {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, dialect: 'postgres', pool, close: () => db.destroy() };
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {

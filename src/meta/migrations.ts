@@ -1,4 +1,5 @@
-import { PostgresAdapter, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
 import { createSearchIndex } from './search-index.js';
 
 const dialectOf = (db: Kysely<unknown>) => (db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite');
@@ -325,6 +326,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('build_contexts_pk', ['owner_id', 'digest'])
         .execute();
+    },
+  },
+  /** The audit trail is read by user and time, and names the request of each entry (issue 17). */
+  '0080_audit_read': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('audit_log').addColumn('request_id', 'text').execute();
+      await db.schema.createIndex('audit_log_at_id').on('audit_log').columns(['at', 'id']).execute();
+      await db.schema.createIndex('audit_log_user_at').on('audit_log').columns(['username', 'at']).execute();
     },
   },
   /** Server-side mirror jobs (`POST /api/admin/mirror`): what was asked, how far it got, on which node. */

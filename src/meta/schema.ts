@@ -234,6 +234,8 @@ export interface AuditLogTable {
   action: string;
   target: string;
   ip: string | null;
+  /** The request that made the entry (the X-Request-Id of its response). */
+  request_id: string | null;
 }
 
 /** An OpenPGP public key held by the keyserver, merged with every update it received. */

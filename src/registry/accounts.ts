@@ -79,9 +79,27 @@ export class Accounts {
     if (!row || row.revoked_at || row.disabled || (row.expires_at && row.expires_at <= now)) {
       throw new RegistryError('unauthorized', 'invalid or expired token');
     }
-    await this.db.updateTable('tokens').set({ last_used_at: now }).where('id', '=', row.tokenId).execute();
+    await this.noteTokenUse(row.tokenId, now);
     return this.principalOf(row.userId);
   }
+
+  /**
+   * Records when a token was last used, at most once a minute per token. Best-effort: a database
+   * that cannot write (a full disk) must not turn every signed-in read into a failure.
+   */
+  private async noteTokenUse(tokenId: string, now: string): Promise<void> {
+    const stale = new Date(Date.parse(now) - 60_000).toISOString();
+    await this.db
+      .updateTable('tokens')
+      .set({ last_used_at: now })
+      .where('id', '=', tokenId)
+      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', stale)]))
+      .execute()
+      .catch((err: unknown) => this.onWriteFailed(err));
+  }
+
+  /** Told about best-effort writes that failed (the server logs them). */
+  onWriteFailed: (err: unknown) => void = () => {};
 
   /**
    * Username and password sign-in. Local accounts check their own hash; with a directory

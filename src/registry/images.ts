@@ -16,11 +16,15 @@ export type ArchTags = Record<string, Record<string, string>>;
 /** The architecture assumed where a client names none (v1 tags, `arch=`). */
 export const DEFAULT_ARCH = 'amd64';
 
+const DOWNLOAD_FLUSH_MS = 2000;
+
 export class Images {
   /** Told which tag names of a container changed, so the OCI view follows (set by the Registry). */
   onTagsChanged: (containerId: string, tags: string[]) => Promise<void> = async () => {};
   /** Runs a tag change of one container alone across all nodes (set by the Registry). */
   withTagLock: <T>(containerId: string, work: () => Promise<T>) => Promise<T> = (_id, work) => work();
+  private readonly pendingDownloads = new Map<string, { image: ImageRow; n: number }>();
+  private countTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -240,18 +244,44 @@ export class Images {
   /** An OCI blob fetched from a container: a download when it is one of the container's SIF images. */
   async countBlobPull(containerId: string, digest: string): Promise<void> {
     const image = await this.findInContainer(containerId, digest);
-    if (image?.uploaded === 1) await this.countDownload(image);
+    if (image?.uploaded === 1) this.noteDownload(image);
   }
 
-  async countDownload(image: ImageRow): Promise<void> {
+  /**
+   * Counts a download within a few seconds: a job array of hundreds pulling at once costs one
+   * write, not one each, and a database that cannot write (a full disk) never fails the pull.
+   * Counts a failed write could not record are dropped and reported.
+   */
+  noteDownload(image: ImageRow): void {
+    const pending = this.pendingDownloads.get(image.id);
+    if (pending) pending.n += 1;
+    else this.pendingDownloads.set(image.id, { image, n: 1 });
+    this.countTimer ??= setTimeout(() => void this.flushDownloads(), DOWNLOAD_FLUSH_MS).unref();
+  }
+
+  /** Writes the counted downloads (the server's stop waits for it). */
+  async flushDownloads(): Promise<void> {
+    if (this.countTimer) clearTimeout(this.countTimer);
+    this.countTimer = null;
+    const batch = [...this.pendingDownloads.values()];
+    this.pendingDownloads.clear();
+    for (const { image, n } of batch) {
+      await this.countDownload(image, n).catch((err: unknown) => this.onCountFailed(err));
+    }
+  }
+
+  /** Told about download counts that could not be written. */
+  onCountFailed: (err: unknown) => void = () => {};
+
+  async countDownload(image: ImageRow, n = 1): Promise<void> {
     await this.db
       .updateTable('images')
-      .set((eb) => ({ download_count: eb('download_count', '+', 1) }))
+      .set((eb) => ({ download_count: eb('download_count', '+', n) }))
       .where('id', '=', image.id)
       .execute();
     await this.db
       .updateTable('containers')
-      .set((eb) => ({ download_count: eb('download_count', '+', 1) }))
+      .set((eb) => ({ download_count: eb('download_count', '+', n) }))
       .where('id', '=', image.container_id)
       .execute();
   }

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { parseDigest } from '../blobs/digest.js';
 import { BlobError, type BlobStore, type ByteRange } from '../blobs/store.js';
 import type { Dialect } from '../meta/db.js';
+import { isOutOfSpace } from '../meta/errors.js';
 import type { Database } from '../meta/schema.js';
 import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
@@ -176,6 +177,8 @@ export class OciBlobs {
       });
     } catch (err) {
       if (err instanceof BlobError && err.code === 'size-mismatch') throw new RegistryError('invalid', err.message, 'upload');
+      // A full disk: free what the upload holds at once (the client starts again when space returns).
+      if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
       throw err;
     }
     if (expected !== undefined && written !== expected) {
@@ -203,7 +206,12 @@ export class OciBlobs {
     if (actual !== digest) {
       throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
     }
-    await this.link(state.container, digest, state.received, state.id);
+    try {
+      await this.link(state.container, digest, state.received, state.id);
+    } catch (err) {
+      if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
+      throw err;
+    }
     await this.close(state.id);
     return state.received;
   }

@@ -157,9 +157,14 @@ export class Registry {
   }
 
   /** Garbage collection with the configured grace period. */
-  collectGarbage(dryRun = false): Promise<GcReport> {
-    return this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+  async collectGarbage(dryRun = false): Promise<GcReport> {
+    const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
+    this.onGarbageCollected?.(report, dryRun);
+    return report;
   }
+
+  /** Told of every finished collection (metrics). */
+  onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;
 
   /** The consistency check of metadata and stored bytes. */
   checkConsistency(scrub = false): Promise<DoctorReport> {
@@ -171,6 +176,7 @@ export class Registry {
 
   async idle(): Promise<void> {
     while (this.checking.size) await Promise.all([...this.checking]);
+    await this.images.flushDownloads();
   }
 
   private checkLater(imageId: string): void {

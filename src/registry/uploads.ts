@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { BlobStore } from '../blobs/store.js';
 import { BlobError } from '../blobs/store.js';
 import type { Dialect } from '../meta/db.js';
+import { isOutOfSpace } from '../meta/errors.js';
 import type { Database } from '../meta/schema.js';
 import { access } from './access.js';
 import { SYSTEM, type Principal } from './accounts.js';
@@ -197,6 +198,8 @@ export class Uploads {
         },
       });
     } catch (err) {
+      // A full disk: free what the whole upload holds at once.
+      if (isOutOfSpace(err)) await this.closeSession(uploadId).catch(() => undefined);
       throw translateBlobError(err);
     }
     if (size !== expected) throw new RegistryError('size-mismatch', `part ${partNumber}: received ${size} bytes, expected ${expected}`);

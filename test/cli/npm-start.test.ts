@@ -27,7 +27,7 @@ async function npmStart(data: string) {
 
 const answers = async (url: string) => (await fetch(`${url}/version`).then((r) => r.status).catch(() => 0)) === 200;
 
-for (const [how, signal] of [['killed with SIGKILL (it forwards nothing)', 'SIGKILL'], ['stopped with SIGTERM', 'SIGTERM'], ['hung up (SIGHUP)', 'SIGHUP']] as const) {
+for (const [how, signal] of [['killed with SIGKILL (it forwards nothing)', 'SIGKILL'], ['stopped with SIGTERM', 'SIGTERM'], ['hung up (SIGHUP: npm exits, the server re-reads TLS and then sees its parent gone)', 'SIGHUP']] as const) {
   test(`npm start: the server stops when npm is ${how}`, async () => {
     const data = await mkdtemp(path.join(tmpdir(), 'shelf-npm-start-'));
     try {

@@ -174,6 +174,58 @@ for (const db of DB_KINDS) {
       await expectError(await call('/v1/no/such/endpoint'), 404, /no such endpoint/);
     });
 
+    test('empty bodies (Content-Length 0, no Content-Type) get protocol errors, never a 500', async () => {
+      const empty = { method: 'PUT', headers: { 'content-length': '0' } };
+      // Single-part PUT of nothing to an upload that announced bytes: 400, nothing stored.
+      const sif = await readFile(path.join(FIXTURES, 'minimal-amd64.sif'));
+      const one = await announce(sif);
+      hashes.set(one.imageId, one.hash);
+      await expectError(await fetch(one.uploadURL, empty), 400, /received 0 bytes, expected 36864/);
+      await assertNothingStored(one.imageId);
+      // An announced empty file: the bytes arrive complete, and are no SIF.
+      const none = await announce(Buffer.alloc(0));
+      hashes.set(none.imageId, none.hash);
+      await expectError(await fetch(none.uploadURL, empty), 422, /not a valid SIF/);
+      await assertNothingStored(none.imageId);
+      // v1 upload of nothing.
+      await expectError(await call(`/v1/imagefile/${one.imageId}`, { method: 'POST', headers: { 'content-length': '0' } }), 422);
+      await expectError(await call(`/v1/imagefile/${none.imageId}`, { method: 'POST', headers: { 'content-length': '0' } }), 422, /not a valid SIF/);
+      await assertNothingStored(one.imageId);
+      // A multipart part of nothing.
+      const mp = (await (await call(`/v2/imagefile/${one.imageId}/_multipart`, { method: 'POST', body: JSON.stringify({ filesize: sif.length }) })).json()) as { data: { uploadID: string } };
+      const part = (await (
+        await call(`/v2/imagefile/${one.imageId}/_multipart`, { method: 'PUT', body: JSON.stringify({ uploadID: mp.data.uploadID, partNumber: 1, partSize: sif.length }) })
+      ).json()) as { data: { presignedURL: string } };
+      await expectError(await fetch(part.data.presignedURL, empty), 400, /received 0 bytes/);
+      await call(`/v2/imagefile/${one.imageId}/_multipart_abort`, { method: 'PUT', body: JSON.stringify({ uploadID: mp.data.uploadID }) });
+      await assertNothingStored(one.imageId);
+      // Every JSON write endpoint with no body at all.
+      for (const [method, p] of [
+        ['POST', '/v1/entities'],
+        ['POST', '/v1/collections'],
+        ['POST', '/v1/containers'],
+        ['POST', '/v1/images'],
+        ['POST', `/v1/tags/${containerId}`],
+        ['POST', `/v2/imagefile/${one.imageId}`],
+        ['POST', `/v2/imagefile/${one.imageId}/_multipart`],
+        ['PUT', `/v2/imagefile/${one.imageId}/_multipart`],
+        ['PUT', `/v2/imagefile/${one.imageId}/_multipart_complete`],
+        ['PUT', `/v2/imagefile/${one.imageId}/_multipart_abort`],
+        ['PUT', `/v2/imagefile/${one.imageId}/_complete`],
+        ['POST', '/v1/imagefile/no-such-image'],
+        ['PUT', '/v2/imagefile/_upload/no-such-upload-id'],
+        ['PUT', '/v2/imagefile/_upload/no-such-upload-id/1'],
+      ] as const) {
+        const res = await call(p, { method, headers: { 'content-length': '0' } });
+        const text = await res.text();
+        assert.ok(res.status >= 400 && res.status < 500, `${method} ${p}: ${res.status} ${text}`);
+        assert.equal((JSON.parse(text) as LibraryError).error.code, res.status, `${method} ${p}`);
+      }
+      // The v2 map form with no entries sets no tag.
+      assert.equal((await call(`/v2/tags/${containerId}`, { method: 'POST', headers: { 'content-length': '0' } })).status, 200);
+      assert.equal((await call('/version')).status, 200);
+    });
+
     test('anonymous and wrong-token writes: 401; the server stays up', async () => {
       const anon = api(shelf, null);
       const wrong = api(shelf, 'definitely-not-a-token');

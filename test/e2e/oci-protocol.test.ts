@@ -374,6 +374,49 @@ for (const db of DB_KINDS) {
       assert.equal((await req(`/v2/${repo}/manifests/v1`, { auth: `Bearer ${anonToken}` })).status, 200);
     });
 
+    test('empty bodies: the empty blob pushes in one POST; an empty PATCH changes nothing; no 500 anywhere', async () => {
+      const emptyDigest = sha(Buffer.alloc(0));
+      const empty = { headers: { 'content-length': '0' } };
+      const post = await req(`/v2/${repo}/blobs/uploads/?digest=${emptyDigest}`, { method: 'POST', ...empty });
+      assert.equal(post.status, 201, await post.clone().text());
+      assert.equal(post.headers.get('docker-content-digest'), emptyDigest);
+      const got = await req(post.headers.get('location')!);
+      assert.equal(got.status, 200);
+      assert.equal(got.headers.get('content-length'), '0');
+      assert.equal((await got.arrayBuffer()).byteLength, 0);
+      // The same with a Content-Type, as some clients send it.
+      const typed = await req(`/v2/admin/proto/empty2/blobs/uploads/?digest=${emptyDigest}`, { method: 'POST', headers: { 'content-length': '0', 'content-type': 'application/octet-stream' } });
+      assert.equal(typed.status, 201);
+      // The wrong digest for no bytes is DIGEST_INVALID.
+      const wrong = await req(`/v2/${repo}/blobs/uploads/?digest=${sha('x')}`, { method: 'POST', ...empty });
+      assert.equal(wrong.status, 400);
+      assert.equal(await errorCode(wrong), 'DIGEST_INVALID');
+
+      const start = await req(`/v2/${repo}/blobs/uploads/`, { method: 'POST', ...empty });
+      const loc = start.headers.get('location')!;
+      const patch = await req(loc, { method: 'PATCH', ...empty });
+      assert.equal(patch.status, 202, await patch.clone().text());
+      assert.equal(patch.headers.get('range'), '0-0');
+      const bytes = randomBytes(300);
+      const more = await req(loc, { method: 'PATCH', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+      assert.equal(more.headers.get('range'), '0-299');
+      assert.equal((await req(loc, { method: 'PATCH', ...empty })).headers.get('range'), '0-299');
+      const done = await req(`${loc}?digest=${sha(bytes)}`, { method: 'PUT', ...empty });
+      assert.equal(done.status, 201);
+
+      for (const [method, p, status] of [
+        ['PUT', `/v2/${repo}/manifests/empty`, 400],
+        ['POST', '/v2/token', 400],
+        ['PATCH', `/v2/${repo}/blobs/uploads/no-such-upload`, 404],
+        ['PUT', `/v2/${repo}/blobs/uploads/no-such-upload?digest=${emptyDigest}`, 404],
+        ['PUT', `${loc}`, 404],
+      ] as const) {
+        const res = await req(p, { method, ...empty });
+        assert.equal(res.status, status, `${method} ${p}`);
+        assert.ok(await errorCode(res));
+      }
+    });
+
     test('names: longer than three parts and Library-incompatible separators are NAME_INVALID', async () => {
       for (const name of ['a/b/c/d', 'a__b/c', 'UPPER/x']) {
         const res = await req(`/v2/${name}/blobs/uploads/`, { method: 'POST' });

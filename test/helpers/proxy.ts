@@ -1,5 +1,22 @@
 import net from 'node:net';
 
+/** Pipes `client` to a new connection to host:port both ways; both end together. */
+export function forward(client: net.Socket, host: string, port: number, sockets: Set<net.Socket>): net.Socket {
+  const upstream = net.connect(port, host);
+  sockets.add(client).add(upstream);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  const end = () => {
+    client.destroy();
+    upstream.destroy();
+    sockets.delete(client);
+    sockets.delete(upstream);
+  };
+  client.on('error', end).on('close', end);
+  upstream.on('error', end).on('close', end);
+  return upstream;
+}
+
 /** A TCP proxy in front of a server that counts the bytes each way; `cut()` drops every connection. */
 export interface CountingProxy {
   url: string;
@@ -28,8 +45,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     }
   };
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    sockets.add(client).add(upstream);
+    const upstream = forward(client, hostname, Number(port), sockets);
     client.on('data', (d: Buffer) => {
       proxy.up += d.length;
       check();
@@ -38,16 +54,6 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       proxy.down += d.length;
       check();
     });
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const proxy: CountingProxy = {

@@ -70,9 +70,13 @@ export async function startShelf(opts: { db?: DbKind; env?: Record<string, strin
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`shelf did not start:\n${out}`)), 20_000);
+    // Generous: eight engineers' tests share two cores. A server that never came up is stopped.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`shelf did not start:\n${out}`));
+    }, 60_000);
     const check = () => {
-      const m = /Shelf listening on (http:\/\/\S+)/.exec(out);
+      const m = /Shelf listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

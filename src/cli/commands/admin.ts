@@ -5,6 +5,8 @@ import { CliError } from '../errors.js';
 import { promptSecrets, readStdin } from '../secrets.js';
 import { adminConnection, type AdminConn } from './admin-connection.js';
 import { registerMaintenance } from './maintenance.js';
+import { registerConfigCheck } from './config-check.js';
+import { registerBackup } from './backup.js';
 
 
 /** Runs an admin action against a running server, turning its errors into one line. */
@@ -171,6 +173,41 @@ export function registerAdmin(program: Command): void {
     );
 
   registerMaintenance(admin);
+  registerConfigCheck(admin);
+  registerBackup(admin);
+
+  admin
+    .command('audit')
+    .description('read the audit trail, newest first: every write and every sign-in')
+    .option('--user <name>', 'only entries of this user')
+    .option('--action <action>', 'only this action or its first word (e.g. DELETE, sign-in, sign-in-failed)')
+    .option('--target <prefix>', 'only targets starting with this (e.g. /v1/images/alice/)')
+    .option('--since <time>', 'from this time on (RFC 3339)')
+    .option('--until <time>', 'up to this time (RFC 3339)')
+    .option('--limit <n>', 'at most this many entries', '100')
+    .option('--json', 'one JSON object a line')
+    .action(
+      action(async (api, opts: { user?: string; action?: string; target?: string; since?: string; until?: string; limit: string; json?: boolean }) => {
+        const wanted = Number(opts.limit);
+        if (!Number.isInteger(wanted) || wanted < 1) throw new CliError('--limit must be a positive whole number', 2);
+        type Page = { items: Array<{ at: string; username: string | null; action: string; target: string; ip: string | null; requestId: string | null }>; next: string | null };
+        if (!opts.json) print('TIME\tUSER\tACTION\tTARGET\tADDRESS');
+        let cursor: string | null = null;
+        let shown = 0;
+        do {
+          const q = new URLSearchParams();
+          for (const key of ['user', 'action', 'target', 'since', 'until'] as const) if (opts[key]) q.set(key, opts[key]);
+          q.set('limit', String(Math.min(wanted - shown, 1000)));
+          if (cursor) q.set('cursor', cursor);
+          const page: Page = await api.call<Page>('GET', `api/admin/audit?${q.toString()}`);
+          for (const e of page.items) {
+            print(opts.json ? JSON.stringify(e) : `${e.at}\t${e.username ?? '-'}\t${e.action}\t${e.target}\t${e.ip ?? '-'}`);
+          }
+          shown += page.items.length;
+          cursor = page.next;
+        } while (cursor && shown < wanted);
+      }),
+    );
 
   admin
     .command('visibility <path> <visibility>')

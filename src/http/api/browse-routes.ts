@@ -80,7 +80,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get('/api/browse/images/:id/download', async (req: Req, reply) => {
     const { image } = await registry.images.getById(await who(req), req.params.id!);
     if (image.uploaded !== 1) throw notFound('image file');
-    await registry.images.countDownload(image);
+    registry.images.noteDownload(image);
     const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
     // The browser saves the file under this name (Content-Disposition on the download).
     const filename = downloadName(req.query.filename);

@@ -40,7 +40,8 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   app.post('/api/login', { config: { rateLimit: { max: opts.loginRateLimit, timeWindow: '1 minute' } } }, async (req: Req, reply) => {
     const body = await readJson(req);
-    const principal = await registry.accounts.login(field.string(body, 'username', true), field.string(body, 'password', true));
+    req.signInName = field.string(body, 'username', true);
+    const principal = await registry.accounts.login(req.signInName, field.string(body, 'password', true));
     const hours = 12;
     const expiresAt = new Date(Date.now() + hours * 3600_000).toISOString();
     const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);

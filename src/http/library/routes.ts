@@ -313,7 +313,7 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     const arch = archOf(req.query);
     const { image } = await registry.images.resolve(await who(req), parseLibraryRef(req.params['*']!), arch);
     if (image.uploaded !== 1) throw notFound('image file');
-    await registry.images.countDownload(image);
+    registry.images.noteDownload(image);
     if (image.size === 0) return sendBlob(req, reply, image.digest, 0);
     const direct = await registry.directUrl(image.digest, opts.downloadUrlTtl);
     if (direct) return reply.code(303).header('location', direct).send();

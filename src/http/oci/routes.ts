@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError } from '../../blobs/store.js';
+import { OUT_OF_SPACE, isOutOfSpace } from '../../meta/errors.js';
 import { RegistryError } from '../../registry/errors.js';
 import { MAX_PAGE } from '../../registry/listings.js';
 import { MAX_MANIFEST_BYTES, MEDIA, parseReference, type ImageView } from '../../registry/manifests.js';
@@ -10,6 +11,7 @@ import type { Container } from '../../registry/namespaces.js';
 import { TOKEN_TTL_SECONDS, grantAllows, grantOf, type OciAction } from '../../registry/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
+import { bestEffort } from '../best-effort.js';
 import { parseRange } from '../range.js';
 import { requestBaseUrl } from '../public-base.js';
 import { Challenge, authorize, checkPassword, identify, parseBasic, type OciCaller } from './auth.js';
@@ -38,6 +40,9 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (err instanceof OciError) oci = err;
     else if (err instanceof RegistryError) oci = ociErrorOf(err);
     else if (err instanceof BlobError) oci = new OciError(err.code === 'not-found' ? 404 : 400, err.code === 'not-found' ? 'BLOB_UNKNOWN' : 'DIGEST_INVALID', err.message);
+    // The distribution spec has no code for storage; DENIED is what registries answer when
+    // storage is refused (Harbor's quota), with 507 Insufficient Storage as the status.
+    else if (isOutOfSpace(err)) oci = new OciError(507, 'DENIED', OUT_OF_SPACE);
     else if (clientStatus(err) === 429) oci = new OciError(429, 'TOOMANYREQUESTS', err.message);
     else if (clientStatus(err)) oci = new OciError(clientStatus(err)!, 'UNSUPPORTED', err.message);
     else {
@@ -66,6 +71,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
   // --- token endpoint (Docker token protocol: GET with Basic, or POST form) --------------------
 
   const issueToken = async (req: FastifyRequest, reply: FastifyReply, creds: { username: string; password: string } | null, scopes: string[]) => {
+    if (creds) req.signInName = creds.username;
     const principal = creds ? await checkPassword(registry, creds.username, creds.password) : null;
     const grants = await registry.ociAccess.grant(principal, scopes);
     const token = registry.ociAccess.issue(principal, grants);
@@ -260,7 +266,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (size === null) throw new RegistryError('not-found', `blob ${digestText} not found`, 'blob');
     const open = (range?: { start: number; end: number }) =>
       derived !== null ? registry.blobs.open(digestText, range) : registry.ociBlobs.open(container, digestText, range);
-    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText);
+    if (req.method === 'HEAD') await registry.ociBlobs.touch(container, digestText).catch(bestEffort(req, 'blob link not touched'));
     reply
       .header('docker-content-digest', digestText)
       .header('etag', `"${digestText}"`)
@@ -273,7 +279,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     // An oras:// pull counts like a library:// one (once per transfer: only the part from byte 0).
     if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
-      await registry.images.countBlobPull(container.id, digestText);
+      await registry.images.countBlobPull(container.id, digestText).catch(bestEffort(req, 'download not counted'));
     }
     if (range.kind === 'partial') {
       const { start, end } = range.range;

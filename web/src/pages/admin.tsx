@@ -4,6 +4,7 @@ import { api, enc, formatDate, parseSizeInput, useApi, type ApiError } from '../
 import { ErrorNote, Loading, PageTitle } from '../components.js';
 import { useSession } from '../session.js';
 import { QuotaMeter, type QuotaRow } from './account.js';
+import { AuditLog } from './audit.js';
 import { Mirror } from './admin-mirror.js';
 
 interface UserInfo {
@@ -233,7 +234,7 @@ function Quotas() {
   );
 }
 
-const SECTIONS = { users: Users, groups: Groups, quotas: Quotas, mirror: Mirror } as const;
+const SECTIONS = { users: Users, groups: Groups, quotas: Quotas, mirror: Mirror, audit: AuditLog } as const;
 
 export function Admin() {
   const { session } = useSession();
