@@ -37,8 +37,7 @@ export class ApiError extends Error {
 /** Calls Shelf's JSON API with the session's token; answers are `{data}` or `{error:{code,message}}`. */
 export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const session = loadSession();
-  const headers: Record<string, string> = {};
-  if (session) headers.authorization = `Bearer ${session.token}`;
+  const headers = authHeaders();
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, {
     method: init.method ?? 'GET',
@@ -55,6 +54,18 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     throw new ApiError(res.status, json?.error?.message ?? `${res.status} ${res.statusText}`);
   }
   return json!.data as T;
+}
+
+function authHeaders(): Record<string, string> {
+  const session = loadSession();
+  return session ? { authorization: `Bearer ${session.token}` } : {};
+}
+
+/** A plain-text resource (a build log) with the session's token. */
+export async function apiText(path: string): Promise<string> {
+  const res = await fetch(path, { headers: authHeaders() });
+  if (!res.ok) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
+  return res.text();
 }
 
 export interface Loaded<T> {

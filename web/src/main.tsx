@@ -12,6 +12,7 @@ import { Tokens } from './pages/tokens.js';
 import { Account } from './pages/account.js';
 import { Admin } from './pages/admin.js';
 import { PageTitle } from './components.js';
+import { BuildPage, BuildsPage } from './pages/builds.js';
 import './style.css';
 
 function Header() {
@@ -48,6 +49,7 @@ function Header() {
       <nav aria-label="Account">
         {session ? (
           <>
+            <a href="/builds">Builds</a>
             <a href="/tokens">Access tokens</a>
             <a href="/account">{session.username}</a>
             {session.admin && <a href="/admin">Admin</a>}
@@ -97,6 +99,8 @@ function App() {
             <Route path="/signin" component={SignIn} />
             <Route path="/tokens" component={Tokens} />
             <Route path="/account" component={Account} />
+            <Route path="/builds" component={BuildsPage} />
+            <Route path="/builds/:id" component={BuildPage} />
             <Route path="/admin" component={Admin} />
             <Route path="/admin/:section" component={Admin} />
             <Route path="/library/:entity" component={EntityPage} />

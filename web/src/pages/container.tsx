@@ -5,6 +5,7 @@ import { Badge, Copyable, ErrorNote, KindBadge, Loading, NotFoundNote, PageTitle
 import { useSession } from '../session.js';
 import { Description } from './description.js';
 import { VisibilityToggle } from './visibility.js';
+import { BuildButton } from './builds.js';
 
 type SignerState = 'verified' | 'unknown-key' | 'invalid';
 
@@ -287,6 +288,7 @@ export function ContainerPage() {
           </p>
           <VisibilityNote view={k} path={path} onChanged={view.reload} />
           {choices.length > 0 && <PullBox view={k} choices={choices} />}
+          <BuildButton fromRef={`${entity}/${collection}/${container}:${archTags.some((t) => t[1] === 'latest') ? 'latest' : (archTags[0]?.[1] ?? 'latest')}`} />
           <h2>Tags</h2>
           {archTags.length === 0 ? (
             <p>No tags.</p>
