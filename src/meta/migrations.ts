@@ -1,4 +1,4 @@
-import { PostgresAdapter, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import { createSearchIndex } from './search-index.js';
 
@@ -262,6 +262,18 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('manifests').addColumn('library_view', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.alterTable('manifests').addColumn('kind', 'text').execute();
+    },
+  },
+  /**
+   * Manifests stored before 0050 have no kind. Those linked to a Library image carry its SIF (the
+   * only manifests linked so); what the others carry is in their bytes, which live in the blob
+   * store, not here: the key `pending_manifest_kinds` asks the registry to read them when it opens
+   * (`registry/manifest-kinds.ts`). Indexes keep no kind.
+   */
+  '0051_manifest_kinds': {
+    async up(db: Kysely<unknown>) {
+      await sql`update manifests set kind = 'sif' where kind is null and image_id is not null`.execute(db);
+      await sql`insert into settings (key, value) values ('pending_manifest_kinds', '1')`.execute(db);
     },
   },
   /** Search and listings in the database: the search index (FTS5 / pg_trgm) and its triggers. */

@@ -90,7 +90,15 @@ export class LibraryView {
       entries.push({ mediaType: MEDIA.ociManifest, digest: m.digest, size: m.bytes.length, platform: { architecture: row.tagArch, os: 'linux' } });
     }
     const bytes = goJson({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: entries });
-    return { mediaType: MEDIA.ociIndex, digest: digestBytes(bytes), bytes };
+    const digest = digestBytes(bytes);
+    // Stored (once) as the view's content, so the index a client was given can be fetched by digest.
+    if (!(await this.isStored(container, digest))) await this.manifests.put(container, digest, bytes, MEDIA.ociIndex, 'library');
+    return { mediaType: MEDIA.ociIndex, digest, bytes };
+  }
+
+  private async isStored(container: Container, digest: string): Promise<boolean> {
+    const row = await this.db.selectFrom('manifests').select('digest').where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst();
+    return !!row;
   }
 
   /**

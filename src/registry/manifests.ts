@@ -8,7 +8,7 @@ import type { Database, ManifestsTable } from '../meta/schema.js';
 import { blobStored, lockBlobs } from './blob-links.js';
 import { RegistryError, notFound } from './errors.js';
 import type { Container } from './namespaces.js';
-import { isImageHash, isOciTag } from './names.js';
+import { isOciTag } from './names.js';
 import { nowIso } from './util.js';
 
 export type ManifestRow = Selectable<ManifestsTable>;

@@ -161,7 +161,7 @@ export class OciBlobs {
     }
     if (declaredLength) {
       // Refuse early what cannot fit; the commit checks again with the real digest.
-      await this.quotas.assertRoom(state.container.collection.entity, digestHint, state.received + declaredLength).catch((err: unknown) => {
+      await this.quotas.assertRoomInFlight(state.container.collection.entity, digestHint, state.received + declaredLength).catch((err: unknown) => {
         body.resume();
         throw err;
       });

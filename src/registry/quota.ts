@@ -66,6 +66,27 @@ export class Quotas {
     }
   }
 
+  /**
+   * The check while an upload's bytes arrive, before its digest is known: only bytes that would
+   * be new count. An upload no larger than a blob the entity holds may turn out to be that blob
+   * (a SIF the entity has in another container: free, as on the Library path, where the hash is
+   * announced first), so it is refused only at the end if it is not; a larger one is new bytes.
+   */
+  async assertRoomInFlight(entity: Entity, digestHint: string, size: number): Promise<void> {
+    if (entity.quota <= 0) return;
+    if (digestHint && (await this.holdsDigest(entity.id, digestHint))) return;
+    const larger = await this.db
+      .selectFrom('repo_blobs')
+      .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
+      .innerJoin('collections', 'collections.id', 'containers.collection_id')
+      .where('collections.entity_id', '=', entity.id)
+      .where('repo_blobs.size', '>=', size)
+      .select('repo_blobs.digest')
+      .executeTakeFirst();
+    if (larger) return;
+    await this.assertRoom(entity, digestHint, size);
+  }
+
   /** Serialises quota-relevant commits of one entity across processes (PostgreSQL) or the file (SQLite). */
   async lockEntity(trx: Transaction<Database>, entityId: string): Promise<void> {
     if (this.dialect === 'postgres') {

@@ -15,6 +15,7 @@ import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Listings } from './listings.js';
 import { Manifests } from './manifests.js';
+import { completeManifestKinds } from './manifest-kinds.js';
 import { OciAccess } from './oci-access.js';
 import { OciBlobs } from './oci-blobs.js';
 import { Search } from './search.js';
@@ -189,6 +190,7 @@ export class Registry {
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
+    await completeManifestKinds(meta.db, blobs);
     return new Registry(meta, blobs, await Capabilities.load(meta.db), settings);
   }
 }

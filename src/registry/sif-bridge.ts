@@ -115,15 +115,7 @@ export class SifBridge {
   async syncTags(containerId: string, tagNames: string[]): Promise<void> {
     const container = await this.namespaces.getContainerById(SYSTEM, containerId);
     for (const tag of tagNames) {
-      const rows = await this.db
-        .selectFrom('tags')
-        .innerJoin('images', 'images.id', 'tags.image_id')
-        .selectAll('images')
-        .select('tags.arch as tagArch')
-        .where('tags.container_id', '=', containerId)
-        .where('tags.name', '=', tag)
-        .orderBy('tags.arch')
-        .execute();
+      const rows = await this.images.taggedImages(containerId, tag);
       if (rows.length === 0) {
         await this.manifests.removeTag(containerId, tag);
         continue;

@@ -5,7 +5,6 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FileSource, DataType, readSif } from '../../src/sif/index.js';
 import { run } from '../helpers/run.js';
 import { makeLargeSif } from '../helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
@@ -13,7 +12,7 @@ import { createUserWithToken } from '../helpers/users.js';
 import { MEDIA } from './current-clients/ggcr.js';
 import { keyPull, keyPush, keySearch } from './current-clients/keys.js';
 import { libraryPull, libraryPush, ociDownloadImage } from './current-clients/library.js';
-import { libraryOciSifPull, libraryOciSifPush, ociSifImage, ociSifPull, ociSifPush } from './current-clients/oci-sif.js';
+import { libraryOciSifPull, libraryOciSifPush, ociSifImage, ociSifPull, ociSifPush, squashfsOf } from './current-clients/oci-sif.js';
 import { orasPush } from './current-clients/oras.js';
 import { getLoginPassword, remoteStatus } from './current-clients/remote.js';
 
@@ -36,17 +35,6 @@ async function legacyPush(shelf: TestShelf, file: string, ref: string, token = A
   assert.equal(r.code, 0, r.stderr);
 }
 
-/** The squashfs partition of a fixture SIF: a real file system for an OCI-SIF layer. */
-async function squashfsOf(file: string): Promise<Buffer> {
-  const source = await FileSource.open(file);
-  try {
-    const sif = await readSif(source);
-    const part = sif.descriptors.find((d) => d.dataType === DataType.Partition)!;
-    return (await readFile(file)).subarray(part.offset, part.offset + part.size);
-  } finally {
-    await source.close();
-  }
-}
 
 /** The Library view's manifest digest of one pushed file, per database: derived from the image alone, so the same everywhere. */
 const viewDigests: string[] = [];
@@ -83,7 +71,20 @@ for (const db of DB_KINDS) {
       const get = (p: string, accept: string, token = redirect.token) => fetch(`${shelf.url}/v2/admin/views/img/${p}`, { headers: { authorization: `Bearer ${token}`, accept } });
       const index = await get('manifests/v1', MEDIA.ociIndex);
       assert.equal(index.headers.get('content-type'), MEDIA.ociIndex);
-      const indexBody = (await index.json()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
+      const indexBytes = Buffer.from(await index.arrayBuffer());
+      const indexBody = JSON.parse(indexBytes.toString()) as { manifests: Array<{ digest: string; size: number; platform: { architecture: string } }> };
+      // The index the client was given is content: fetched by its digest (GET and HEAD), in this view only.
+      const indexDigest = index.headers.get('docker-content-digest')!;
+      assert.equal(indexDigest, `sha256:${sha(indexBytes)}`);
+      const byDigest = await get(`manifests/${indexDigest}`, MEDIA.ociIndex);
+      assert.equal(byDigest.status, 200);
+      assert.equal(byDigest.headers.get('content-type'), MEDIA.ociIndex);
+      assert.deepEqual(Buffer.from(await byDigest.arrayBuffer()), indexBytes);
+      const head = await fetch(`${shelf.url}/v2/admin/views/img/manifests/${indexDigest}`, { method: 'HEAD', headers: { authorization: `Bearer ${redirect.token}`, accept: MEDIA.ociIndex } });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get('docker-content-digest'), indexDigest);
+      assert.equal(head.headers.get('content-length'), String(indexBytes.length));
+      assert.equal((await get(`manifests/${indexDigest}`, MEDIA.ociIndex, await rawToken(shelf, 'admin/views/img'))).status, 404);
       assert.equal(indexBody.manifests.length, 1);
       assert.equal(indexBody.manifests[0]!.platform.architecture, 'amd64');
       viewDigests.push(indexBody.manifests[0]!.digest);
@@ -159,6 +160,29 @@ for (const db of DB_KINDS) {
       assert.ok(after - before < 1024, `only the small SIF config blob the client pushed is new: ${after - before} bytes`);
     });
 
+    test('push through oci-redirect near the quota: a SIF the entity holds elsewhere is accepted, as on the legacy path', async () => {
+      const token = await createUserWithToken(shelf.dbUrl, 'dave');
+      await legacyPush(shelf, fixture('minimal-amd64.sif'), 'dave/q/first:v1', token);
+      const usage = async () => ((await (await api(shelf)('/v1/entities/dave')).json()) as { data: { size: number } }).data.size;
+      const held = await usage();
+      // Room for small blobs (a SIF config) but not for the SIF's bytes again.
+      const quota = await api(shelf)('/api/quotas/dave', { method: 'PUT', body: JSON.stringify({ bytes: held + 1024 }), headers: { 'content-type': 'application/json' } });
+      assert.equal(quota.status, 200);
+      const dave = { base: shelf.url, token };
+      await libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-amd64.sif'), 'dave/q/legacy:v1', 'again');
+      assert.equal(await usage(), held, 'the legacy path charges nothing for bytes the entity holds');
+      for (const flavour of ['apptainer', 'singularityce'] as const) {
+        await libraryPush({ flavour }, dave, fixture('minimal-amd64.sif'), `dave/q/${flavour}:v1`, `again by ${flavour}`);
+        const out = path.join(work, `dave-${flavour}.sif`);
+        await libraryPull({ flavour }, dave, `dave/q/${flavour}:v1`, 'amd64', out);
+        assert.deepEqual(await readFile(out), await readFile(fixture('minimal-amd64.sif')));
+      }
+      assert.ok((await usage()) - held < 1024, 'the SIF counted once');
+      // A SIF it does not hold is still refused, on both paths.
+      await assert.rejects(libraryPush({ flavour: 'apptainer' }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /unexpected http status 4/);
+      await assert.rejects(libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /exceed quota/);
+    });
+
     test('short refs with mapped=1: the answer names the full repository; both clients pull', async () => {
       await legacyPush(shelf, fixture('minimal-amd64.sif'), 'default/default/shorty:latest');
       await legacyPush(shelf, fixture('minimal-arm64.sif'), 'default/coll/two:latest');
@@ -182,7 +206,8 @@ for (const db of DB_KINDS) {
       const bob = await createUserWithToken(shelf.dbUrl, 'bob');
       const answer = async (token: string | null, namespace: string, access: string) => {
         const res = await api(shelf, token)(`/v1/oci-redirect?namespace=${namespace}&accessTypes=${access}&mapped=1`);
-        return `${res.status} ${(await res.text()).replaceAll(namespace, 'NAME')}`;
+        // Each answer carries its own request id; the rest must not tell the two apart.
+        return `${res.status} ${(await res.text()).replaceAll(namespace, 'NAME').replace(/,?"requestId":"[^"]*"/, '')}`;
       };
       for (const token of [null, bob]) {
         for (const access of ['pull', 'pull,push']) {

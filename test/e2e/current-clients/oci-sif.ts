@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { FileSource, DataType, readSif } from '../../../src/sif/index.js';
 import { ClientError, MEDIA, Registry, sha256, type ImageManifest } from './ggcr.js';
 import { libraryRegistry } from './remote.js';
 
@@ -8,6 +10,18 @@ import { libraryRegistry } from './remote.js';
 export interface OciSifImage {
   config: Buffer;
   layers: Buffer[];
+}
+
+/** The squashfs partition of a SIF: a real file system for an OCI-SIF layer. */
+export async function squashfsOf(file: string): Promise<Buffer> {
+  const source = await FileSource.open(file);
+  try {
+    const sif = await readSif(source);
+    const part = sif.descriptors.find((d) => d.dataType === DataType.Partition)!;
+    return (await readFile(file)).subarray(part.offset, part.offset + part.size);
+  } finally {
+    await source.close();
+  }
 }
 
 export function ociSifImage(squashfs: Buffer, arch: string): OciSifImage {
