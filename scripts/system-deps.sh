@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (real clients, siftool, reference registry).
+# Installs the Debian packages the build and the test suite need (a C++ toolchain for better-sqlite3,
+# PostgreSQL, real clients, siftool, reference registry).
 # Idempotent: does nothing when every package is already installed. Needs root for apt-get.
 set -euo pipefail
 
 PACKAGES=(
+  build-essential
+  python3
+  postgresql
   golang-go
   golang-github-apptainer-container-library-client-dev
   golang-github-apptainer-container-key-client-dev

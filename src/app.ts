@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
+import { firstStartSteps } from './first-start.js';
 import { LdapDirectory } from './directory/ldap.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
@@ -123,6 +124,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   const cacheToken = cache ? await startCache(registry, cache, url) : null;
   log(`Shelf listening on ${url}`);
+  if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
   if (!tls && !isLoopback(host)) {
     app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
   }

@@ -1,6 +1,6 @@
 import { ClientError } from './errors.js';
 
-/** `library://[HOST/]entity/collection/container[:tag[,tag…]]` */
+/** `library://[HOST/]entity/collection/container[:tag[,tag…]]`; `library://[collection/]container` is under `default`. */
 export interface LibraryRef {
   kind: 'library';
   host: string | null;
@@ -22,6 +22,7 @@ export interface OrasRef {
 export type ImageRef = LibraryRef | OrasRef;
 
 const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/i;
+const DEFAULT_NAMESPACE = 'default';
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -38,10 +39,12 @@ export function parseLibraryRef(text: string): LibraryRef {
   const colon = rest.indexOf(':', rest.lastIndexOf('/') + 1);
   const pathPart = colon < 0 ? rest : rest.slice(0, colon);
   const tagPart = colon < 0 ? '' : rest.slice(colon + 1);
-  const parts = pathPart.split('/');
+  const parts = pathPart.replace(/^\/+/, '').split('/');
   let host: string | null = null;
   if (parts.length === 4) host = parts.shift()!;
-  if (parts.length !== 3) throw bad(text, 'expected library://entity/collection/container[:tag]');
+  if (parts.length > 3 || parts.some((p) => p === '')) throw bad(text, 'expected library://[entity/[collection/]]container[:tag]');
+  // Short refs, as the server maps them: a missing entity or collection is `default`.
+  while (parts.length < 3) parts.unshift(DEFAULT_NAMESPACE);
   for (const p of parts) if (!NAME.test(p)) throw bad(text, `${JSON.stringify(p)} is not a valid name`);
   const tags = colon < 0 ? ['latest'] : tagPart.split(',');
   for (const t of tags) if (!TAG.test(t) && !/^sha256\.[a-f0-9]{64}$/.test(t)) throw bad(text, `${JSON.stringify(t)} is not a valid tag`);

@@ -43,4 +43,16 @@ export async function webRoutes(app: FastifyInstance, opts: { root: string | nul
   const sendIndex = (reply: FastifyReply) =>
     reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' }).type('text/html; charset=utf-8').send(index);
   for (const route of UI_ROUTES) app.get(route, (_req, reply) => sendIndex(reply));
+  // Any other page a browser asks for gets the UI, which shows its own "not found" (with a 404);
+  // the protocols' paths and non-HTML requests keep their own answers.
+  app.get('/*', (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    if (PROTOCOL_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`)) || !/\btext\/html\b/.test(req.headers.accept ?? '')) {
+      return reply.callNotFound();
+    }
+    return sendIndex(reply.code(404));
+  });
 }
+
+/** Paths that belong to an API: never answered with the UI's page. */
+const PROTOCOL_PREFIXES = ['/v1', '/v2', '/api', '/pks', '/assets', '/static', '/version', '/metrics', '/healthz', '/readyz', '/auth'];

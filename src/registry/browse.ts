@@ -6,6 +6,7 @@ import type { Principal } from './accounts.js';
 import type { ImageRow, Images } from './images.js';
 import { chainOf, containerChain, type Container, type Entity, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
+import { effectiveDescription } from './descriptions.js';
 import { kindOf, type ContainerKind } from './image-kinds.js';
 import { paged } from './listings.js';
 import { containerOfRecord, type Search, type SearchQuery } from './search.js';
@@ -149,11 +150,16 @@ export class Browse {
     const details = images
       .map((image) => this.detail(image, tagRows.filter((t) => t.image_id === image.id)))
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+    const newest = details.find((d) => d.description);
+    const privateVia = container.collection.entity.private === 1 ? 'entity' : container.collection.private === 1 ? 'collection' : null;
     return {
       entity: container.collection.entity.name,
       collection: container.collection.name,
       name: container.name,
-      description: container.description,
+      description: effectiveDescription(container.description, newest?.description),
+      ownDescription: effectiveDescription(container.description, null),
+      /** Whether a private entity or collection makes this container private whatever its own setting. */
+      privateVia,
       fullDescription: container.full_description,
       private: container.private === 1,
       inheritedPrivate: container.collection.private === 1 || container.collection.entity.private === 1,
@@ -230,7 +236,8 @@ function summaryOf(k: Container, facts: ContainerFacts): ContainerSummary {
     entity: k.collection.entity.name,
     collection: k.collection.name,
     container: k.name,
-    description: k.description,
+    // A container without its own description shows its newest image's (`push -D`).
+    description: effectiveDescription(k.description, facts.images.find((i) => i.description)?.description),
     private: containerChain(k).private,
     downloadCount: k.download_count,
     updatedAt: k.updated_at,

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { eventually } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ROOT, startShelf } from '../helpers/shelf.js';
 
@@ -34,12 +35,25 @@ test('first start without SHELF_BOOTSTRAP_TOKEN prints a one-time admin token th
     const token = /API token, shown only this once:\s+(\S+)/.exec(first.output())?.[1];
     assert.ok(token, first.output());
     assert.match(first.output(), /Shelf listening on http:\/\/127\.0\.0\.1:\d+/);
+    // What to do next: a password for the web UI (with a command that works as printed), where to sign in, Apptainer.
+    await eventually(async () => assert.match(first.output(), /Next steps:[\s\S]*apptainer remote add/), 10_000).catch(async (err: unknown) => {
+      await first.kill();
+      throw err;
+    });
+    const passwd = new RegExp(`shelf admin user passwd admin --url ${first.url} --token ${token}`);
+    assert.match(first.output(), passwd);
+    assert.match(first.output(), new RegExp(`Sign in at ${first.url}/signin`));
+    assert.match(first.output(), new RegExp(`apptainer remote add --insecure shelf ${first.url}`));
+    const cli = await run(process.execPath, [shelfBin, 'admin', 'user', 'passwd', 'admin', '--url', first.url, '--token', token, '--password-stdin'], { input: 'a-first-password' });
+    assert.equal(cli.code, 0, cli.stderr);
+    const login = await fetch(`${first.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'a-first-password' }) });
+    assert.equal(login.status, 200);
     const status = await fetch(`${first.url}/v1/token-status`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(status.status, 200);
     assert.equal(((await status.json()) as { data: { username: string } }).data.username, 'admin');
     await first.kill();
     const second = await startShelf({ dataDir: data, env: { SHELF_BOOTSTRAP_TOKEN: '' } });
-    assert.doesNotMatch(second.output(), /shown only this once/);
+    assert.doesNotMatch(second.output(), /shown only this once|Next steps/);
     assert.equal((await fetch(`${second.url}/v1/token-status`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     await second.kill();
   } finally {

@@ -18,6 +18,18 @@ test('library references: entity/collection/container, optional host, tag lists,
   assert.deepEqual((parseRef(`library:alice/tools/grep:${hash}`) as { tags: string[] }).tags, [hash]);
 });
 
+test('short library references map as the server does: a missing entity or collection is default', () => {
+  const short = (text: string) => {
+    const r = parseRef(text) as { host: string | null; entity: string; collection: string; container: string; tags: string[] };
+    return [r.host, `${r.entity}/${r.collection}/${r.container}`, r.tags.join(',')];
+  };
+  assert.deepEqual(short('library://alpine'), [null, 'default/default/alpine', 'latest']);
+  assert.deepEqual(short('library://alpine:3.20'), [null, 'default/default/alpine', '3.20']);
+  assert.deepEqual(short('library://tools/grep:1.0'), [null, 'default/tools/grep', '1.0']);
+  assert.deepEqual(short('library:///alice/tools/grep'), [null, 'alice/tools/grep', 'latest']);
+  assert.deepEqual(short('library:alpine'), [null, 'default/default/alpine', 'latest']);
+});
+
 test('oras references: host with port, nested repositories, tag or digest', () => {
   assert.deepEqual(parseRef('oras://127.0.0.1:5000/a/b/c:v1'), { kind: 'oras', host: '127.0.0.1:5000', repository: 'a/b/c', tag: 'v1', digest: null });
   assert.deepEqual(parseRef('oras://reg.example/x'), { kind: 'oras', host: 'reg.example', repository: 'x', tag: 'latest', digest: null });
@@ -28,8 +40,8 @@ test('oras references: host with port, nested repositories, tag or digest', () =
 test('bad references are usage errors that say why', () => {
   const cases: Array<[string, RegExp]> = [
     ['docker://alpine', /must start with library:\/\/ or oras:\/\//],
-    ['library://a/b', /expected library:\/\/entity\/collection\/container/],
-    ['library://a/b/c/d/e', /expected library:\/\/entity/],
+    ['library://a//b', /expected library:\/\/\[entity\/\[collection\/\]\]container/],
+    ['library://a/b/c/d/e', /expected library:\/\/\[entity/],
     ['library://a/b/c:', /"" is not a valid tag/],
     ['library://a/b/-c', /"-c" is not a valid name/],
     ['oras://host-only', /expected oras:\/\/HOST/],

@@ -93,8 +93,9 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
     assert.equal((await cli.run(['remote', 'login', 'carol', '--token', user])).code, 0);
     assert.equal((await cli.run(['remote', 'logout', 'carol'])).code, 0);
     const anon = await cli.run(['remote', 'status', 'carol']);
-    assert.equal(anon.code, 0, anon.stderr);
+    assert.equal(anon.code, 5, anon.stderr);
     assert.match(anon.stdout, /Token: not valid \(no token\)/);
+    assert.match(anon.stderr, /^shelf: carol: not logged in; shelf remote login carol/);
     assert.equal((await cli.run(['remote', 'remove', 'carol'])).code, 0);
   });
 
@@ -181,7 +182,7 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
     assert.doesNotMatch(images.stdout, /apptainer\/minimal/);
     assert.match((await cli.run(['images', 'admin'])).stdout, /library:\/\/admin\/apptainer\/minimal:v1\s+arm64/);
 
-    const del = await cli.run(['delete', 'library://admin/cli/fromlib:v1', '--arch', 'amd64']);
+    const del = await cli.run(['delete', 'library://admin/cli/fromlib:v1', '--arch', 'amd64', '--yes']);
     assert.equal(del.code, 0, del.stderr);
     assertOneLineError(await cli.run(['pull', path.join(work, 'gone.sif'), 'library://admin/cli/fromlib:v1', '--arch', 'amd64']), 4, /does not exist for amd64/);
   });
@@ -249,7 +250,7 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
       assert.equal(back.code, 0, back.stderr);
       assert.equal(await sha256(mine), await sha256(fixture('apptainer-layout-amd64.sif')));
       assert.deepEqual((await cli.run(['tags', `oras://${registry.host}/library/big`])).stdout.trim().split('\n'), ['v1']);
-      const del = await cli.run(['delete', `oras://${registry.host}/library/layout:v1`]);
+      const del = await cli.run(['delete', `oras://${registry.host}/library/layout:v1`, '-y']);
       assert.equal(del.code, 0, del.stderr);
       assertOneLineError(await cli.run(['pull', path.join(work, 'x.sif'), `oras://${registry.host}/library/layout:v1`]), 4, /manifest/);
     } finally {
@@ -285,11 +286,14 @@ describe('shelf client CLI against Shelf and docker-registry', { concurrency: fa
   test('bad refs, unknown remotes, wrong tokens, missing files: one-line errors, meaningful exit codes', async () => {
     const out = path.join(work, 'never.sif');
     assertOneLineError(await cli.run(['pull', out, 'docker://alpine']), 2, /must start with library:\/\/ or oras:\/\//);
-    assertOneLineError(await cli.run(['pull', out, 'library://only/two']), 2, /expected library:\/\/entity\/collection\/container/);
+    // Short refs map as on the server: library://only/two is default/only/two, which does not exist.
+    assertOneLineError(await cli.run(['pull', out, 'library://only/two']), 4, /library:\/\/default\/only\/two:latest does not exist/);
+    assertOneLineError(await cli.run(['pull', out, 'library://a//b']), 2, /expected library:\/\/\[entity/);
     assertOneLineError(await cli.run(['pull', out, 'library://a/b/c:bad tag']), 2, /not a valid tag/);
     assertOneLineError(await cli.run(['push', big, 'oras://nohost']), 2, /expected oras:\/\/HOST/);
     assertOneLineError(await cli.run(['push', big, 'library://admin/x/y', '--remote', 'nope']), 2, /unknown remote "nope"/);
     assertOneLineError(await cli.run(['push', path.join(work, 'missing.sif'), 'library://admin/x/y']), 1, /missing\.sif: no such file/);
+    assert.doesNotMatch((await cli.run(['push', path.join(FIXTURES, '..', '..', '..', 'package.json'), 'library://admin/x/y'])).stderr, /not a SIF image: not a SIF image/);
     assertOneLineError(await cli.run(['push', path.join(FIXTURES, '..', '..', '..', 'package.json'), 'library://admin/x/y']), 1, /not a SIF image/);
     assertOneLineError(await cli.run(['pull', out, 'library://admin/cli/nothere:v1']), 4, /does not exist/);
     assertOneLineError(await cli.run(['pull', out, `oras://${host}/admin/cli/nothere:v1`]), 5, /authentication required/);

@@ -122,6 +122,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     const old = (await page.locator('.new-token code').innerText()).trim();
     assert.notEqual(old, token);
     assert.equal((await api(shelf, old)('/api/me')).status, 200);
+    page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: 'Revoke token old-ci' }).click();
     await page.locator('.token-list tr', { hasText: 'old-ci' }).filter({ hasText: 'revoked' }).waitFor();
     assert.equal((await api(shelf, old)('/api/me')).status, 401);
@@ -160,9 +161,10 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     assert.match(await text('table.tags'), /latest\s+amd64/);
     const host = new URL(shelf.url).host;
     const pulls = await text('.pulls code');
-    assert.match(pulls, new RegExp(`apptainer pull --arch amd64 library://${host}/alice/tools/hello:latest`));
-    assert.match(pulls, new RegExp(`apptainer pull oras://${host}/alice/tools/hello:latest`));
-    assert.match(pulls, new RegExp(`shelf pull --arch amd64 hello_\\S+\\.sif library://${host}/alice/tools/hello:latest`));
+    // Plain HTTP: Apptainer needs --no-https; the file is named after the tag.
+    assert.match(pulls, new RegExp(`apptainer pull --no-https --arch amd64 hello_latest\\.sif library://${host}/alice/tools/hello:latest`));
+    assert.match(pulls, new RegExp(`apptainer pull --no-https --arch amd64 hello_latest\\.sif oras://${host}/alice/tools/hello:latest`));
+    assert.match(pulls, new RegExp(`shelf pull --arch amd64 hello_latest\\.sif library://${host}/alice/tools/hello:latest`));
     await shot('container');
   });
 
@@ -210,7 +212,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     await page.fill('#home-search', 'hello');
     await page.keyboard.press('Enter');
     await page.waitForURL(/\/search\?q=hello/);
-    await page.getByRole('status').filter({ hasText: 'results' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'containers' }).waitFor();
     assert.ok(await page.getByRole('link', { name: 'alice/tools/hello' }).first().isVisible());
     assert.match(await text('main'), /signed/);
     await shot('search');
@@ -321,6 +323,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     for (const name of ['alice', 'bob', 'admin']) assert.match(users, new RegExp(name));
     await shot('admin-users');
     const login = (username: keyof typeof PASSWORDS) => fetch(`${shelf.url}/api/login`, { method: 'POST', body: JSON.stringify({ username, password: PASSWORDS[username] }) });
+    page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: 'Disable bob' }).click();
     await page.getByRole('button', { name: 'Enable bob' }).waitFor();
     assert.ok([401, 403].includes((await login('bob')).status));

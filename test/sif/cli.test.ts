@@ -43,11 +43,15 @@ describe('shelf inspect, sign, verify', () => {
   });
 
   test('verify: Go-signed images, Apptainer-style output, both signers of the two-signer image', async () => {
-    const [two, dsse, legacy] = await Promise.all([
-      shelf('verify', f('signed-pgp-two-signers.sif'), '--key', f('keys/pgp-rsa3072-public.asc'), f('keys/pgp-ed25519-public.asc')),
+    const [two, dsse, legacy, keyFirst] = await Promise.all([
+      shelf('verify', f('signed-pgp-two-signers.sif'), '--key', f('keys/pgp-rsa3072-public.asc'), '--key', f('keys/pgp-ed25519-public.asc')),
       shelf('verify', f('upstream/one-group-signed-dsse.sif'), '--key', f('upstream/keys/rsa-public.pem')),
       shelf('verify', f('upstream/one-group-signed-legacy.sif'), '--key', f('upstream/keys/pgp-public.asc')),
+      // A --key before the image path takes one file: the path stays the image (it used to be swallowed).
+      shelf('verify', '--key', f('keys/pgp-rsa3072-public.asc'), f('signed-pgp-rsa.sif')),
     ]);
+    assert.equal(keyFirst.code, 0, keyFirst.stderr);
+    assert.match(keyFirst.stdout, /^Container verified: .*signed-pgp-rsa\.sif$/m);
     assert.equal(two.code, 0, two.stderr);
     assert.equal(
       two.stdout,

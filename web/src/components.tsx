@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { ApiError } from './api.js';
+import { useSession } from './session.js';
 
 /** A command or secret with a button that copies it. */
 export function Copyable({ text, label }: { text: string; label: string }) {
@@ -22,7 +23,10 @@ export function Copyable({ text, label }: { text: string; label: string }) {
   }, [copied]);
   return (
     <div class="copyable">
-      <code id={idOf(label)} aria-label={label}>{text}</code>
+      {/* Focusable: a long command scrolls sideways, and keyboard users must be able to scroll it. */}
+      <code id={idOf(label)} aria-label={label} tabIndex={0}>
+        {text}
+      </code>
       <button type="button" onClick={copy} aria-label={`Copy ${label}`}>
         {copied ? 'Copied' : 'Copy'}
       </button>
@@ -66,4 +70,17 @@ export function KindBadge({ kind }: { kind?: 'sif' | 'oci-sif' | 'oci' }) {
 
 export function PrivateBadge({ isPrivate }: { isPrivate: boolean }) {
   return isPrivate ? <Badge kind="warn">private</Badge> : null;
+}
+
+/** A page's API error; "not found" while signed out may be private content, so it offers a sign-in. */
+export function NotFoundNote({ error }: { error: ApiError }) {
+  const { session } = useSession();
+  if (error.status === 404 && !session) {
+    return (
+      <p class="error" role="alert">
+        Not found. If it is private, <a href={`/signin?next=${encodeURIComponent(location.pathname)}`}>sign in</a> to see it.
+      </p>
+    );
+  }
+  return <ErrorNote error={error} />;
 }

@@ -11,6 +11,7 @@ import { SignIn } from './pages/signin.js';
 import { Tokens } from './pages/tokens.js';
 import { Account } from './pages/account.js';
 import { Admin } from './pages/admin.js';
+import { PageTitle } from './components.js';
 import { BuildPage, BuildsPage } from './pages/builds.js';
 import './style.css';
 
@@ -67,7 +68,7 @@ function Header() {
 function NotFound() {
   return (
     <section>
-      <h1>Not found</h1>
+      <PageTitle>Not found</PageTitle>
       <p>
         There is nothing here. <a href="/">Back to the start page</a>.
       </p>

@@ -2,29 +2,18 @@ import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
+import { promptSecrets, readStdin } from '../secrets.js';
+import { adminConnection, type AdminConn } from './admin-connection.js';
 import { registerEnable, registerMaintenance, registerSecret } from './maintenance.js';
 import { registerConfigCheck } from './config-check.js';
 import { registerBackup } from './backup.js';
 
-interface Conn {
-  url?: string;
-  token?: string;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
 
 /** Runs an admin action against a running server, turning its errors into one line. */
 function action<A extends unknown[]>(fn: (api: ShelfApi, ...args: A) => Promise<void>) {
-  return async (...args: [...A, Conn, Command]) => {
+  return async (...args: [...A, AdminConn, Command]) => {
     const cmd = args[args.length - 1] as Command;
-    const conn = cmd.optsWithGlobals() as Conn;
-    const url = conn.url ?? process.env.SHELF_URL;
-    const token = conn.token ?? process.env.SHELF_TOKEN;
-    if (!url || !token) throw new CliError('give --url URL and --token ADMIN_TOKEN (or SHELF_URL and SHELF_TOKEN)', 2);
+    const { url, token } = await adminConnection(cmd.optsWithGlobals() as AdminConn);
     try {
       // Commander passes the positional arguments, then the command's options, then the command.
       await fn(new ShelfApi(url, token), ...(args.slice(0, -1) as unknown as A));
@@ -35,6 +24,15 @@ function action<A extends unknown[]>(fn: (api: ShelfApi, ...args: A) => Promise<
   };
 }
 
+/** A new password from standard input, or typed twice on a terminal. */
+async function newPassword(opts: { passwordStdin?: boolean }): Promise<string> {
+  if (opts.passwordStdin) return readStdin();
+  if (!process.stdin.isTTY) throw new CliError('give --password-stdin, or run on a terminal to be asked', 2);
+  const [first, again] = await promptSecrets(['New password: ', 'Again: ']);
+  if (first !== again) throw new CliError('the passwords differ; nothing changed', 1);
+  return first!;
+}
+
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const enc = encodeURIComponent;
 
@@ -42,13 +40,13 @@ export function registerAdmin(program: Command): void {
   const admin = program
     .command('admin')
     .description('administer a running Shelf server')
-    .option('--url <url>', 'server URL (or SHELF_URL)')
-    .option('--token <token>', 'an administrator API token (or SHELF_TOKEN)');
+    .option('--url <url>', 'server URL (or SHELF_URL; default: the remote in use)')
+    .option('--token <token>', 'an administrator API token (or SHELF_TOKEN; default: the token stored by shelf remote login)');
 
   const user = admin.command('user').description('local user accounts');
   user
     .command('add <name>')
-    .description('create a user (with a password read from standard input)')
+    .description('create a user; with --password-stdin it can sign in to the web UI, else it uses tokens only')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the user an administrator')
     .action(
@@ -66,6 +64,16 @@ export function registerAdmin(program: Command): void {
         const users = await api.call<Array<{ username: string; isAdmin: boolean; disabled: boolean; authSource: string; createdAt: string }>>('GET', 'api/users');
         print('USERNAME\tADMIN\tDISABLED\tSOURCE\tCREATED');
         for (const u of users) print(`${u.username}\t${u.isAdmin ? 'yes' : 'no'}\t${u.disabled ? 'yes' : 'no'}\t${u.authSource}\t${u.createdAt}`);
+      }),
+    );
+  user
+    .command('passwd <name>')
+    .description('set the password a user signs in to the web UI with (asked twice on a terminal)')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(
+      action(async (api, name: string, opts: { passwordStdin?: boolean }) => {
+        await api.call('PUT', `api/users/${enc(name)}/password`, { password: await newPassword(opts) });
+        print(`password of ${name} set`);
       }),
     );
   user

@@ -94,7 +94,10 @@ export async function sifArch(file: string): Promise<string | null> {
   try {
     return (await summarizeSif(source)).arch;
   } catch (err) {
-    if (err instanceof SifError) throw new CliError(`${file}: not a SIF image: ${err.message}`, 1);
+    if (err instanceof SifError) {
+      // A 'not-sif' message already says so; other SIF errors name what is wrong with the file.
+      throw new CliError(`${file}: ${err.code === 'not-sif' ? err.message : `not a usable SIF image: ${err.message}`}`, 1);
+    }
     throw err;
   }
   finally {

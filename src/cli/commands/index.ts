@@ -11,6 +11,7 @@ import { registerPull } from './pull.js';
 import { registerSearch } from './search.js';
 import { registerTags } from './tags.js';
 import { registerDelete } from './delete.js';
+import { registerUntag } from './untag.js';
 import { registerImages } from './images.js';
 import { registerMirror } from './mirror.js';
 import { registerBuilder } from './builder.js';
@@ -30,6 +31,7 @@ export function registerCommands(program: Command): void {
   registerSearch(program);
   registerTags(program);
   registerDelete(program);
+  registerUntag(program);
   registerImages(program);
   registerMirror(program);
   registerBuilder(program);

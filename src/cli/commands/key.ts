@@ -35,10 +35,11 @@ async function failure(res: Response): Promise<CliError> {
 /** `shelf key push|search|pull` against any HKP keyserver, Shelf's included. */
 export function registerKey(program: Command): void {
   const key = program.command('key').description('OpenPGP keys on a keyserver (HKP)');
-  const common = (c: Command) =>
-    c.option('--keyserver <url>', 'the keyserver (or SHELF_URL)').option('--token <token>', 'an API token, to add keys (or SHELF_TOKEN)');
+  const common = (c: Command) => c.option('--keyserver <url>', 'the keyserver (or SHELF_URL)');
 
-  common(key.command('push <file>').description('add a public key to the keyserver')).action(async (file: string, opts: KeyOpts) => {
+  common(key.command('push <file>').description('add a public key to the keyserver'))
+    .option('--token <token>', 'an API token: Shelf adds keys for signed-in users only (or SHELF_TOKEN)')
+    .action(async (file: string, opts: KeyOpts) => {
     let text: string;
     try {
       text = await readFile(file, 'utf8');

@@ -6,6 +6,7 @@ import type { GcReport } from '../../registry/gc.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
 import { CliError } from '../errors.js';
+import { adminConnection } from './admin-connection.js';
 
 interface Where {
   url?: string;
@@ -50,9 +51,7 @@ async function runWhere<T>(cmd: Command, viaApi: (api: ShelfApi) => Promise<T>, 
       registry.blobs.close?.();
     }
   }
-  const url = where.url ?? process.env.SHELF_URL;
-  const token = where.token ?? process.env.SHELF_TOKEN;
-  if (!url || !token) throw new CliError('give --url URL and --token ADMIN_TOKEN (or SHELF_URL and SHELF_TOKEN), or --data/--db/--blobs for the stores themselves', 2);
+  const { url, token } = await adminConnection(where, ', or --data/--db/--blobs for the stores themselves');
   try {
     return await viaApi(new ShelfApi(url, token));
   } catch (err) {

@@ -5,32 +5,8 @@ import { LibraryClient, discoverServices } from '../../client/library.js';
 import { registryBaseUrl } from '../../client/refs.js';
 import { RegistryAuth } from '../../client/registry-auth.js';
 import { CliError } from '../errors.js';
+import { promptSecret, readStdin } from '../secrets.js';
 import { outputOptions, printJson, say, type OutputOpts } from './client-common.js';
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
-
-/** Asks on the terminal without echoing what is typed (tokens, passwords). */
-async function promptSecret(question: string): Promise<string> {
-  const { createInterface } = await import('node:readline');
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  const rlWrite = rl as unknown as { _writeToOutput: (s: string) => void };
-  let asked = false;
-  rlWrite._writeToOutput = (text: string) => {
-    if (!asked) process.stderr.write(text);
-  };
-  return new Promise((resolve) => {
-    rl.question(question, (answer) => {
-      rl.close();
-      process.stderr.write('\n');
-      resolve(answer.trim());
-    });
-    asked = true;
-  });
-}
 
 /** The secret from --flag, --flag-stdin, or a prompt on a terminal. */
 async function secret(value: string | undefined, fromStdin: boolean | undefined, question: string): Promise<string | undefined> {
@@ -184,7 +160,10 @@ export function registerRemote(program: Command): void {
         say(opts, `Library version: ${version.version}, API ${version.apiVersion}`);
         say(opts, `Token: ${token.valid ? `valid (user ${token.username ?? 'unknown'})` : `not valid (${token.message})`}`);
       }
-      if (!token.valid && r.token) throw new ClientError('auth', `${r.name}: the stored token is not valid; shelf remote login ${r.name} --token-stdin`);
+      if (!token.valid) {
+        const why = r.token ? 'the stored token is not valid' : 'not logged in';
+        throw new ClientError('auth', `${r.name}: ${why}; shelf remote login ${r.name} --token-stdin`);
+      }
     },
   );
 }

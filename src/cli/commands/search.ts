@@ -24,7 +24,7 @@ export function registerSearch(program: Command): void {
   const cmd = program
     .command('search <query>')
     .description('search the remote’s images by entity, collection, container name or description')
-    .option('--arch <arch>', 'only images for this architecture (default: this machine’s)')
+    .option('--arch <arch>', 'only images for this architecture (default: this machine’s; results are always for one architecture)')
     .option('--signed', 'only signed images');
   remoteOption(outputOptions(cmd)).action(async (query: string, opts: SearchOpts) => {
     if (query.trim().length < 3) throw new CliError(`bad query ${JSON.stringify(query)}: search for at least 3 characters`, 2);

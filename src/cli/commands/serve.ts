@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { CliError } from '../errors.js';
+import { watchParent } from '../parent-watch.js';
 
 export function registerServe(program: Command): void {
   program
@@ -14,7 +15,8 @@ export function registerServe(program: Command): void {
     .option('--public-url <url>', 'URL clients reach this server at (default: from the request)')
     .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS (and HTTP/2); re-read on SIGHUP')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .action(async (flags: { listen?: string; data?: string; db?: string; blobs?: string; config?: string; publicUrl?: string; tlsCert?: string; tlsKey?: string }) => {
+    .option('--exit-with-parent', 'shut down when the process that started this one exits (as `npm start` does)')
+    .action(async (flags: { listen?: string; data?: string; db?: string; blobs?: string; config?: string; publicUrl?: string; tlsCert?: string; tlsKey?: string; exitWithParent?: boolean }) => {
       if (!flags.tlsCert !== !flags.tlsKey) throw new CliError('give both --tls-cert and --tls-key', 2);
       let config;
       try {
@@ -62,5 +64,6 @@ export function registerServe(program: Command): void {
       });
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      if (flags.exitWithParent) watchParent(() => stop('parent exited'));
     });
 }

@@ -25,17 +25,20 @@ function printVerified(file: string, image: SifImage, result: VerifyResult): voi
   out(`Container verified: ${file}`);
 }
 
+/** A repeatable option's values (`--key a --key b`); a variadic option would swallow the image path. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 export function registerVerify(program: Command): void {
   program
     .command('verify <file>')
     .description('verify every signature of a SIF image with key files or a keyserver')
-    .option('--key <file...>', 'OpenPGP public key(s)/keyring, or PEM public key(s) for DSSE')
+    .option('--key <file>', 'an OpenPGP public key or keyring, or a PEM public key for DSSE (repeat for several)', collect, [])
     .option('--keyserver <url>', 'an HKP keyserver (http, https, hkp, hkps; e.g. a Shelf server) to fetch PGP keys from')
     .option('--json', 'the result as JSON')
     .action(
-      sifAction(async (file: string, opts: { key?: string[]; keyserver?: string; json?: boolean }) => {
+      sifAction(async (file: string, opts: { key: string[]; keyserver?: string; json?: boolean }) => {
         const providers: KeyProvider[] = [];
-        for (const k of opts.key ?? []) providers.push(await keysFromFile(k));
+        for (const k of opts.key) providers.push(await keysFromFile(k));
         if (opts.keyserver) providers.push(new HkpKeys(opts.keyserver));
         if (providers.length === 0) throw new CliError('give --key FILE or --keyserver URL', 2);
         const { result, image } = await withFile(file, async (s) => ({ result: await verifySif(s, new KeyChain(providers)), image: await readSif(s) }));

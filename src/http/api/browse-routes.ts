@@ -1,9 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/browse.js';
-import { notFound } from '../../registry/errors.js';
+import { invalid, notFound } from '../../registry/errors.js';
 import { checkArch } from '../../registry/names.js';
 import type { Registry } from '../../registry/registry.js';
+import { setDescription } from '../../registry/descriptions.js';
 import { authenticate } from '../auth.js';
+import { readJson } from '../body.js';
+import { downloadName } from '../download-name.js';
 
 export interface BrowseRoutesOptions {
   registry: Registry;
@@ -45,6 +48,14 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     );
   });
 
+  /** Owners set the description of an entity, collection or container. */
+  app.put('/api/descriptions/*', async (req: Req, reply) => {
+    const body = await readJson(req);
+    if (typeof body.description !== 'string') throw invalid('give {"description": TEXT}');
+    await setDescription(registry.meta.db, registry.namespaces, await who(req), req.params['*']!, body.description);
+    return data(reply, { path: req.params['*'], description: body.description.trim() });
+  });
+
   app.get('/api/browse/entities/:entity', async (req: Req, reply) => {
     return data(reply, await registry.browse.entity(await who(req), req.params.entity!, limitOf(req, PAGE_MAX), cursorOf(req)));
   });
@@ -55,7 +66,14 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
 
   app.get('/api/browse/containers/:entity/:collection/:container', async (req: Req, reply) => {
     const { entity, collection, container } = req.params as Record<string, string>;
-    return data(reply, await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! }));
+    const view = await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! });
+    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names (Apptainer 1.0–1.2).
+    const ids = view.images.map((i) => i.id);
+    const manifests = ids.length
+      ? await registry.meta.db.selectFrom('manifests').select(['image_id', 'digest']).where('image_id', 'in', ids).orderBy('created_at', 'desc').execute()
+      : [];
+    const images = view.images.map((i) => ({ ...i, manifestDigest: manifests.find((m) => m.image_id === i.id)?.digest ?? null }));
+    return data(reply, { ...view, images });
   });
 
   /** A short-lived download link for an image the caller may read (a browser cannot send the token on a plain link). */
@@ -64,7 +82,9 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     if (image.uploaded !== 1) throw notFound('image file');
     registry.images.noteDownload(image);
     const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
-    return data(reply, { url: `/v1/imagefile/_download/${token}` });
+    // The browser saves the file under this name (Content-Disposition on the download).
+    const filename = downloadName(req.query.filename);
+    return data(reply, { url: `/v1/imagefile/_download/${token}${filename ? `?filename=${encodeURIComponent(filename)}` : ''}` });
   });
 
   /** Usage and quota of the caller's own entity and of their groups' entities. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VERSION } from '../../version.js';
+import { downloadName } from '../download-name.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
 import { checkArch, checkName, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/names.js';
@@ -325,6 +326,8 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
     if (!digest) throw notFound('download link (expired or invalid)');
     const size = await registry.blobs.stat(digest);
     if (size === null) throw notFound('image file');
+    const filename = downloadName(req.query.filename);
+    if (filename) reply.header('content-disposition', `attachment; filename="${filename}"`);
     return sendBlob(req, reply, digest, size);
   };
   app.get('/v1/imagefile/_download/:token', download);

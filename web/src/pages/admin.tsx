@@ -22,21 +22,32 @@ interface GroupInfo {
   members: Array<{ username: string; role: string }>;
 }
 
-/** Runs an API change, then reloads; errors are shown next to the form. */
+/** Runs an API change, then reloads; errors, and what was done, are shown next to the form. */
 function useAction(reload: () => void) {
   const [error, setError] = useState<ApiError | null>(null);
-  const run = async (fn: () => Promise<unknown>) => {
+  const [done, setDone] = useState('');
+  const run = async (fn: () => Promise<unknown>, success = '') => {
     try {
       await fn();
       setError(null);
+      setDone(success);
       reload();
       return true;
     } catch (err) {
       setError(err as ApiError);
+      setDone('');
       return false;
     }
   };
-  return { error, run };
+  return { error, run, done };
+}
+
+export function Done({ text }: { text: string }) {
+  return text ? (
+    <p class="notice" role="status">
+      {text}
+    </p>
+  ) : null;
 }
 
 const formValues = (e: Event) => {
@@ -47,11 +58,20 @@ const formValues = (e: Event) => {
 
 function Users() {
   const users = useApi<UserInfo[]>('/api/users');
-  const { error, run } = useAction(users.reload);
+  const { session } = useSession();
+  const { error, run, done } = useAction(users.reload);
   const add = async (e: Event) => {
     const { form, get } = formValues(e);
     const body = { username: get('username'), password: get('password') || undefined, admin: get('admin') === 'on' };
-    if (await run(() => api('/api/users', { method: 'POST', body }))) form.reset();
+    if (await run(() => api('/api/users', { method: 'POST', body }), `User ${body.username} added.`)) form.reset();
+  };
+  const toggle = (u: UserInfo) => {
+    if (!u.disabled && !window.confirm(`Disable ${u.username}? Their tokens and sessions stop working at once.`)) return;
+    void run(() => api(`/api/users/${enc(u.username)}/${u.disabled ? 'enable' : 'disable'}`, { method: 'POST' }), `${u.username} ${u.disabled ? 'enabled' : 'disabled'}.`);
+  };
+  const resetPassword = (u: UserInfo) => {
+    const password = window.prompt(`New password for ${u.username} (8 or more characters):`);
+    if (password) void run(() => api(`/api/users/${enc(u.username)}/password`, { method: 'PUT', body: { password } }), `Password of ${u.username} set.`);
   };
   return (
     <>
@@ -67,9 +87,10 @@ function Users() {
         <button type="submit">Add user</button>
       </form>
       <ErrorNote error={error ?? users.error} />
+      <Done text={done} />
       {users.loading && <Loading />}
-      <div class="scroll">
-        <table>
+      <div>
+        <table class="stacked">
           <thead>
             <tr>
               <th scope="col">User</th>
@@ -85,13 +106,22 @@ function Users() {
                   {u.username}
                   {u.isAdmin ? ' (admin)' : ''}
                 </th>
-                <td>{u.authSource}</td>
-                <td>{formatDate(u.createdAt)}</td>
-                <td>
+                <td data-label="Source">{u.authSource}</td>
+                <td data-label="Created">{formatDate(u.createdAt)}</td>
+                <td data-label="State">
                   {u.disabled ? 'disabled ' : 'active '}
-                  <button type="button" onClick={() => run(() => api(`/api/users/${enc(u.username)}/${u.disabled ? 'enable' : 'disable'}`, { method: 'POST' }))}>
-                    {u.disabled ? 'Enable' : 'Disable'} <span class="visually-hidden">{u.username}</span>
-                  </button>
+                  {u.username === session?.username ? (
+                    <span class="meta">(you)</span>
+                  ) : (
+                    <button type="button" onClick={() => toggle(u)}>
+                      {u.disabled ? 'Enable' : 'Disable'} <span class="visually-hidden">{u.username}</span>
+                    </button>
+                  )}{' '}
+                  {u.authSource === 'local' && (
+                    <button type="button" onClick={() => resetPassword(u)}>
+                      Set password <span class="visually-hidden">of {u.username}</span>
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}

@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api, enc, formatDate, formatSize, useApi, type ApiError } from '../api.js';
-import { Badge, Copyable, ErrorNote, KindBadge, Loading, PageTitle, PrivateBadge } from '../components.js';
+import { Badge, Copyable, ErrorNote, KindBadge, Loading, NotFoundNote, PageTitle, PrivateBadge } from '../components.js';
+import { useSession } from '../session.js';
+import { Description } from './description.js';
 import { VisibilityToggle } from './visibility.js';
 import { BuildButton } from './builds.js';
 
@@ -22,6 +24,7 @@ interface ImageDetail {
   labels: Record<string, string>;
   encrypted: boolean;
   fingerprints: string[];
+  manifestDigest: string | null;
   verification: {
     status: 'unsigned' | 'pending' | 'verified' | 'unverified';
     signatures: Array<{ id: number; format: string | null; fingerprint: string | null; state: SignerState; detail?: string }>;
@@ -33,9 +36,11 @@ interface ContainerView {
   collection: string;
   name: string;
   description: string;
+  ownDescription: string;
   fullDescription: string;
   private: boolean;
   inheritedPrivate: boolean;
+  privateVia: 'entity' | 'collection' | null;
   downloadCount: number;
   createdAt: string;
   createdBy: string;
@@ -61,28 +66,87 @@ export function SignatureBadge({ v }: { v: ImageDetail['verification'] }) {
   }
 }
 
-function PullCommands({ view, image }: { view: ContainerView; image: ImageDetail }) {
-  const host = location.host;
+/** The file Apptainer would write for a tag (`CONTAINER_TAG.sif`), used for every command and the download. */
+export const fileName = (container: string, tag: string | null) => `${container}_${(tag ?? 'image').replace(/[^A-Za-z0-9._-]/g, '_')}.sif`;
+
+interface PullChoice {
+  tag: string;
+  arch: string;
+  image: ImageDetail;
+  /** The tag points at images of several architectures: its OCI tag is an index. */
+  multiArch: boolean;
+}
+
+/**
+ * Commands that work when pasted: plain-HTTP servers need `--no-https` (Apptainer) and a remote
+ * (shelf); an index tag is pulled by its architecture's manifest digest for Apptainer 1.0–1.2.
+ */
+export function pullCommands(view: { entity: string; collection: string; name: string; private: boolean }, choice: PullChoice, where: { host: string; plain: boolean }) {
+  const { host, plain } = where;
   const path = `${view.entity}/${view.collection}/${view.name}`;
-  const allTags = Object.values(image.tags).flat();
-  const ref = allTags.length ? `${path}:${allTags.includes('latest') ? 'latest' : allTags[0]}` : `${path}:sha256.${image.digest.replace(/^sha256:/, '')}`;
-  const arch = image.arch ? ` --arch ${image.arch}` : '';
-  const file = `${view.name}_${(allTags[0] ?? 'image').replace(/[^A-Za-z0-9._-]/g, '_')}.sif`;
+  const file = fileName(view.name, choice.tag);
+  const noHttps = plain ? ' --no-https' : '';
+  const arch = ` --arch ${choice.arch}`;
+  const lines: Array<{ label: string; text: string; note?: string }> = [];
+  if (view.private) {
+    lines.push({ label: 'apptainer registry login', text: `apptainer registry login --username YOUR_NAME oras://${host}`, note: 'Private: sign in first (password: an access token).' });
+  }
+  lines.push({ label: 'apptainer pull library', text: `apptainer pull${noHttps}${arch} ${file} library://${host}/${path}:${choice.tag}` });
+  if (choice.multiArch) {
+    lines.push({ label: 'apptainer pull oras', text: `apptainer pull${noHttps}${arch} ${file} oras://${host}/${path}:${choice.tag}`, note: 'Apptainer 1.3 or later.' });
+    if (choice.image.manifestDigest) {
+      lines.push({ label: 'apptainer pull oras by digest', text: `apptainer pull${noHttps} ${file} oras://${host}/${path}@${choice.image.manifestDigest}`, note: `Apptainer 1.0–1.2 (${choice.arch} manifest).` });
+    }
+  } else {
+    lines.push({ label: 'apptainer pull oras', text: `apptainer pull${noHttps}${arch} ${file} oras://${host}/${path}:${choice.tag}` });
+  }
+  if (plain) lines.push({ label: 'shelf remote add', text: `shelf remote add shelf http://${host}`, note: 'Once, for shelf: this server speaks plain HTTP.' });
+  if (view.private) lines.push({ label: 'shelf remote login', text: `shelf remote login ${plain ? 'shelf' : ''}`.trim() + ' --token-stdin', note: undefined });
+  lines.push({ label: 'shelf pull', text: `shelf pull${arch} ${file} library://${host}/${path}:${choice.tag}` });
+  return lines;
+}
+
+function PullBox({ view, choices }: { view: ContainerView; choices: PullChoice[] }) {
+  const [index, setIndex] = useState(0);
+  const choice = choices[Math.min(index, choices.length - 1)]!;
+  const { session } = useSession();
+  const lines = pullCommands({ ...view, private: view.private || view.inheritedPrivate }, choice, { host: location.host, plain: location.protocol === 'http:' });
   return (
-    <div class="pulls">
-      <h4>Pull</h4>
-      <Copyable label={`apptainer library pull ${image.id}`} text={`apptainer pull${arch} library://${host}/${ref}`} />
-      {allTags.length > 0 && <Copyable label={`apptainer oras pull ${image.id}`} text={`apptainer pull oras://${host}/${ref}`} />}
-      <Copyable label={`shelf pull ${image.id}`} text={`shelf pull${arch} ${file} library://${host}/${ref}`} />
-    </div>
+    <section class="pulls" aria-labelledby="pull-heading">
+      <h2 id="pull-heading">Pull</h2>
+      {choices.length > 1 && (
+        <p>
+          <label for="pull-tag">Tag and architecture</label>{' '}
+          <select id="pull-tag" value={String(index)} onChange={(e) => setIndex(Number(e.currentTarget.value))}>
+            {choices.map((c, i) => (
+              <option key={`${c.tag}/${c.arch}`} value={String(i)}>
+                {c.tag} ({c.arch})
+              </option>
+            ))}
+          </select>
+        </p>
+      )}
+      {(view.private || view.inheritedPrivate) && (
+        <p class="meta">
+          This container is private: the commands need a token of an account that may read it{session ? '' : <> (<a href="/signin">sign in</a>, then create one)</>} — <a href="/tokens">access tokens</a>.
+        </p>
+      )}
+      {lines.map((l) => (
+        <div key={l.label}>
+          {l.note && <p class="meta">{l.note}</p>}
+          <Copyable label={l.label} text={l.text} />
+        </div>
+      ))}
+      <DownloadButton image={choice.image} file={fileName(view.name, choice.tag)} />
+    </section>
   );
 }
 
-function DownloadButton({ image, name }: { image: ImageDetail; name: string }) {
+function DownloadButton({ image, file }: { image: ImageDetail; file: string }) {
   const [error, setError] = useState<ApiError | null>(null);
   const download = async () => {
     try {
-      const { url } = await api<{ url: string }>(`/api/browse/images/${enc(image.id)}/download`);
+      const { url } = await api<{ url: string }>(`/api/browse/images/${enc(image.id)}/download?filename=${enc(file)}`);
       location.assign(url);
     } catch (err) {
       setError(err as ApiError);
@@ -91,14 +155,14 @@ function DownloadButton({ image, name }: { image: ImageDetail; name: string }) {
   return (
     <>
       <button type="button" onClick={download}>
-        Download {name} ({formatSize(image.size)})
+        Download {file} ({formatSize(image.size)})
       </button>
       <ErrorNote error={error} />
     </>
   );
 }
 
-function ImageSection({ view, image }: { view: ContainerView; image: ImageDetail }) {
+function ImageSection({ image }: { image: ImageDetail }) {
   const tagText = Object.entries(image.tags).map(([arch, tags]) => `${tags.join(', ')} (${arch})`);
   const title = tagText.length ? tagText.join('; ') : 'untagged';
   const labels = Object.entries(image.labels).sort(([a], [b]) => a.localeCompare(b));
@@ -134,18 +198,29 @@ function ImageSection({ view, image }: { view: ContainerView; image: ImageDetail
         <>
           <h4>Signatures</h4>
           <ul class="signers">
-            {image.verification.signatures.map((s) => (
-              <li key={s.id}>
-                <Badge kind={STATE_KIND[s.state]}>{STATE_TEXT[s.state]}</Badge> <code class="fingerprint">{s.fingerprint ?? 'no fingerprint'}</code>
-                {s.format && <span class="meta"> ({s.format})</span>}
-                {s.detail && <span class="meta"> — {s.detail}</span>}
-              </li>
-            ))}
+            {image.verification.signatures.map((s, i) => {
+              const fingerprint = s.fingerprint ?? image.fingerprints[i] ?? null;
+              const dsse = (s.format ?? '').toLowerCase().includes('dsse');
+              return (
+                <li key={s.id}>
+                  <Badge kind={STATE_KIND[s.state]}>{STATE_TEXT[s.state]}</Badge>{' '}
+                  {fingerprint ? <code class="fingerprint">{fingerprint}</code> : <span class="meta">{dsse ? 'DSSE signature (keys are not kept on a keyserver)' : 'signer not named'}</span>}
+                  {s.format && <span class="meta"> ({s.format})</span>}
+                  {s.state === 'unknown-key' && !dsse && fingerprint && (
+                    <p class="meta">
+                      To make it verify, the signer adds the public key to this server's keyserver:{' '}
+                      <code>apptainer key push {fingerprint}</code> (with this server as the remote in use), or{' '}
+                      <code>shelf key push KEY.asc --keyserver {location.origin}</code>.
+                    </p>
+                  )}
+                  {s.state === 'unknown-key' && dsse && <p class="meta">Shelf cannot check DSSE signatures without the signer's key: the image is stored as signed, not verified.</p>}
+                  {s.state === 'invalid' && s.detail && <p class="meta">{s.detail}</p>}
+                </li>
+              );
+            })}
           </ul>
         </>
       )}
-      <PullCommands view={view} image={image} />
-      <DownloadButton image={image} name={view.name} />
       {labels.length > 0 && (
         <details open>
           <summary>Labels ({labels.length})</summary>
@@ -188,7 +263,13 @@ export function ContainerPage() {
   const k = view.data;
   const archTags: Array<[string, string, ImageDetail]> = [];
   for (const image of k?.images ?? []) for (const [arch, tags] of Object.entries(image.tags)) for (const t of tags) archTags.push([arch, t, image]);
-  archTags.sort((a, b) => a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]));
+  archTags.sort((a, b) => a[1].localeCompare(b[1]) || a[0].localeCompare(b[0]));
+  const arches = (tag: string) => archTags.filter(([, t]) => t === tag).length;
+  // Pull choices: "latest" first, then the other tags, each architecture once.
+  const choices: PullChoice[] = archTags
+    .map(([arch, tag, image]) => ({ tag, arch, image, multiArch: arches(tag) > 1 }))
+    .sort((a, b) => Number(b.tag === 'latest') - Number(a.tag === 'latest'));
+  const path = [entity, collection, container].map(enc).join('/');
   return (
     <section>
       <nav aria-label="Breadcrumb" class="crumbs">
@@ -196,60 +277,70 @@ export function ContainerPage() {
       </nav>
       <PageTitle>{`${entity}/${collection}/${container}`}</PageTitle>
       {view.loading && <Loading />}
-      <ErrorNote error={view.error} />
+      {view.error && <NotFoundNote error={view.error} />}
       {k && (
         <>
-          <p>
-            {k.description} <PrivateBadge isPrivate={k.private || k.inheritedPrivate} /> <KindBadge kind={k.kind} />
-          </p>
+          <PrivateBadge isPrivate={k.private || k.inheritedPrivate} /> <KindBadge kind={k.kind} />
+          <Description path={path} text={k.description} canEdit={k.permissions.owner} onChanged={view.reload} />
           {k.fullDescription && <p class="full-description">{k.fullDescription}</p>}
           <p class="meta">
-            Created {formatDate(k.createdAt)} by {k.createdBy} · updated {formatDate(k.updatedAt)} · {k.downloadCount} downloads
+            Created {formatDate(k.createdAt)} by {k.createdBy} · last pushed {formatDate(k.updatedAt)} · {k.downloadCount} downloads
           </p>
-          {k.permissions.owner && (
-            <VisibilityToggle path={[entity, collection, container].map(enc).join('/')} isPrivate={k.private} onChanged={view.reload} />
-          )}
+          <VisibilityNote view={k} path={path} onChanged={view.reload} />
+          {choices.length > 0 && <PullBox view={k} choices={choices} />}
           <BuildButton fromRef={`${entity}/${collection}/${container}:${archTags.some((t) => t[1] === 'latest') ? 'latest' : (archTags[0]?.[1] ?? 'latest')}`} />
           <h2>Tags</h2>
           {archTags.length === 0 ? (
             <p>No tags.</p>
           ) : (
-            <div class="scroll">
-              <table class="tags">
-                <thead>
-                  <tr>
-                    <th scope="col">Tag</th>
-                    <th scope="col">Architecture</th>
-                    <th scope="col">Size</th>
-                    <th scope="col">Updated</th>
-                    <th scope="col">Signature</th>
+            <table class="tags stacked">
+              <thead>
+                <tr>
+                  <th scope="col">Tag</th>
+                  <th scope="col">Architecture</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">Updated</th>
+                  <th scope="col">Signature</th>
+                </tr>
+              </thead>
+              <tbody>
+                {archTags.map(([arch, tag, image]) => (
+                  <tr key={`${arch}/${tag}`}>
+                    <th scope="row">
+                      <a href={`#img-${image.id}`}>{tag}</a>
+                    </th>
+                    <td data-label="Architecture">{arch}</td>
+                    <td data-label="Size">{formatSize(image.size)}</td>
+                    <td data-label="Updated">{formatDate(image.updatedAt)}</td>
+                    <td data-label="Signature">
+                      <SignatureBadge v={image.verification} />
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {archTags.map(([arch, tag, image]) => (
-                    <tr key={`${arch}/${tag}`}>
-                      <th scope="row">
-                        <a href={`#img-${image.id}`}>{tag}</a>
-                      </th>
-                      <td>{arch}</td>
-                      <td>{formatSize(image.size)}</td>
-                      <td>{formatDate(image.updatedAt)}</td>
-                      <td>
-                        <SignatureBadge v={image.verification} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+                ))}
+              </tbody>
+            </table>
           )}
           <h2>Images</h2>
           {k.images.length === 0 && <p>No uploaded images.</p>}
           {k.images.map((image) => (
-            <ImageSection key={image.id} view={k} image={image} />
+            <ImageSection key={image.id} image={image} />
           ))}
         </>
       )}
     </section>
   );
+}
+
+/** Effective visibility: a container in a private collection or entity is private, whatever its own setting. */
+function VisibilityNote({ view, path, onChanged }: { view: ContainerView; path: string; onChanged: () => void }) {
+  if (view.privateVia) {
+    const where = view.privateVia === 'entity' ? `the entity ${view.entity}` : `the collection ${view.entity}/${view.collection}`;
+    return (
+      <p class="visibility">
+        Visibility: <strong>private</strong>, because {where} is private.
+        {view.permissions.owner && ` Its own setting (${view.private ? 'private' : 'public'}) applies once ${where} is public.`}
+      </p>
+    );
+  }
+  return view.permissions.owner ? <VisibilityToggle path={path} isPrivate={view.private} onChanged={onChanged} /> : null;
 }

@@ -24,7 +24,10 @@ export function Home() {
           <button type="submit">Search</button>
         </div>
       </form>
-      <h2>Recently updated</h2>
+      <p>
+        <a href="/search">Browse all containers</a> (filter by architecture and signature)
+      </p>
+      <h2>Recently pushed</h2>
       {recent.loading ? <Loading /> : <ErrorNote error={recent.error} />}
       {recent.data && <ContainerList items={recent.data.items} empty="No containers yet. Push one with apptainer push." />}
     </section>

@@ -1,6 +1,7 @@
 import { useRoute } from 'preact-iso';
 import { enc, formatDate, useApi } from '../api.js';
-import { ErrorNote, Loading, PageTitle, PrivateBadge } from '../components.js';
+import { Loading, NotFoundNote, PageTitle, PrivateBadge } from '../components.js';
+import { Description } from './description.js';
 import { ContainerList, type ContainerSummary } from './listing.js';
 import { VisibilityToggle } from './visibility.js';
 
@@ -39,12 +40,11 @@ export function EntityPage() {
       </nav>
       <PageTitle>{entity}</PageTitle>
       {view.loading && <Loading />}
-      <ErrorNote error={view.error} />
+      {view.error && <NotFoundNote error={view.error} />}
       {e && (
         <>
-          <p>
-            {e.description} <PrivateBadge isPrivate={e.private} />
-          </p>
+          <PrivateBadge isPrivate={e.private} />
+          <Description path={enc(e.name)} text={noPlaceholder(e.description)} canEdit={e.permissions.owner} onChanged={view.reload} />
           {e.permissions.owner && <VisibilityToggle path={enc(e.name)} isPrivate={e.private} onChanged={view.reload} />}
           <h2>Collections</h2>
           {e.collections.length === 0 ? (
@@ -56,7 +56,7 @@ export function EntityPage() {
                   <h3>
                     <a href={`/library/${enc(e.name)}/${enc(c.name)}`}>{c.name}</a> <PrivateBadge isPrivate={c.private} />
                   </h3>
-                  <p>{c.description}</p>
+                  <p>{noPlaceholder(c.description)}</p>
                   <p class="meta">
                     {c.containers} containers · updated {formatDate(c.updatedAt)}
                   </p>
@@ -82,12 +82,11 @@ export function CollectionPage() {
       </nav>
       <PageTitle>{`${entity}/${collection}`}</PageTitle>
       {view.loading && <Loading />}
-      <ErrorNote error={view.error} />
+      {view.error && <NotFoundNote error={view.error} />}
       {c && (
         <>
-          <p>
-            {c.description} <PrivateBadge isPrivate={c.private} />
-          </p>
+          <PrivateBadge isPrivate={c.private} />
+          <Description path={`${enc(entity)}/${enc(collection)}`} text={noPlaceholder(c.description)} canEdit={c.permissions.owner} onChanged={view.reload} />
           {c.permissions.owner && <VisibilityToggle path={`${enc(entity)}/${enc(collection)}`} isPrivate={c.private} onChanged={view.reload} />}
           <h2>Containers</h2>
           <ContainerList items={c.containers} empty="No containers." />
@@ -96,3 +95,6 @@ export function CollectionPage() {
     </section>
   );
 }
+
+/** Library clients' placeholder for "no description". */
+const noPlaceholder = (text: string) => (text === 'No description' ? '' : text);

@@ -70,15 +70,19 @@ function TokensFor({ username }: { username: string }) {
       const { token } = await api<{ token: string }>(base, { method: 'POST', body: { name, ...(expiresAt ? { expiresAt } : {}) } });
       setCreated({ name, token });
       setError(null);
-      formEl.reset();
+      // Only the name is cleared: the chosen expiry stays for the next token.
+      (formEl.elements.namedItem('name') as HTMLInputElement).value = '';
       list.reload();
     } catch (err) {
       setError(err as ApiError);
     }
   };
+  const [notice, setNotice] = useState('');
   const revoke = async (t: TokenInfo) => {
+    if (!window.confirm(`Revoke the token "${t.name}"? Everything using it stops working at once.`)) return;
     try {
       await api(`${base}/${enc(t.id)}`, { method: 'DELETE' });
+      setNotice(`Token ${t.name} revoked.`);
       list.reload();
     } catch (err) {
       setError(err as ApiError);
@@ -111,13 +115,18 @@ function TokensFor({ username }: { username: string }) {
           <Copyable label="new token" text={created.token} />
         </div>
       )}
+      {notice && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
       <h2>Your tokens</h2>
       {list.loading && <Loading />}
       <ErrorNote error={list.error} />
       {list.data && tokens.length === 0 && <p>No tokens yet.</p>}
       {tokens.length > 0 && (
-        <div class="scroll">
-          <table class="token-list">
+        <div>
+          <table class="token-list stacked">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -133,10 +142,10 @@ function TokensFor({ username }: { username: string }) {
                 return (
                   <tr key={t.id}>
                     <th scope="row">{t.name}</th>
-                    <td>{formatDate(t.createdAt)}</td>
-                    <td>{t.expiresAt ? formatDate(t.expiresAt) : 'never'}</td>
-                    <td>{formatDate(t.lastUsedAt)}</td>
-                    <td>
+                    <td data-label="Created">{formatDate(t.createdAt)}</td>
+                    <td data-label="Expires">{t.expiresAt ? formatDate(t.expiresAt) : 'never'}</td>
+                    <td data-label="Last used">{formatDate(t.lastUsedAt)}</td>
+                    <td data-label="State">
                       {t.revokedAt ? (
                         'revoked'
                       ) : expired ? (
