@@ -17,7 +17,9 @@ export function sharedRateLimitStore(counters: RateLimitsRepo): FastifyRateLimit
     incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number): void {
       counters.hit(`${this.prefix}${key}`, timeWindow).then(
         ({ hits, ttl }) => callback(null, { current: hits, ttl }),
-        (err: unknown) => callback(err as Error),
+        // A counter that cannot be written (a full disk) must not turn reads into errors: count
+        // the request as the window's first and let it through.
+        () => callback(null, { current: 1, ttl: timeWindow }),
       );
     }
 
