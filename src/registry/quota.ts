@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Dialect } from '../meta/db.js';
 import type { Database } from '../meta/schema.js';
+import { holderInEntity } from './blob-links.js';
 import { RegistryError } from './errors.js';
 import type { Entity } from './namespaces.js';
 
@@ -38,15 +39,7 @@ export class Quotas {
   }
 
   async holdsDigest(entityId: string, digest: string, db: Kysely<Database> = this.db): Promise<boolean> {
-    const row = await db
-      .selectFrom('repo_blobs')
-      .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-      .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .where('collections.entity_id', '=', entityId)
-      .where('repo_blobs.digest', '=', digest)
-      .select('repo_blobs.digest')
-      .executeTakeFirst();
-    return !!row;
+    return (await holderInEntity(db, entityId, digest)) !== null;
   }
 
   async report(entity: Entity): Promise<QuotaReport> {
