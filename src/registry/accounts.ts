@@ -46,6 +46,11 @@ export interface UserInfo {
   authSource: string;
 }
 
+/** What the API shows of a user row. */
+export function userInfo(u: { id: string; username: string; is_admin: number; disabled: number; created_at: string; auth_source: string }): UserInfo {
+  return { id: u.id, username: u.username, isAdmin: u.is_admin === 1, disabled: u.disabled === 1, createdAt: u.created_at, authSource: u.auth_source };
+}
+
 /** What an external directory tells of a user who signed in with the right password. */
 export interface DirectoryUser {
   dn: string;
@@ -245,14 +250,7 @@ export class Accounts {
 
   async listUsers(): Promise<UserInfo[]> {
     const rows = await this.db.selectFrom('users').selectAll().orderBy('username').execute();
-    return rows.map((u) => ({
-      id: u.id,
-      username: u.username,
-      isAdmin: u.is_admin === 1,
-      disabled: u.disabled === 1,
-      createdAt: u.created_at,
-      authSource: u.auth_source,
-    }));
+    return rows.map(userInfo);
   }
 
   /** Stores a token for a user and returns the secret, which is never stored or shown again. */

@@ -2,7 +2,7 @@ import { BadCursor, type Page } from '../meta/paging.js';
 import type { MetaStore } from '../meta/store.js';
 import type { AuditLogTable } from '../meta/schema.js';
 import { access } from './access.js';
-import type { Principal } from './accounts.js';
+import { userInfo, type Principal } from './accounts.js';
 import { invalid } from './errors.js';
 import { parseRepositoryName, repositoryNameOf } from './names.js';
 import type { Container } from './namespaces.js';
@@ -49,14 +49,7 @@ export class Listings {
     access.assertAdmin(principal);
     const page = await paged(() => this.store.adminLists.users(Math.min(limit, MAX_PAGE), cursor));
     return {
-      items: page.items.map((u) => ({
-        id: u.id,
-        username: u.username,
-        isAdmin: u.is_admin === 1,
-        disabled: u.disabled === 1,
-        createdAt: u.created_at,
-        authSource: u.auth_source,
-      })),
+      items: page.items.map(userInfo),
       next: page.next,
     };
   }
