@@ -58,6 +58,8 @@ export interface ServerOptions {
   limits?: ConnectionLimits;
 }
 
+/** Longest name, tag or digest a URL segment may carry (the router's parameter limit). */
+const MAX_PATH_SEGMENT = 500;
 const DEFAULT_LIMITS: ConnectionLimits = { idleTimeout: 60, connectionsPerAddress: 256, maxConnections: 10_000 };
 
 /** Assembles the HTTP server: one raw-body policy, one error mapping, one route module per protocol. */
@@ -71,7 +73,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // One log line per request, written by the request log (src/http/ops/request-log.ts).
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestIdOf,
-    // Multi-gigabyte uploads: no overall request timeout; idle sockets still time out.
     // Multi-gigabyte uploads: no overall request timeout; idle transfers time out (limitConnections).
     requestTimeout: 0,
     keepAliveTimeout: limits.idleTimeout > 0 ? Math.min(65_000, limits.idleTimeout * 1000) : 65_000,
@@ -79,7 +80,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // X-Forwarded-For only from configured proxies: otherwise anyone could pick their address.
     trustProxy: trustProxy.length ? trustProxy : false,
     // `library:///c/k` reaches the server as `v1/images//c/k`; keep the empty segment.
-    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: MAX_PATH_SEGMENT },
     // A URL that does not decode is answered in the protocol's format, like any other bad input.
     frameworkErrors: (err, req, reply) => sendProtocolError(req, reply, 400, err.message, 'NAME_INVALID'),
   }) as unknown as FastifyInstance;
@@ -121,7 +122,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.decorateRequest('principal', null);
   installAuditTrail(app, opts.registry);
 
-  app.setNotFoundHandler((req, reply) => sendProtocolError(req, reply, 404, `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => {
+    const urlPath = req.url.split('?')[0] ?? '';
+    // The router matches no parameter longer than MAX_PATH_SEGMENT: such a name is bad input, not a missing endpoint.
+    if (urlPath.split('/').some((segment) => segment.length > MAX_PATH_SEGMENT)) {
+      return sendProtocolError(req, reply, 400, `a path segment is longer than ${MAX_PATH_SEGMENT} characters`, 'NAME_INVALID');
+    }
+    return sendProtocolError(req, reply, 404, `no such endpoint: ${req.method} ${urlPath}`);
+  });
 
   // Sign-in and token endpoints are limited per address, counted in the metadata store so every
   // node sharing it counts together.

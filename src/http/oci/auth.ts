@@ -76,7 +76,9 @@ export function authorize(caller: OciCaller, name: string, action: OciAction): P
   const scope = `repository:${name}:${action === 'pull' ? 'pull' : `${action},pull`}`;
   if (!caller.principal && !caller.grants) throw new Challenge(scope, `authentication required for ${name}`);
   if (caller.grants && !grantAllows(caller.grants, name, action)) {
-    throw new Challenge(scope, `the token does not grant ${action} on ${name}`, 'insufficient_scope');
+    // An anonymous token lacks the grant because signing in is what would give it.
+    const why = caller.principal ? `the token does not grant ${action} on ${name}` : `authentication required for ${name}`;
+    throw new Challenge(scope, why, 'insufficient_scope');
   }
   if (!caller.principal && action !== 'pull') throw new Challenge(scope, `authentication required to ${action} ${name}`);
   return caller.principal;
