@@ -61,6 +61,8 @@ export async function openRegistry(config: Config, metrics?: Metrics): Promise<{
     directory: config.ldap ? new LdapDirectory({ ...config.ldap, timeoutMs: config.ldap.timeout * 1000 }) : null,
     gcGrace: config.gc.grace,
     maxKeyBytes: config.keyserver.maxKeyBytes,
+    uploadsPerUser: config.limits.uploadsPerUser,
+    uploadIdleTtl: config.limits.uploadIdleTtl,
     secret: secretSource(config),
   });
   return { registry, meta };

@@ -92,6 +92,10 @@ export const configSchema = z
         connectionsPerAddress: z.number().int().positive().default(256),
         /** Open connections in all. */
         maxConnections: z.number().int().positive().default(10_000),
+        /** Upload sessions one user may hold open at once, Library and OCI together. */
+        uploadsPerUser: z.number().int().positive().default(64),
+        /** An OCI upload session no chunk reached for this long is dropped with its bytes. */
+        uploadIdleTtl: duration.default(86_400),
       })
       .prefault({}),
     log: z

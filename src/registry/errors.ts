@@ -10,6 +10,8 @@ export type RegistryErrorKind =
   | 'not-sif'
   | 'range'
   | 'too-large'
+  /** The caller holds as many of a bounded resource (open uploads) as it may. */
+  | 'too-many'
   /** A service the domain depends on (a sign-in directory) did not answer. */
   | 'unavailable';
 

@@ -29,7 +29,8 @@ export interface UploadState {
   received: number;
 }
 
-const UPLOAD_TTL_MS = 24 * 3600 * 1000;
+/** How long an upload session lives after its last chunk, unless configured. */
+export const DEFAULT_UPLOAD_IDLE_TTL = 24 * 3600;
 /** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
 const RUNNING_CACHE = 256;
 
@@ -42,6 +43,8 @@ export class OciBlobs {
     private readonly blobs: BlobStore,
     private readonly quotas: Quotas,
     private readonly dialect: Dialect,
+    /** Seconds an upload session lives after its last chunk. */
+    private readonly idleTtl = DEFAULT_UPLOAD_IDLE_TTL,
   ) {}
 
   /** Size of a blob linked into the container, or null. */
@@ -112,6 +115,7 @@ export class OciBlobs {
   }
 
   async startUpload(principal: Principal, container: Container): Promise<string> {
+    await this.quotas.assertUploadSlot(principal.userId);
     const id = newSecret(24);
     const now = Date.now();
     await this.db
@@ -122,7 +126,7 @@ export class OciBlobs {
         user_id: principal.userId,
         received: 0,
         created_at: new Date(now).toISOString(),
-        expires_at: new Date(now + UPLOAD_TTL_MS).toISOString(),
+        expires_at: this.expiry(now),
       })
       .execute();
     this.running.set(id, { hash: createHash('sha256'), length: 0 });
@@ -157,24 +161,33 @@ export class OciBlobs {
       body.resume();
       throw new RegistryError('range', `chunk starts at ${rangeStart}, the upload has ${state.received} bytes`, 'upload');
     }
-    if (declaredLength) {
-      // Refuse early what cannot fit; the commit checks again with the real digest.
-      await this.quotas.assertRoomInFlight(state.container.collection.entity, digestHint, state.received + declaredLength).catch((err: unknown) => {
-        body.resume();
-        throw err;
-      });
-    }
     const expected = rangeStart !== null && rangeEnd !== null ? rangeEnd - rangeStart + 1 : undefined;
+    // Bytes in flight count against the quota: a chunk may bring what the entity has room for.
+    const entity = state.container.collection.entity;
+    const room = Math.max(0, (await this.quotas.uploadRoom(entity, digestHint, state.id)) - state.received);
+    const announced = declaredLength ?? expected;
+    if (announced !== undefined && announced > room) {
+      body.resume();
+      throw this.quotas.uploadQuotaError(entity, room, announced);
+    }
+    const cappedByQuota = room < (expected ?? Number.POSITIVE_INFINITY);
     const running = this.running.get(state.id);
     const extended = running && running.length === state.received ? running.hash.copy() : null;
     let written: number;
     try {
       written = await this.blobs.writeTemp(state.id, state.received, body, {
-        maxBytes: expected,
+        maxBytes: cappedByQuota ? room : expected,
         observe: (chunk) => extended?.update(chunk),
       });
     } catch (err) {
-      if (err instanceof BlobError && err.code === 'size-mismatch') throw new RegistryError('invalid', err.message, 'upload');
+      if (err instanceof BlobError && err.code === 'size-mismatch') {
+        if (cappedByQuota) {
+          // The chunk is refused whole; its bytes past the acknowledged end are freed now.
+          await this.blobs.truncateTemp(state.id, state.received).catch(() => undefined);
+          throw this.quotas.uploadQuotaError(entity, room, null);
+        }
+        throw new RegistryError('invalid', err.message, 'upload');
+      }
       // A full disk: free what the upload holds at once (the client starts again when space returns).
       if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
       throw err;
@@ -188,7 +201,7 @@ export class OciBlobs {
       this.running.set(state.id, { hash: extended, length: received });
       if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
     }
-    await this.db.updateTable('oci_uploads').set({ received }).where('id', '=', state.id).execute();
+    await this.db.updateTable('oci_uploads').set({ received, expires_at: this.expiry() }).where('id', '=', state.id).execute();
     state.received = received;
     return received;
   }
@@ -243,6 +256,10 @@ export class OciBlobs {
       for await (const chunk of await this.blobs.readTemp(state.id, { start: from, end: state.received - 1 })) hash.update(chunk as Buffer);
     }
     return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  private expiry(now = Date.now()): string {
+    return new Date(now + this.idleTtl * 1000).toISOString();
   }
 
   private async close(id: string): Promise<void> {

@@ -4,6 +4,9 @@ import type { Database } from '../meta/schema.js';
 import { holderInEntity } from './blob-links.js';
 import { RegistryError } from './errors.js';
 import type { Entity } from './namespaces.js';
+import { nowIso } from './util.js';
+
+export const DEFAULT_UPLOADS_PER_USER = 64;
 
 export interface QuotaReport {
   /** Bytes allowed; 0 means unlimited. */
@@ -19,6 +22,7 @@ export class Quotas {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: Dialect,
+    private readonly uploadsPerUser = DEFAULT_UPLOADS_PER_USER,
   ) {}
 
   async usage(entityId: string, db: Kysely<Database> = this.db): Promise<number> {
@@ -60,24 +64,99 @@ export class Quotas {
   }
 
   /**
-   * The check while an upload's bytes arrive, before its digest is known: only bytes that would
-   * be new count. An upload no larger than a blob the entity holds may turn out to be that blob
-   * (a SIF the entity has in another container: free, as on the Library path, where the hash is
-   * announced first), so it is refused only at the end if it is not; a larger one is new bytes.
+   * Bytes the entity's open upload sessions hold or were promised, beside what is stored: a
+   * Library session its announced size, an OCI session what it received so far. `except` leaves
+   * out the session asking.
    */
-  async assertRoomInFlight(entity: Entity, digestHint: string, size: number): Promise<void> {
-    if (entity.quota <= 0) return;
-    if (digestHint && (await this.holdsDigest(entity.id, digestHint))) return;
-    const larger = await this.db
+  async pending(entityId: string, except = ''): Promise<number> {
+    const now = nowIso();
+    const library = await this.db
+      .selectFrom('uploads')
+      .innerJoin('images', 'images.id', 'uploads.image_id')
+      .innerJoin('containers', 'containers.id', 'images.container_id')
+      .innerJoin('collections', 'collections.id', 'containers.collection_id')
+      .where('collections.entity_id', '=', entityId)
+      .where('uploads.id', '<>', except)
+      .where('uploads.expires_at', '>', now)
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('uploads.filesize'), sql<number>`0`).as('total'))
+      .executeTakeFirstOrThrow();
+    const oci = await this.db
+      .selectFrom('oci_uploads')
+      .innerJoin('containers', 'containers.id', 'oci_uploads.container_id')
+      .innerJoin('collections', 'collections.id', 'containers.collection_id')
+      .where('collections.entity_id', '=', entityId)
+      .where('oci_uploads.id', '<>', except)
+      .where('oci_uploads.expires_at', '>', now)
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('oci_uploads.received'), sql<number>`0`).as('total'))
+      .executeTakeFirstOrThrow();
+    return Number(library.total) + Number(oci.total);
+  }
+
+  /**
+   * Bytes an upload session may hold in all: what the quota leaves after stored bytes and every
+   * other open upload of the entity. Unlimited when the entity has no quota, or already holds the
+   * digest the client named. Without a named digest, the entity's largest blob is added once: the
+   * bytes may turn out to be a blob it holds (today's library client sends a SIF the entity has in
+   * another container without naming it first; free on commit, as on the Library path). All of an
+   * entity's temporary bytes together stay within its quota plus that one blob.
+   */
+  async uploadRoom(entity: Entity, digestHint: string, session = ''): Promise<number> {
+    if (entity.quota <= 0) return Number.POSITIVE_INFINITY;
+    if (digestHint && (await this.holdsDigest(entity.id, digestHint))) return Number.POSITIVE_INFINITY;
+    const used = await this.usage(entity.id);
+    const pending = await this.pending(entity.id, session);
+    const slack = digestHint ? 0 : await this.largestBlob(entity.id);
+    return Math.max(0, entity.quota - used - pending + slack);
+  }
+
+  private async largestBlob(entityId: string): Promise<number> {
+    const row = await this.db
       .selectFrom('repo_blobs')
       .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
       .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .where('collections.entity_id', '=', entity.id)
-      .where('repo_blobs.size', '>=', size)
-      .select('repo_blobs.digest')
-      .executeTakeFirst();
-    if (larger) return;
-    await this.assertRoom(entity, digestHint, size);
+      .where('collections.entity_id', '=', entityId)
+      .select((eb) => eb.fn.coalesce(eb.fn.max<number>('repo_blobs.size'), sql<number>`0`).as('size'))
+      .executeTakeFirstOrThrow();
+    return Number(row.size);
+  }
+
+  /** Refuses to open an upload of `size` bytes that, beside the entity's other open uploads, cannot fit. */
+  async assertUploadRoom(entity: Entity, digestHint: string, size: number, session = ''): Promise<void> {
+    const room = await this.uploadRoom(entity, digestHint, session);
+    if (size > room) throw this.uploadQuotaError(entity, room, size);
+  }
+
+  /** The refusal of bytes in flight: `room` is what the upload could still take, `needed` what it brings (null: more than the room). */
+  uploadQuotaError(entity: Entity, room: number, needed: number | null): RegistryError {
+    return new RegistryError(
+      'quota',
+      `Upload would exceed quota: ${entity.name} has room for ${room} more of its ${entity.quota} bytes, counting uploads in progress; ` +
+        `the upload brings ${needed ?? `more than ${room}`}`,
+    );
+  }
+
+  /** Refuses a new upload session when the user holds `uploadsPerUser` open ones (Library and OCI together). */
+  async assertUploadSlot(userId: string): Promise<void> {
+    const now = nowIso();
+    const count = async (table: 'uploads' | 'oci_uploads') =>
+      Number(
+        (
+          await this.db
+            .selectFrom(table)
+            .where('user_id', '=', userId)
+            .where('expires_at', '>', now)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const open = (await count('uploads')) + (await count('oci_uploads'));
+    if (open >= this.uploadsPerUser) {
+      throw new RegistryError(
+        'too-many',
+        `${open} uploads are already open for this user (at most ${this.uploadsPerUser}); finish or cancel one first`,
+        'upload',
+      );
+    }
   }
 
   /** Serialises quota-relevant commits of one entity across processes (PostgreSQL) or the file (SQLite). */

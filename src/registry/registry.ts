@@ -35,6 +35,10 @@ export interface RegistrySettings extends UploadSettings {
   gcGrace?: number;
   /** Downloads may be redirected to the store's presigned URLs. */
   blobRedirect?: boolean;
+  /** Upload sessions one user may hold open at once. */
+  uploadsPerUser?: number;
+  /** Seconds an OCI upload session lives after its last chunk. */
+  uploadIdleTtl?: number;
   /** Largest armored size of one keyserver key (after merging). */
   maxKeyBytes?: number;
   /** Where the key of capability tokens comes from (never the database). */
@@ -80,12 +84,12 @@ export class Registry {
     this.accounts = new Accounts(db, settings.defaultQuota, settings.directory ?? null);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
-    this.quotas = new Quotas(db, meta.dialect);
+    this.quotas = new Quotas(db, meta.dialect, settings.uploadsPerUser);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings, meta.dialect);
     this.search = new Search(this.store);
     this.listings = new Listings(this.store);
     this.browse = new Browse(this.store, this.namespaces, this.images, this.quotas, this.search);
-    this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect);
+    this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect, settings.uploadIdleTtl);
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
     this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);

@@ -10,7 +10,7 @@ import { access } from './access.js';
 import { SYSTEM, type Principal } from './accounts.js';
 import { RegistryError, invalid, notFound } from './errors.js';
 import type { ImageRow, Images } from './images.js';
-import { containerChain, type Container, type Namespaces } from './namespaces.js';
+import { containerChain, type Container, type Entity, type Namespaces } from './namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from './sif-facts.js';
 import { holds, linkPossessed, lockBlobs, type Possession } from './blob-links.js';
@@ -76,7 +76,7 @@ export class Uploads {
     if (sha256 && `sha256:${sha256}` !== image.digest) {
       throw invalid(`sha256sum ${sha256} does not match the image hash`);
     }
-    await this.quotas.assertRoom(container.collection.entity, image.digest, filesize);
+    await this.quotas.assertUploadRoom(container.collection.entity, image.digest, filesize);
     return this.openSession(principal!, image, 'single', filesize, filesize, 1);
   }
 
@@ -98,13 +98,14 @@ export class Uploads {
     contentLength: number | undefined,
   ): Promise<CommitResult> {
     const { image, container } = await this.writableImage(principal, imageId);
-    if (contentLength !== undefined) {
-      await this.quotas.assertRoom(container.collection.entity, image.digest, contentLength);
-    }
+    const entity = container.collection.entity;
+    if (contentLength !== undefined) await this.quotas.assertUploadRoom(entity, image.digest, contentLength);
+    // A body of unannounced length stops where the quota does.
+    const room = contentLength === undefined ? await this.quotas.uploadRoom(entity, image.digest) : Number.POSITIVE_INFINITY;
     // A session row, like v2's, tells garbage collection that the temporary object is in use.
     const tempId = await this.openSession(principal!, image, 'v1', contentLength ?? 0, contentLength ?? 0, 1);
     try {
-      return await this.ingestAndCommit(image.id, tempId, body, contentLength);
+      return await this.ingestAndCommit(image.id, tempId, body, contentLength, Number.isFinite(room) ? { room, entity } : null);
     } finally {
       await this.db.deleteFrom('uploads').where('id', '=', tempId).execute();
     }
@@ -115,13 +116,22 @@ export class Uploads {
     tempId: string,
     body: Readable,
     expectedSize: number | undefined,
+    quotaCap: { room: number; entity: Entity } | null = null,
   ): Promise<CommitResult> {
     const hash = createHash('sha256');
     try {
-      const size = await this.blobs.writeTemp(tempId, 0, body, {
-        maxBytes: expectedSize,
-        observe: (chunk) => hash.update(chunk),
-      });
+      let size: number;
+      try {
+        size = await this.blobs.writeTemp(tempId, 0, body, {
+          maxBytes: quotaCap ? quotaCap.room : expectedSize,
+          observe: (chunk) => hash.update(chunk),
+        });
+      } catch (err) {
+        if (quotaCap && err instanceof BlobError && err.code === 'size-mismatch') {
+          throw this.quotas.uploadQuotaError(quotaCap.entity, quotaCap.room, null);
+        }
+        throw err;
+      }
       if (expectedSize !== undefined && size !== expectedSize) {
         throw new RegistryError('size-mismatch', `received ${size} bytes, expected ${expectedSize}`);
       }
@@ -135,7 +145,7 @@ export class Uploads {
   /** `POST v2/imagefile/{id}/_multipart`. */
   async startMultipart(principal: Principal | null, imageId: string, filesize: number) {
     const { image, container } = await this.writableImage(principal, imageId);
-    await this.quotas.assertRoom(container.collection.entity, image.digest, filesize);
+    await this.quotas.assertUploadRoom(container.collection.entity, image.digest, filesize);
     const partSize = this.settings.multipartPartSize;
     const totalParts = Math.max(1, Math.ceil(filesize / partSize));
     const uploadId = await this.openSession(principal!, image, 'multipart', filesize, partSize, totalParts);
@@ -427,6 +437,7 @@ export class Uploads {
     totalParts: number,
   ): Promise<string> {
     if (!Number.isSafeInteger(filesize) || filesize < 0) throw invalid('filesize must be a non-negative integer');
+    await this.quotas.assertUploadSlot(principal.userId);
     const id = newSecret(24);
     await this.db
       .insertInto('uploads')

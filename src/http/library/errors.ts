@@ -14,6 +14,7 @@ const STATUS: Record<RegistryErrorKind, number> = {
   'not-sif': 422,
   range: 416,
   'too-large': 413,
+  'too-many': 429,
   unavailable: 503,
 };
 

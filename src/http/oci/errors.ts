@@ -45,6 +45,8 @@ export function ociErrorOf(err: RegistryError): OciError {
       return new OciError(416, 'BLOB_UPLOAD_INVALID', err.message);
     case 'too-large':
       return new OciError(413, 'SIZE_INVALID', err.message);
+    case 'too-many':
+      return new OciError(429, 'TOOMANYREQUESTS', err.message);
     case 'unavailable':
       return new OciError(503, 'UNAVAILABLE', err.message);
   }
