@@ -17,6 +17,18 @@ async function auditedAddresses(shelf: TestShelf, name: string): Promise<Array<s
   }
 }
 
+const FORWARDED = { 'x-forwarded-host': 'registry.example.org', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' };
+
+/** The token realm and the oci-redirect registry a client is sent to, asked with proxy headers. */
+async function clientFacingUrls(shelf: TestShelf): Promise<{ realm: string; redirect: string }> {
+  const ping = await fetch(`${shelf.url}/v2/`, { headers: FORWARDED });
+  await ping.arrayBuffer();
+  const realm = /realm="([^"]+)"/.exec(ping.headers.get('www-authenticate') ?? '')?.[1] ?? '';
+  const res = await api(shelf)('/v1/oci-redirect?namespace=admin/realm/img&accessTypes=pull,push', { headers: FORWARDED });
+  assert.equal(res.status, 200);
+  return { realm, redirect: ((await res.json()) as { url: string }).url };
+}
+
 const token = (shelf: TestShelf, forwardedFor: string) => fetch(`${shelf.url}/v2/token`, { headers: { 'x-forwarded-for': forwardedFor } });
 
 for (const db of DB_KINDS) {
@@ -30,6 +42,10 @@ for (const db of DB_KINDS) {
         const res = await api(shelf)('/v1/entities', { method: 'POST', body: JSON.stringify({ name: 'forged' }), headers: { 'x-forwarded-for': '203.0.113.9' } });
         assert.equal(res.status, 200);
         assert.deepEqual(await auditedAddresses(shelf, 'forged'), ['127.0.0.1']);
+        // Forged host and scheme do not move the token realm either: it stays where the client connected.
+        const urls = await clientFacingUrls(shelf);
+        assert.equal(urls.realm, `${shelf.url}/v2/token`);
+        assert.equal(new URL(urls.redirect).host, new URL(shelf.url).host);
       } finally {
         await shelf.stop();
       }
@@ -47,6 +63,10 @@ for (const db of DB_KINDS) {
         const res = await api(shelf)('/v1/entities', { method: 'POST', body: JSON.stringify({ name: 'proxied' }), headers: { 'x-forwarded-for': '203.0.113.9' } });
         assert.equal(res.status, 200);
         assert.deepEqual(await auditedAddresses(shelf, 'proxied'), ['203.0.113.9']);
+        // The client reached the proxy's host over HTTPS: the token realm and the registry it is sent to are there.
+        const urls = await clientFacingUrls(shelf);
+        assert.equal(urls.realm, 'https://registry.example.org/v2/token');
+        assert.equal(new URL(urls.redirect).origin, 'https://registry.example.org');
       } finally {
         await shelf.stop();
       }
