@@ -283,6 +283,7 @@ async function quotaUse(registry: Registry, limit: number): Promise<{ top: Array
         .selectFrom('repo_blobs')
         .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
         .innerJoin('collections', 'collections.id', 'containers.collection_id')
+        .where('repo_blobs.charged', '=', 1)
         .select(['collections.entity_id as entity_id', 'repo_blobs.digest', 'repo_blobs.size'])
         .distinct()
         .as('d'),

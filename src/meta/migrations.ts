@@ -390,6 +390,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('cache_tags_path').on('cache_tags').column('path').execute();
     },
   },
+  /**
+   * Whether a repository's blob counts against the quota: a SIF image's config is the image's
+   * metadata (the Library path stores none), so it is not charged. The raw view's `{}` config
+   * is the only such blob that older rows can be known to hold.
+   */
+  '0092_uncharged_metadata': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('repo_blobs').addColumn('charged', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      await sql`UPDATE repo_blobs SET charged = 0 WHERE digest = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

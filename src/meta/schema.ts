@@ -169,6 +169,8 @@ export interface RepoBlobsTable {
   digest: string;
   size: number;
   created_at: string;
+  /** 0 for a SIF image's config (its metadata), which no quota counts. */
+  charged: Generated<number>;
 }
 
 /** An OCI manifest or index stored byte-exact (its bytes are the blob `digest`). */

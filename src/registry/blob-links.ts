@@ -113,6 +113,11 @@ export async function linkBlob(db: Kysely<Database>, containerId: string, digest
     .execute();
 }
 
+/** Marks a linked blob as an image's metadata, which no quota counts (see `METADATA_BYTES`). */
+export async function unchargeLink(db: Kysely<Database>, containerId: string, digest: string): Promise<void> {
+  await db.updateTable('repo_blobs').set({ charged: 0 }).where('container_id', '=', containerId).where('digest', '=', digest).execute();
+}
+
 /**
  * Whether the blob is recorded and its bytes stored. Under `lockBlobs(digest)` the answer holds
  * until the transaction ends. Both are asked: a crash inside a collection's last step can leave

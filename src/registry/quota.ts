@@ -8,6 +8,14 @@ import { nowIso } from './util.js';
 
 export const DEFAULT_UPLOADS_PER_USER = 64;
 
+/**
+ * The largest blob that may be an image's metadata (a SIF image's config). Such a blob is
+ * charged while it arrives, since nothing yet says what it is, and uncharged once a SIF
+ * manifest names it as its config; so that a push of bytes the entity holds is not refused for
+ * its small config on a full quota, a blob this small may take the entity this far past it.
+ */
+export const METADATA_BYTES = 4 << 10;
+
 export interface QuotaReport {
   /** Bytes allowed; 0 means unlimited. */
   quotaTotal: number;
@@ -33,6 +41,7 @@ export class Quotas {
           .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
           .innerJoin('collections', 'collections.id', 'containers.collection_id')
           .where('collections.entity_id', '=', entityId)
+          .where('repo_blobs.charged', '=', 1)
           .select(['repo_blobs.digest', 'repo_blobs.size'])
           .distinct()
           .as('d'),
@@ -55,7 +64,7 @@ export class Quotas {
     if (entity.quota <= 0) return;
     if (await this.holdsDigest(entity.id, digest, db)) return;
     const used = await this.usage(entity.id, db);
-    if (used + size > entity.quota) {
+    if (used + size > entity.quota + (size <= METADATA_BYTES ? METADATA_BYTES : 0)) {
       throw new RegistryError(
         'quota',
         `Upload would exceed quota: ${entity.name} uses ${used} of ${entity.quota} bytes, the image needs ${size}`,
@@ -106,7 +115,7 @@ export class Quotas {
     const used = await this.usage(entity.id);
     const pending = await this.pending(entity.id, session);
     const slack = digestHint ? 0 : await this.largestBlob(entity.id);
-    return Math.max(0, entity.quota - used - pending + slack);
+    return Math.max(0, entity.quota - used - pending + slack + METADATA_BYTES);
   }
 
   private async largestBlob(entityId: string): Promise<number> {

@@ -11,7 +11,8 @@ import { NO_DESCRIPTION, type Container, type Namespaces } from './namespaces.js
 import { RangeSource, readSifFacts } from './sif-facts.js';
 import { isImageHash } from './names.js';
 import type { Uploads } from './uploads.js';
-import { linkBlob, lockBlobs } from './blob-links.js';
+import { linkBlob, lockBlobs, unchargeLink } from './blob-links.js';
+import { METADATA_BYTES } from './quota.js';
 import { withoutNul } from './text.js';
 
 const EMPTY_CONFIG = Buffer.from('{}');
@@ -60,6 +61,12 @@ export class SifBridge {
     const { image } = await this.images.create(principal, container.id, layer.digest, description);
     if (image.uploaded !== 1) await this.uploads.registerStored(image, container, size, facts);
     await this.manifests.linkImage(container, manifestDigest, image.id);
+    // The SIF is the image; its config is metadata, as the Library path keeps it in the image's
+    // record: quota counts the same bytes whichever way the image came.
+    const config = parsed.config;
+    if (config?.digest && config.digest !== layer.digest && typeof config.size === 'number' && config.size <= METADATA_BYTES) {
+      await unchargeLink(this.db, container.id, config.digest);
+    }
     if (description) await this.describeContainer(container, description);
     // A by-hash tag (`sha256.<hex>`, how current Library clients address the manifest they push)
     // is not a name a user gave: it stays an OCI tag that resolves, never a Library tag.
@@ -148,6 +155,7 @@ export class SifBridge {
       await lockBlobs(trx, this.dialect, [digestBytes(EMPTY_CONFIG)]);
       await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });
       await linkBlob(trx, container.id, digestBytes(EMPTY_CONFIG), 2);
+      await unchargeLink(trx, container.id, digestBytes(EMPTY_CONFIG));
     });
     const manifest = {
       schemaVersion: 2,

@@ -145,7 +145,8 @@ for (const db of DB_KINDS) {
       await legacyPush(shelf, fixture('minimal-amd64.sif'), 'carol/q/first:v1', token);
       const usage = async () => ((await (await api(shelf)('/v1/entities/carol')).json()) as { data: { size: number } }).data.size;
       const before = await usage();
-      assert.ok(before >= 36864 && before < 36864 + 1024, `the SIF and its small ORAS config: ${before}`);
+      const sifSize = (await readFile(fixture('minimal-amd64.sif'))).length;
+      assert.equal(before, sifSize, 'the legacy path charges the SIF, not the {} config of its raw OCI view');
       const setQuota = await api(shelf)('/api/quotas/carol', { method: 'PUT', body: JSON.stringify({ bytes: before + 20_000 }), headers: { 'content-type': 'application/json' } });
       assert.equal(setQuota.status, 200);
       const carol = { base: shelf.url, token };
@@ -157,7 +158,10 @@ for (const db of DB_KINDS) {
       assert.equal(raise.status, 200);
       await libraryPush({ flavour: 'apptainer' }, carol, fixture('minimal-amd64.sif'), 'carol/q/again:v1');
       const after = await usage();
-      assert.ok(after - before < 1024, `only the small SIF config blob the client pushed is new: ${after - before} bytes`);
+      assert.equal(after, before, 'the SIF counted once; the config the client pushed is its metadata, as on the legacy path');
+      // A first push of a new SIF through oci-redirect charges exactly its bytes, as a legacy push.
+      await libraryPush({ flavour: 'singularityce' }, carol, fixture('minimal-arm64.sif'), 'carol/q/redirected:v1');
+      assert.equal(await usage(), before + (await readFile(fixture('minimal-arm64.sif'))).length);
     });
 
     test('push through oci-redirect near the quota: a SIF the entity holds elsewhere is accepted, as on the legacy path', async () => {
@@ -165,8 +169,8 @@ for (const db of DB_KINDS) {
       await legacyPush(shelf, fixture('minimal-amd64.sif'), 'dave/q/first:v1', token);
       const usage = async () => ((await (await api(shelf)('/v1/entities/dave')).json()) as { data: { size: number } }).data.size;
       const held = await usage();
-      // Room for small blobs (a SIF config) but not for the SIF's bytes again.
-      const quota = await api(shelf)('/api/quotas/dave', { method: 'PUT', body: JSON.stringify({ bytes: held + 1024 }), headers: { 'content-type': 'application/json' } });
+      // The quota full: no room for the SIF's bytes again, nor for anything new.
+      const quota = await api(shelf)('/api/quotas/dave', { method: 'PUT', body: JSON.stringify({ bytes: held }), headers: { 'content-type': 'application/json' } });
       assert.equal(quota.status, 200);
       const dave = { base: shelf.url, token };
       await libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-amd64.sif'), 'dave/q/legacy:v1', 'again');
@@ -177,7 +181,7 @@ for (const db of DB_KINDS) {
         await libraryPull({ flavour }, dave, `dave/q/${flavour}:v1`, 'amd64', out);
         assert.deepEqual(await readFile(out), await readFile(fixture('minimal-amd64.sif')));
       }
-      assert.ok((await usage()) - held < 1024, 'the SIF counted once');
+      assert.equal(await usage(), held, 'the SIF counted once, on every path');
       // A SIF it does not hold is still refused, on both paths.
       await assert.rejects(libraryPush({ flavour: 'apptainer' }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /unexpected http status 4/);
       await assert.rejects(libraryPush({ flavour: 'apptainer', legacy: true }, dave, fixture('minimal-arm64.sif'), 'dave/q/new:v1'), /exceed quota/);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DB_KINDS, api, startShelf, type TestShelf } from '../helpers/shelf.js';
+import { DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 import { createUserWithToken } from '../helpers/users.js';
 
 const KiB = 1024;
@@ -142,6 +142,53 @@ for (const db of DB_KINDS) {
       // Expired sessions hold no slot: beside the multipart announcement and this one, two more open, then the cap holds.
       for (const name of ['n1', 'n2']) assert.equal((await oci(`/v2/tight/q/${name}/blobs/uploads/`, { method: 'POST' })).status, 202);
       await ociError(await oci('/v2/tight/q/n3/blobs/uploads/', { method: 'POST' }), 429, 'TOOMANYREQUESTS');
+    });
+  });
+}
+
+for (const db of DB_KINDS) {
+  describe(`a SIF image's config is its metadata, not charged; small blobs past a full quota are bounded (${db})`, () => {
+    let shelf: TestShelf;
+    let auth: string;
+    before(async () => {
+      shelf = await startShelf({ db });
+      const token = await createUserWithToken(shelf.dbUrl, 'meta');
+      auth = `Basic ${Buffer.from(`meta:${token}`).toString('base64')}`;
+    });
+    after(async () => shelf?.stop());
+
+    test('a full quota admits at most 4 KiB of would-be metadata; a SIF manifest naming it as config frees it', async () => {
+      const sif = await readFile(path.join(FIXTURES, 'minimal-amd64.sif'));
+      const set = await api(shelf)('/api/quotas/meta', { method: 'PUT', body: JSON.stringify({ bytes: sif.length }), headers: { 'content-type': 'application/json' } });
+      assert.equal(set.status, 200, await set.text());
+      const usage = async () => ((await (await api(shelf)('/v1/entities/meta')).json()) as { data: { size: number } }).data.size;
+      const push = (blob: Buffer) =>
+        fetch(`${shelf.url}/v2/meta/q/img/blobs/uploads/?digest=sha256:${sha256hex(blob)}`, {
+          method: 'POST',
+          body: blob,
+          headers: { authorization: auth, 'content-type': 'application/octet-stream' },
+        });
+      assert.equal((await push(sif)).status, 201);
+      assert.equal(await usage(), sif.length, 'the quota is full');
+      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: `sha256:${sha256hex(sif)}`, description: 'd'.repeat(2500) }));
+      assert.equal((await push(config)).status, 201, 'a small blob past a full quota: it may be the config of a held SIF');
+      assert.equal(await usage(), sif.length + config.length);
+      const other = randomBytes(2 * KiB);
+      const refused = await push(other);
+      assert.equal(refused.status, 403, 'no more than 4 KiB past the quota');
+      assert.match(await refused.text(), /exceed quota/);
+      const manifest = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.sylabs.sif.config.v1+json', digest: `sha256:${sha256hex(config)}`, size: config.length },
+        layers: [{ mediaType: 'application/vnd.sylabs.sif.layer.v1.sif', digest: `sha256:${sha256hex(sif)}`, size: sif.length }],
+      });
+      const put = await fetch(`${shelf.url}/v2/meta/q/img/manifests/v1`, { method: 'PUT', body: manifest, headers: { authorization: auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+      assert.equal(put.status, 201, await put.text());
+      assert.equal(await usage(), sif.length, 'the SIF image charges its SIF, not its config');
+      const image = (await (await api(shelf)('/v1/images/meta/q/img:v1?arch=amd64')).json()) as { data: { description: string } };
+      assert.equal(image.data.description, 'd'.repeat(2500));
+      assert.equal((await push(other)).status, 201, 'the room the config held is free again');
     });
   });
 }
