@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as openpgp from 'openpgp';
+import type { Locks } from '../meta/locks.js';
 import type { KeysRepo } from '../meta/repos/keys.js';
 import type { Database } from '../meta/schema.js';
 import type { KeyProvider } from '../sif/index.js';
@@ -13,6 +14,7 @@ import { nowIso } from './util.js';
 export const DEFAULT_MAX_KEY_BYTES = 64 * 1024;
 /** Keys one upload may carry at most, at full size each. */
 export const KEYS_PER_UPLOAD = 4;
+const KEYSERVER_LOCK = 'keyserver:merge';
 
 export interface StoredKey {
   fingerprint: string;
@@ -70,6 +72,7 @@ export class Keystore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly keys: KeysRepo,
+    private readonly locks: Locks,
     readonly maxKeyBytes = DEFAULT_MAX_KEY_BYTES,
   ) {}
 
@@ -84,6 +87,14 @@ export class Keystore {
     } catch (err) {
       throw new RegistryError('invalid', `not an OpenPGP public key: ${(err as Error).message}`);
     }
+    // Read, merge and write under one lock across nodes: two updates of one key at once both
+    // land, neither merged into a copy the other has already replaced.
+    const changed = await this.locks.run(KEYSERVER_LOCK, () => this.merge(principal, keys));
+    if (changed.length) this.onKeysChanged(changed);
+    return changed;
+  }
+
+  private async merge(principal: Principal | null, keys: openpgp.Key[]): Promise<string[]> {
     const updates: Array<{ key: openpgp.PublicKey; owner: string | null; isNew: boolean }> = [];
     for (const key of keys) {
       if (key.isPrivate()) throw new RegistryError('invalid', 'refusing a private key: send the public key only');
@@ -119,7 +130,6 @@ export class Keystore {
       await this.store(u.key, u.isNew ? u.owner : null);
       changed.push(u.key.getFingerprint().toUpperCase());
     }
-    if (changed.length) this.onKeysChanged(changed);
     return changed;
   }
 

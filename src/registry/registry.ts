@@ -96,7 +96,7 @@ export class Registry {
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
-    this.keystore = new Keystore(db, this.store.keys, settings.maxKeyBytes);
+    this.keystore = new Keystore(db, this.store.keys, this.store.locks, settings.maxKeyBytes);
     this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
     this.doctor = new Doctor(db, blobs);
     this.gcGrace = settings.gcGrace ?? 3600;

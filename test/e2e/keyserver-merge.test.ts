@@ -137,5 +137,19 @@ for (const db of DB_KINDS) {
       const kept = await (await fetch(`${shelf.url}/pks/lookup?op=get&search=0x${grower.getFingerprint()}`)).text();
       assert.ok(kept.length <= MAX, `stored key is ${kept.length} bytes`);
     });
+
+    test('updates of one key sent at once all land: none merged into a copy another replaced', async () => {
+      const { privateKey: base } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name: 'Carol', email: 'carol@example.test' }], format: 'object' });
+      const fp = base.getFingerprint();
+      assert.equal((await add('alice', base.toPublic().armor())).status, 200);
+      const extra = Array.from({ length: 6 }, (_, i) => ({ name: `Carol ${i}`, email: `carol${i}@example.test` }));
+      const variants = await Promise.all(
+        extra.map(async (uid) => (await openpgp.reformatKey({ privateKey: base, userIDs: [{ name: 'Carol', email: 'carol@example.test' }, uid], format: 'object' })).publicKey.armor()),
+      );
+      const answers = await Promise.all(variants.map((armored) => add('alice', armored)));
+      assert.deepEqual(answers.map((r) => r.status), variants.map(() => 200));
+      const listed = await (await fetch(`${shelf.url}/pks/lookup?op=index&search=0x${fp}&options=mr`)).text();
+      for (const uid of extra) assert.ok(listed.includes(uid.email), `${uid.email} kept: ${listed}`);
+    });
   });
 }
