@@ -13,6 +13,8 @@ export interface Upstream {
   url: string;
   /** Seconds a fetched tag is served before the upstream is asked again. */
   ttl: number;
+  /** Seconds the upstream may send nothing before the fetch fails (default 30). */
+  timeout?: number | undefined;
   username?: string | undefined;
   password?: string | undefined;
   keyserver?: string | undefined;
@@ -137,45 +139,56 @@ export class PullThroughCache {
 
   private async fetch(name: ContainerName, tag: string, key: string, found: { upstream: Upstream; source: string }, haveCopy: boolean): Promise<void> {
     await this.slot();
+    const { upstream, source } = found;
+    const watch = new IdleWatch(upstream.timeout ?? DEFAULT_UPSTREAM_TIMEOUT);
+    // The slot is held until the copy ends, even when the caller was answered at a stall: a
+    // stalled upstream never has more than `maxFetches` copies running against it.
+    const copying = this.copy(name, found, watch).finally(() => this.release());
+    let failure: ClientError | null;
+    let copied = 0;
     try {
-      const { upstream, source } = found;
-      const self = this.self!;
-      const selfHost = new URL(self.url).host;
-      const request: MirrorRequest = {
-        source,
-        destination: `library://${selfHost}/${pathOf(name)}`,
-        destUrl: self.url,
-        sourceToken: source.startsWith('library:') ? (upstream.password ?? null) : null,
-        sourceCredentials: !source.startsWith('library:') && upstream.username ? { username: upstream.username, password: upstream.password ?? '' } : null,
-        sourceKeyserver: upstream.keyserver ?? null,
-        destToken: self.token,
-      };
-      let failure: ClientError | null = null;
-      let copied = 0;
-      try {
-        const opts = await openMirror(request, { jobs: 2, concurrency: 4, chunkSize: 8 * 2 ** 20, dryRun: false, workDir: this.workDir });
-        const summary = await runMirror(opts);
-        const failed = summary.outcomes.find((o) => o.action === 'failed');
-        if (failed) failure = new ClientError(summary.failureKind ?? 'server', failed.error ?? 'failed');
-        copied = summary.outcomes.filter((o) => o.action === 'copied').reduce((sum, o) => sum + o.size, 0);
-        if (!failure && summary.outcomes.length === 0) failure = new ClientError('not-found', `${source}: no such tag upstream`);
-      } catch (err) {
-        failure = err instanceof ClientError ? err : new ClientError('server', (err as Error).message);
-      }
-      if (failure) {
-        if (failure.kind === 'not-found' && !haveCopy) return;
-        if (haveCopy) {
-          this.log(`pull-through cache: ${source} failed, serving the copy fetched before: ${failure.message}`);
-          return;
-        }
-        throw new RegistryError('unavailable', `upstream ${upstream.url} for ${pathOf(name)}:${tag}: ${failure.message}`);
-      }
-      const now = new Date().toISOString();
-      await this.upsertTag(key, pathOf(name), now);
-      await this.upsertEntry(pathOf(name), upstream.url, now, copied);
-      await this.evict();
+      ({ failure, copied } = await Promise.race([copying, watch.stalled]));
+    } catch (err) {
+      failure = err instanceof ClientError ? err : new ClientError('server', (err as Error).message);
     } finally {
-      this.release();
+      watch.stop();
+    }
+    if (failure) {
+      if (failure.kind === 'not-found' && !haveCopy) return;
+      if (haveCopy) {
+        this.log(`pull-through cache: ${source} failed, serving the copy fetched before: ${failure.message}`);
+        return;
+      }
+      throw new RegistryError('unavailable', `upstream ${upstream.url} for ${pathOf(name)}:${tag}: ${failure.message}`);
+    }
+    const now = new Date().toISOString();
+    await this.upsertTag(key, pathOf(name), now);
+    await this.upsertEntry(pathOf(name), upstream.url, now, copied);
+    await this.evict();
+  }
+
+  /** One tag copied from the upstream by the mirror engine; every event it reports is progress. */
+  private async copy(name: ContainerName, { upstream, source }: { upstream: Upstream; source: string }, watch: IdleWatch): Promise<{ failure: ClientError | null; copied: number }> {
+    const self = this.self!;
+    const request: MirrorRequest = {
+      source,
+      destination: `library://${new URL(self.url).host}/${pathOf(name)}`,
+      destUrl: self.url,
+      sourceToken: source.startsWith('library:') ? (upstream.password ?? null) : null,
+      sourceCredentials: !source.startsWith('library:') && upstream.username ? { username: upstream.username, password: upstream.password ?? '' } : null,
+      sourceKeyserver: upstream.keyserver ?? null,
+      destToken: self.token,
+    };
+    try {
+      const opts = await openMirror(request, { jobs: 2, concurrency: 4, chunkSize: 8 * 2 ** 20, dryRun: false, workDir: this.workDir, signal: watch.signal, onEvent: () => watch.poke() });
+      const summary = await runMirror(opts);
+      const failed = summary.outcomes.find((o) => o.action === 'failed');
+      const copied = summary.outcomes.filter((o) => o.action === 'copied').reduce((sum, o) => sum + o.size, 0);
+      if (failed) return { failure: new ClientError(summary.failureKind ?? 'server', failed.error ?? 'failed'), copied };
+      if (summary.outcomes.length === 0) return { failure: new ClientError('not-found', `${source}: no such tag upstream`), copied };
+      return { failure: null, copied };
+    } catch (err) {
+      return { failure: err instanceof ClientError ? err : new ClientError('server', (err as Error).message), copied: 0 };
     }
   }
 
@@ -250,3 +263,39 @@ export class PullThroughCache {
 }
 
 const pathOf = (n: ContainerName) => `${n.entity}/${n.collection}/${n.container}`;
+
+/** Seconds an upstream may send nothing before a fetch is given up (`cache.upstreams[].timeout`). */
+export const DEFAULT_UPSTREAM_TIMEOUT = 30;
+
+/**
+ * Gives up a fetch whose upstream has sent nothing for `seconds`: `stalled` rejects and `signal`
+ * aborts (the mirror engine stops before its next image). A slow but steady upstream is never cut.
+ */
+class IdleWatch {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private fail: (err: ClientError) => void = () => undefined;
+  readonly stalled: Promise<never>;
+
+  constructor(private readonly seconds: number) {
+    this.stalled = new Promise<never>((_, reject) => (this.fail = reject));
+    this.stalled.catch(() => undefined);
+    this.poke();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  poke(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.controller.abort();
+      this.fail(new ClientError('network', `the upstream sent nothing for ${this.seconds} s`));
+    }, this.seconds * 1000);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}

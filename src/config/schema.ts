@@ -243,6 +243,7 @@ export const configSchema = z
                   namespace: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)?\/?$/, 'must be ENTITY/ or ENTITY/COLLECTION/'),
                   url: z.string().regex(/^(library|oras|docker):\/\/[^/\s]+(\/[a-z0-9._/-]*)?$/, 'must be library://HOST[/PATH], oras://HOST[/PATH] or docker://HOST[/PATH]'),
                   ttl: duration.default(600),
+                  timeout: duration.default(30),
                   username: z.string().optional(),
                   password: z.string().optional(),
                   keyserver: urlString.optional(),

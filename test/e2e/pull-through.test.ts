@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { launchBrowser } from '../helpers/browser.js';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { pushOciSif } from '../helpers/oci-sif.js';
@@ -39,6 +42,11 @@ describe('pull-through cache', { concurrency: false }, () => {
   let registry: { host: string; stop: () => Promise<void> };
   let cli: ShelfCli;
   let work: string;
+  /** An upstream that answers every request with a 500, and one that accepts connections and never answers. */
+  let failing: http.Server;
+  let silent: net.Server;
+  const silentSockets = new Set<net.Socket>();
+  const STALL = 2;
   let big: string;
   const host = (s: { url: string }) => new URL(s.url).host;
   const pullLib = (ref: string, out: string, arch = 'amd64') => run(libclient, ['--url', cache.url, 'pull', '--arch', arch, ref, out]);
@@ -58,14 +66,31 @@ describe('pull-through cache', { concurrency: false }, () => {
     await pushUp(big, 'admin/up/app:v1');
     const orasPush = await cli.run(['push', path.join(FIXTURES, 'minimal-arm64.sif'), `oras://${registry.host}/site/images/hello:v1`]);
     assert.equal(orasPush.code, 0, orasPush.stderr);
+    failing = http.createServer((_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('upstream on fire'));
+    silent = net.createServer((socket) => void silentSockets.add(socket.on('error', () => undefined)));
+    await Promise.all([new Promise<void>((r) => failing.listen(0, '127.0.0.1', r)), new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))]);
+    const portOf = (server: net.Server | http.Server) => (server.address() as net.AddressInfo).port;
     const upstreams = [
       { namespace: 'hub/', url: `library://${host(libProxy)}/admin`, ttl: TTL },
       { namespace: 'reg/', url: `oras://${host(regProxy)}/site`, ttl: TTL },
+      { namespace: 'priv/', url: `library://${host(libProxy)}/admin`, ttl: TTL, password: ADMIN_TOKEN },
+      { namespace: 'anon/', url: `library://${host(libProxy)}/admin`, ttl: TTL },
+      { namespace: 'fire/', url: `oras://127.0.0.1:${portOf(failing)}/site`, ttl: TTL },
+      { namespace: 'stall/', url: `library://127.0.0.1:${portOf(silent)}/admin`, ttl: TTL, timeout: STALL },
     ];
     cache = await startShelf({ env: { SHELF_CACHE_UPSTREAMS: JSON.stringify(upstreams), SHELF_CACHE_QUOTA: String(QUOTA) } });
   });
   after(async () => {
-    await Promise.all([cache?.stop(), upstream?.stop(), registry?.stop(), libProxy?.close(), regProxy?.close().catch(() => undefined)]);
+    for (const socket of silentSockets) socket.destroy();
+    await Promise.all([
+      cache?.stop(),
+      upstream?.stop(),
+      registry?.stop(),
+      libProxy?.close(),
+      regProxy?.close().catch(() => undefined),
+      new Promise((r) => (failing ? failing.close(r) : r(null))),
+      new Promise((r) => (silent ? silent.close(r) : r(null))),
+    ]);
     await rm(work, { recursive: true, force: true });
   });
 
@@ -89,6 +114,73 @@ describe('pull-through cache', { concurrency: false }, () => {
     const again = await pullLib('hub/up/app:v1', path.join(work, 'again.sif'));
     assert.equal(again.code, 0, again.stderr);
     assert.ok(libProxy.down < MiB, `second pull fetched ${libProxy.down} bytes upstream`);
+  });
+
+  test('the web UI shows where a cached container came from, and nothing for pushed content', async () => {
+    const pushed = await run(libclient, ['--url', cache.url, '--token', ADMIN_TOKEN, 'push', path.join(FIXTURES, 'minimal-amd64.sif'), 'admin/own/img:v1']);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const browser = await launchBrowser();
+    try {
+      const { page } = browser;
+      await page.goto(`${cache.url}/library/hub/up/app`);
+      const note = page.locator('.cache-origin');
+      await note.waitFor();
+      assert.match(await note.innerText(), new RegExp(`Cached from library://${host(libProxy)}/admin`));
+      await page.goto(`${cache.url}/library/admin/own/img`);
+      await page.getByRole('heading', { name: 'Tags' }).waitFor();
+      assert.equal(await page.locator('.cache-origin').count(), 0);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('upstream credentials: a private upstream container is fetched with the configured token, and stays private here', async () => {
+    await pushUp(path.join(FIXTURES, 'minimal-arm64.sif'), 'admin/secret/app:v1');
+    const hide = await api(upstream)('/api/visibility/admin/secret', { method: 'PUT', body: JSON.stringify({ private: true }), headers: { 'content-type': 'application/json' } });
+    assert.equal(hide.status, 200, await hide.text());
+    const out = path.join(work, 'secret.sif');
+    const withToken = await run(libclient, ['--url', cache.url, '--token', ADMIN_TOKEN, 'pull', '--arch', 'arm64', 'priv/secret/app:v1', out]);
+    assert.equal(withToken.code, 0, withToken.stderr);
+    assert.equal(await sha256(out), await sha256(path.join(FIXTURES, 'minimal-arm64.sif')));
+    // The copy keeps the upstream's privacy: anonymous callers here see nothing, as upstream.
+    const anonymous = await api(cache, null)('/v1/images/priv/secret/app:v1?arch=arm64');
+    assert.equal(anonymous.status, 404);
+    assert.equal(((await (await api(cache)('/v1/collections/priv/secret')).json()) as { data: { private: boolean } }).data.private, true);
+    // Without credentials the private upstream container is not there at all.
+    const without = await run(libclient, ['--url', cache.url, '--token', ADMIN_TOKEN, 'pull', '--arch', 'arm64', 'anon/secret/app:v1', path.join(work, 'secret-anon.sif')]);
+    assert.notEqual(without.code, 0);
+    assert.match(without.stderr, /does not exist/);
+    assert.equal((await api(cache)('/v1/containers/anon/secret/app')).status, 404);
+  });
+
+  test('an upstream answering 500 gives a 503 naming it, in each protocol envelope; nothing is cached', async () => {
+    const oci = await api(cache, null)('/v2/fire/images/app/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(oci.status, 503);
+    const body = (await oci.json()) as { errors: Array<{ code: string; message: string }> };
+    assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
+    assert.match(body.errors[0]!.message, /upstream oras:\/\/127\.0\.0\.1:\d+\/site .*500/);
+    const lib = await api(cache, null)('/v1/images/fire/images/app:v1?arch=amd64');
+    assert.equal(lib.status, 503);
+    assert.match(((await lib.json()) as { error: { message: string } }).error.message, /500/);
+    assert.equal((await api(cache)('/v1/containers/fire/images/app')).status, 404);
+  });
+
+  test('an upstream that never answers is given up after its timeout; the server serves others meanwhile', async () => {
+    const started = Date.now();
+    const stalled = pullLib('stall/c/app:v1', path.join(work, 'stall.sif'));
+    // While the fetch waits on the silent upstream, other requests are answered at once.
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    assert.equal((await api(cache, null)('/version')).status, 200);
+    assert.ok(Date.now() - t0 < 1000);
+    const r = await stalled;
+    const took = (Date.now() - started) / 1000;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /sent nothing for 2 s/);
+    assert.ok(took >= STALL && took < STALL + 10, `gave up after ${took} s`);
+    const lib = await api(cache, null)('/v1/images/stall/c/app:v1?arch=amd64');
+    assert.equal(lib.status, 503);
+    assert.match(((await lib.json()) as { error: { code: number; message: string } }).error.message, /sent nothing/);
   });
 
   test('oras://: 20 concurrent first pulls make one upstream fetch', async () => {
@@ -125,6 +217,17 @@ describe('pull-through cache', { concurrency: false }, () => {
     const copy = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${host(cache)}/reg/images/ocisif:v1`, `dir:${ociOut}`]);
     assert.equal(copy.code, 0, copy.stderr);
     assert.ok((await readdir(ociOut)).includes(layerDigest.slice(7)));
+  });
+
+  test('docker:// (skopeo): 20 concurrent first pulls of an OCI-SIF make one upstream fetch', async () => {
+    const size = 2 * MiB;
+    const { layerDigest } = await pushOciSif(registry.host, 'site/images/crowd', 'v1', work, size);
+    regProxy.reset();
+    const outs = Array.from({ length: 20 }, (_, i) => path.join(work, `crowd-${i}`));
+    const results = await Promise.all(outs.map((out) => run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${host(cache)}/reg/images/crowd:v1`, `dir:${out}`])));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    for (const out of outs) assert.ok((await readdir(out)).includes(layerDigest.slice(7)));
+    assert.ok(regProxy.down >= size && regProxy.down < 2 * size, `upstream sent ${regProxy.down} bytes for a ${size}-byte layer`);
   });
 
   test('an upstream cut mid-transfer leaves nothing cached; the next pull succeeds', async () => {

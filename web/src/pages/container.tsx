@@ -286,6 +286,7 @@ export function ContainerPage() {
           <p class="meta">
             Created {formatDate(k.createdAt)} by {k.createdBy} · last pushed {formatDate(k.updatedAt)} · {k.downloadCount} downloads
           </p>
+          <CacheOrigin path={path} />
           <VisibilityNote view={k} path={path} onChanged={view.reload} />
           {choices.length > 0 && <PullBox view={k} choices={choices} />}
           <BuildButton fromRef={`${entity}/${collection}/${container}:${archTags.some((t) => t[1] === 'latest') ? 'latest' : (archTags[0]?.[1] ?? 'latest')}`} />
@@ -328,6 +329,17 @@ export function ContainerPage() {
         </>
       )}
     </section>
+  );
+}
+
+/** Where the pull-through cache fetched this container from; nothing for pushed content or without a cache. */
+function CacheOrigin({ path }: { path: string }) {
+  const origin = useApi<{ origin: { upstream: string; fetchedAt: string } | null }>(`/api/cache/origin/${path}`).data?.origin;
+  if (!origin) return null;
+  return (
+    <p class="cache-origin">
+      Cached from <code>{origin.upstream}</code>, last fetched {formatDate(origin.fetchedAt)}. Pushes here are refused; the upstream's tags are asked again after their TTL.
+    </p>
   );
 }
 
