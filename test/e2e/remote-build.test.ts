@@ -171,6 +171,48 @@ From: {{FROM}}
     });
   }
 
+  test('multi-stage: %files from an earlier stage copy its results; only the last stage is the image', async () => {
+    const def = [
+      'Bootstrap: library',
+      'From: admin/base/busybox:1',
+      'Stage: compile',
+      '',
+      '%post',
+      '    mkdir -p /out',
+      '    echo "compiled in stage one" > /out/artifact.txt',
+      '    echo scratch > /stage-one-only',
+      '',
+      'Bootstrap: library',
+      'From: admin/base/busybox:1',
+      'Stage: final',
+      '',
+      '%files from compile',
+      '    /out/artifact.txt /opt/artifact.txt',
+      '',
+      '%runscript',
+      '    cat /opt/artifact.txt',
+      '',
+    ].join('\n');
+    const { out, status } = await buildAndWait(def, { libraryRef: 'library://admin/built/multistage:v1' });
+    assert.ok((status.imageSize ?? 0) > 0, out.text);
+    const file = path.join(dir, 'multistage.sif');
+    await pullLibrary(shelf.url, ADMIN_TOKEN, status.libraryRef, 'amd64', file);
+    const source = await FileSource.open(file);
+    const image = await readSif(source);
+    await source.close();
+    const offset = image.descriptors.find((d) => d.dataType === 0x4004)!.offset;
+    assert.equal(await catIn(file, offset, 'opt/artifact.txt'), 'compiled in stage one\n');
+    const listing = (await run('unsquashfs', ['-o', String(offset), '-l', '-d', '', file])).stdout;
+    assert.doesNotMatch(listing, /stage-one-only/);
+    assert.doesNotMatch(listing, /\/out\/artifact\.txt/);
+    const rootfs = path.join(dir, 'rootfs-multistage');
+    await unsquash(file, rootfs);
+    let text = '';
+    const r = await runSandboxed({ mode: 'image', root: rootfs, command: ['/.singularity.d/actions/run'], idBase: ID_START, timeoutMs: 20_000, stateDir: dir, onOutput: (b) => (text += b.toString()) });
+    assert.equal(r.code, 0, text);
+    assert.equal(text, 'compiled in stage one\n');
+  });
+
   test('a failing %post says why in the stream, closes 1000 and reports imageSize 0', async () => {
     const def = 'Bootstrap: library\nFrom: admin/base/busybox:1\n\n%post\n    echo about to fail\n    exit 3\n';
     const { bi, out, status } = await buildAndWait(def);
