@@ -24,7 +24,7 @@ describe('remote builder: expiry, quota, permissions (SQLite, in-process worker)
     await chmod(dir, 0o711);
     // Expiry of one second: the builder's sweep (once a minute) removes what is due.
     shelf = await startShelf({
-      env: { SHELF_BUILD_WORK_DIR: path.join(dir, 'work'), SHELF_BUILD_TIMEOUT: '120', SHELF_BUILD_EPHEMERAL_TTL: '1', SHELF_BUILD_CONTEXT_TTL: '1' },
+      env: { SHELF_BUILD_WORK_DIR: path.join(dir, 'work'), SHELF_BUILD_TIMEOUT: '120', SHELF_BUILD_EPHEMERAL_TTL: '1', SHELF_BUILD_CONTEXT_TTL: '1', SHELF_BUILD_CONCURRENCY: '2' },
     });
     const cfg = (await (await fetch(`${shelf.url}/assets/config/config.prod.json`)).json()) as Record<string, { uri: string }>;
     admin = new SceBuildClient(cfg.builderAPI!.uri, ADMIN_TOKEN);
@@ -89,5 +89,21 @@ describe('remote builder: expiry, quota, permissions (SQLite, in-process worker)
     const mine = (await (await fetch(`${shelf.url}/v1/builds`, { headers: { authorization: `Bearer ${bobToken}` } })).json()) as { data: Array<{ libraryRef: string }> };
     assert.ok(!mine.data.some((b) => b.libraryRef.includes('admin/base/stolen')), 'no build was queued');
     assert.equal(await imageStatus('admin/base/stolen:1'), 404);
+  });
+  test('build.concurrency 2: two builds run at once on one worker, a third waits for a free slot', async () => {
+    // A shell from the busybox in the context (no base image to race the short expiry); the clock is the machine's uptime.
+    const ctx = await admin.uploadContext(['/usr/bin/busybox']);
+    const def = 'Bootstrap: scratch\n\n%files\n    /usr/bin/busybox /bin/sh\n    /usr/bin/busybox /bin/busybox\n\n%post\n    echo "start $(/bin/busybox cat /proc/uptime)"\n    /bin/busybox sleep 3\n    echo "end $(/bin/busybox cat /proc/uptime)"\n';
+    const builds = await Promise.all([1, 2, 3].map(() => admin.submit(def, { contextDigest: ctx.digest, workingDir: '/' })));
+    const spans = await Promise.all(
+      builds.map(async (bi) => {
+        const out = await admin.streamOutput(bi.id);
+        const at = (word: string) => Number(new RegExp(`${word} (\\d+\\.\\d+)`).exec(out.text)?.[1]);
+        assert.ok(at('start') && at('end'), out.text);
+        return { start: at('start'), end: at('end') };
+      }),
+    );
+    const runningAt = (t: number) => spans.filter((s) => s.start <= t && t < s.end).length;
+    assert.equal(Math.max(...spans.map((s) => runningAt(s.start))), 2, `at most two at once, and two did overlap: ${JSON.stringify(spans)}`);
   });
 });
