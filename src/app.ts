@@ -97,6 +97,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     registry,
     cache,
     builds,
+    buildPingMs: config.build.wsPing * 1000,
     publicUrl: config.publicUrl?.replace(/\/+$/, '') ?? null,
     downloadUrlTtl: config.library.downloadUrlTtl,
     ociChallenge: config.oci.challenge,

@@ -201,6 +201,8 @@ export const configSchema = z
         idRangeStart: z.number().int().positive().default(524288),
         /** Wall-clock limit of one build. */
         timeout: duration.default(3600),
+        /** Pings on a build's log WebSocket while the build prints nothing (proxies drop idle sockets). */
+        wsPing: duration.default(20),
         /** A running build whose builder sent no heartbeat for this long is failed ("builder lost"). */
         staleAfter: duration.default(60),
         /** Let %post reach the network (through slirp4netns, never the host's loopback). */

@@ -45,6 +45,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** The remote builder's service; null or absent = no builder protocol. */
   builds?: Builds | null;
+  /** Milliseconds between pings on a quiet build log stream. */
+  buildPingMs?: number;
   /** Folder of the built web UI; undefined = look for dist/web, null = no UI. */
   webRoot?: string | null;
   /** Prometheus series (a fresh set when absent) and the bearer token `/metrics` asks for. */
@@ -148,7 +150,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(healthRoutes, { registry: opts.registry });
   await app.register(adminOpsRoutes, { registry: opts.registry });
   await app.register(mirrorRoutes, { registry: opts.registry, jobs: new MirrorJobs(opts.registry.meta.db, path.join(opts.dataDir ?? tmpdir(), 'mirror-work')) });
-  if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl });
+  if (opts.builds) await app.register(buildRoutes, { builds: opts.builds, publicUrl: opts.publicUrl, ...(opts.buildPingMs ? { pingMs: opts.buildPingMs } : {}) });
   await app.register(webRoutes, { root: opts.webRoot === undefined ? findWebRoot() : opts.webRoot });
   return app;
 }

@@ -31,7 +31,7 @@ describe('remote builder (SQLite, in-process worker)', () => {
     dropIds = await withBuilderIds();
     dir = await mkdtemp(path.join(tmpdir(), 'shelf-rb-'));
     await chmod(dir, 0o711);
-    shelf = await startShelf({ env: { SHELF_BUILD_WORK_DIR: path.join(dir, 'work'), SHELF_BUILD_TIMEOUT: '120' } });
+    shelf = await startShelf({ env: { SHELF_BUILD_WORK_DIR: path.join(dir, 'work'), SHELF_BUILD_TIMEOUT: '120', SHELF_BUILD_WS_PING: '1' } });
     const cfg = (await (await fetch(`${shelf.url}/assets/config/config.prod.json`)).json()) as Record<string, { uri: string }>;
     assert.ok(cfg.builderAPI?.uri, 'config.prod.json advertises builderAPI');
     client = new SceBuildClient(cfg.builderAPI!.uri, ADMIN_TOKEN);
@@ -171,7 +171,7 @@ From: {{FROM}}
     });
   }
 
-  test('multi-stage: %files from an earlier stage copy its results; only the last stage is the image', async () => {
+  test('multi-stage: %files from an earlier stage copy its results; only the last stage is the image; a quiet log is pinged', async () => {
     const def = [
       'Bootstrap: library',
       'From: admin/base/busybox:1',
@@ -193,8 +193,9 @@ From: {{FROM}}
       '    cat /opt/artifact.txt',
       '',
     ].join('\n');
-    const { out, status } = await buildAndWait(def, { libraryRef: 'library://admin/built/multistage:v1' });
+    const { out, status } = await buildAndWait(def.replace('    echo scratch > /stage-one-only', '    echo scratch > /stage-one-only\n    sleep 3'), { libraryRef: 'library://admin/built/multistage:v1' });
     assert.ok((status.imageSize ?? 0) > 0, out.text);
+    assert.ok(out.pings >= 2, `the quiet 3 s of %post were pinged (build.wsPing 1 s): ${out.pings} pings`);
     const file = path.join(dir, 'multistage.sif');
     await pullLibrary(shelf.url, ADMIN_TOKEN, status.libraryRef, 'amd64', file);
     const source = await FileSource.open(file);
