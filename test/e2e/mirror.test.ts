@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { pushOciSif } from '../helpers/oci-sif.js';
-import { startCountingProxy, type CountingProxy } from '../helpers/proxy.js';
+import { startCountingProxy, startForeignFront, type CountingProxy } from '../helpers/proxy.js';
 import { run } from '../helpers/run.js';
 import { makeLargeSif } from '../helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
@@ -144,32 +142,19 @@ describe('shelf mirror', { concurrency: false }, () => {
 
   test('from a Library server that is not Shelf: containers found through v1/search', async () => {
     // The source as a Sylabs-compatible library shows itself: another version, no /api/ (Shelf's browse calls).
-    const target = new URL(source.url);
-    const seen: string[] = [];
-    const front = http.createServer((req, res) => {
-      seen.push(req.url!.split('?')[0]!);
-      if (req.url === '/version') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { version: 'v1.6.0', apiVersion: '2.0.0-alpha.2' } }));
-      if (req.url!.startsWith('/api/')) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":404,"message":"not found"}}');
-      const upstream = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      });
-      req.pipe(upstream);
-    });
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const front = await startForeignFront(source.url);
     try {
-      const frontHost = `127.0.0.1:${(front.address() as AddressInfo).port}`;
-      const r = await mirror('--json', `library://${frontHost}/admin/multi`, `library://${host(dest)}/sylabs-like/multi`);
+      const r = await mirror('--json', `library://${front.host}/admin/multi`, `library://${host(dest)}/sylabs-like/multi`);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.summary!.images.failed, 0);
       assert.equal(r.summary!.images.copied + r.summary!.images.tagged, 3);
       // Found through search alone: the /api/ listing calls got nothing.
-      assert.ok(seen.includes('/v1/search'), `listed through search: ${[...new Set(seen)].join(' ')}`);
+      assert.ok(front.seen.includes('/v1/search'), `listed through search: ${[...new Set(front.seen)].join(' ')}`);
       const app = (await container(dest, 'sylabs-like/multi/app'))!;
       assert.deepEqual(Object.keys(app.archTags).sort(), ['amd64', 'arm64']);
       assert.ok((await container(dest, 'sylabs-like/multi/tool'))!.archTags.amd64!['1.0']);
     } finally {
-      await new Promise((r) => front.close(r));
+      await front.close();
     }
   });
 

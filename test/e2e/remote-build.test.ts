@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { FileSource, readSif, summarizeSif } from '../../src/sif/index.js';
 import { runSandboxed } from '../../src/build/sandbox.js';
 import { BASE_DEF, ID_START, SceBuildClient, pullLibrary, withBuilderIds } from '../helpers/build-client.js';
+import { startForeignFront } from '../helpers/proxy.js';
 import { run } from '../helpers/run.js';
 import { shelfCli } from '../helpers/cli.js';
 import { ADMIN_TOKEN, api, startShelf, type TestShelf } from '../helpers/shelf.js';
@@ -305,6 +306,28 @@ From: admin/base/busybox:1
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /FATAL: +%post failed \(exit status 7\)/);
     assert.match(bad.stderr, /build failed: %post failed/);
+  });
+
+  test('shelf build --remote against a Sylabs-compatible builder that is not Shelf: only the protocol is used', async () => {
+    const front = await startForeignFront(shelf.url);
+    try {
+      const cli = await shelfCli();
+      assert.equal((await cli.run(['remote', 'add', 'foreign', front.url])).code, 0);
+      assert.equal((await cli.run(['remote', 'login', 'foreign', '--token', ADMIN_TOKEN])).code, 0);
+      const def = path.join(dir, 'foreign.def');
+      await writeFile(def, 'Bootstrap: library\nFrom: admin/base/busybox:1\n\n%post\n    echo built-through-the-front > /where\n');
+      const out = path.join(dir, 'foreign.sif');
+      const r = await cli.run(['build', '--remote', out, def], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const source = await FileSource.open(out);
+      const image = await readSif(source);
+      await source.close();
+      assert.equal(await catIn(out, image.descriptors.find((d) => d.dataType === 0x4004)!.offset, 'where'), 'built-through-the-front\n');
+      assert.ok(front.seen.includes('/v1/build') && front.seen.some((p) => p.startsWith('/v1/build-ws/')), front.seen.join(' '));
+      assert.ok(!front.seen.some((p) => p.startsWith('/api/')), `no Shelf-only calls: ${front.seen.join(' ')}`);
+    } finally {
+      await front.close();
+    }
   });
 
   test('bad submits are refused at once with a clear message', async () => {

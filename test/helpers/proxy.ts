@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 
 /** Pipes `client` to a new connection to host:port both ways; both end together. */
@@ -75,4 +76,46 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     },
   };
   return proxy;
+}
+
+/**
+ * A Shelf shown as another Sylabs-compatible server would be: `/version` names no Shelf and
+ * Shelf's own `/api/` is not there; the Library, builder and OCI protocols (WebSockets too) pass
+ * through with the client's Host, so the server's answers point back through this front.
+ */
+export async function startForeignFront(target: string): Promise<{ url: string; host: string; seen: string[]; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const seen: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    seen.push(req.url!.split('?')[0]!);
+    if (req.url === '/version') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { version: 'v1.6.0', apiVersion: '2.0.0-alpha.2' } }));
+    if (req.url!.startsWith('/api/')) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":404,"message":"not found"}}');
+    const upstream = http.request({ host: hostname, port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    seen.push(req.url!.split('?')[0]!);
+    const upstream = forward(client, hostname, Number(port), sockets);
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length) upstream.write(head);
+  });
+  server.on('connection', (s: net.Socket) => void sockets.add(s.on('close', () => sockets.delete(s))));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return {
+    url: `http://${host}`,
+    host,
+    seen,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
