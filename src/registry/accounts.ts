@@ -244,7 +244,8 @@ export class Accounts {
     let containersDeleted = 0;
     await this.withAdminsGuarded(username, actor, true, 'delete', async (trx, user) => {
       containersDeleted = await deleteOwnedEntities(trx, { column: 'owner_user_id', id: user.id, label: `the entity of ${username}` }, !!opts.force);
-      // Library upload rows name their user without a foreign key: their sessions end with the account.
+      // Upload sessions name their user without a foreign key: they end with the account (their
+      // temporary bytes, owned by no session now, go at a later garbage collection).
       await trx.deleteFrom('uploads').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('oci_uploads').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('users').where('id', '=', user.id).execute();
