@@ -21,7 +21,7 @@ interface Access {
   assertWrite(principal: Principal | null, chain: NamespaceChain): void;
   assertOwner(principal: Principal | null, chain: NamespaceChain): void;
   assertCreateEntity(principal: Principal | null, name: string): void;
-  assertAdmin(principal: Principal | null): void;
+  assertAdmin(principal: Principal | null): asserts principal is Principal;
 }
 
 /**

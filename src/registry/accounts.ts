@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { PostgresAdapter, sql, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../meta/schema.js';
-import type { Role } from './access.js';
+import { access, type Role } from './access.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkName } from './names.js';
+import { deleteOwnedEntities } from './owned-entities.js';
 import { checkText } from './text.js';
 import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
 import { newId, newSecret, nowIso } from './util.js';
@@ -132,7 +133,7 @@ export class Accounts {
       if (user.disabled) throw refused();
       if ((user.is_admin === 1) !== found.isAdmin) {
         // The directory decides, except that it cannot demote the last enabled administrator.
-        await this.setAdmin(username, found.isAdmin).catch((err: unknown) => {
+        await this.setAdmin(username, found.isAdmin, SYSTEM).catch((err: unknown) => {
           if (!(err instanceof RegistryError && err.kind === 'conflict')) throw err;
         });
       }
@@ -218,30 +219,60 @@ export class Accounts {
   }
 
   /**
-   * Enables or disables an account. An administrator cannot disable their own account, and the
-   * last enabled administrator cannot be disabled. `actor` null: the offline recovery command.
+   * Enables or disables an account, for an administrator (`SYSTEM`: the offline recovery command).
+   * An administrator cannot disable their own account, and the last enabled administrator cannot
+   * be disabled.
    */
-  async setDisabled(username: string, disabled: boolean, actor: Principal | null = null): Promise<void> {
-    await this.changeStanding(username, { disabled: disabled ? 1 : 0 }, actor, 'disable');
+  async setDisabled(username: string, disabled: boolean, actor: Principal | null): Promise<void> {
+    await this.withAdminsGuarded(username, actor, disabled, 'disable', (trx, user) => trx.updateTable('users').set({ disabled: disabled ? 1 : 0 }).where('id', '=', user.id).execute());
   }
 
   /** Grants or removes administrator rights, under the same rules as `setDisabled`. */
-  async setAdmin(username: string, isAdmin: boolean, actor: Principal | null = null): Promise<void> {
-    await this.changeStanding(username, { is_admin: isAdmin ? 1 : 0 }, actor, 'remove the administrator rights of');
+  async setAdmin(username: string, isAdmin: boolean, actor: Principal | null): Promise<void> {
+    await this.withAdminsGuarded(username, actor, !isAdmin, 'remove the administrator rights of', (trx, user) =>
+      trx.updateTable('users').set({ is_admin: isAdmin ? 1 : 0 }).where('id', '=', user.id).execute(),
+    );
   }
 
   /**
-   * One change of an account's standing, refused when it would lock administrators out: the
-   * check and the change are one transaction, serialised across nodes, so two administrators
-   * disabling each other at once cannot both succeed.
+   * Deletes an account, under the same rules as `setDisabled`. Its tokens (and so its web
+   * sessions), memberships and open uploads go with it at once, and its entities too (see
+   * `deleteOwnedEntities`: refused while they hold containers, unless `force`). Keys it added to
+   * the keyserver stay, owned by nobody; the audit trail keeps its name.
    */
-  private async changeStanding(username: string, change: { disabled?: number; is_admin?: number }, actor: Principal | null, verb: string): Promise<void> {
+  async deleteUser(actor: Principal | null, username: string, opts: { force?: boolean } = {}): Promise<{ containersDeleted: number }> {
+    let containersDeleted = 0;
+    await this.withAdminsGuarded(username, actor, true, 'delete', async (trx, user) => {
+      containersDeleted = await deleteOwnedEntities(trx, { column: 'owner_user_id', id: user.id, label: `the entity of ${username}` }, !!opts.force);
+      // Upload sessions name their user without a foreign key: they end with the account (their
+      // temporary bytes, owned by no session now, go at a later garbage collection).
+      await trx.deleteFrom('uploads').where('user_id', '=', user.id).execute();
+      await trx.deleteFrom('oci_uploads').where('user_id', '=', user.id).execute();
+      await trx.deleteFrom('users').where('id', '=', user.id).execute();
+    });
+    return { containersDeleted };
+  }
+
+  /**
+   * One change of an account, by an administrator, refused when it `weakens` administrators'
+   * standing in a way that would lock them out: an administrator cannot weaken their own account,
+   * and no change may leave no enabled administrator. The check and the change are one
+   * transaction, serialised across nodes, so two administrators disabling each other at once
+   * cannot both succeed.
+   */
+  private async withAdminsGuarded(
+    username: string,
+    actor: Principal | null,
+    weakens: boolean,
+    verb: string,
+    change: (trx: Transaction<Database>, user: { id: string }) => Promise<unknown>,
+  ): Promise<void> {
+    access.assertAdmin(actor);
     const user = await this.requireUser(username);
-    const weakens = change.disabled === 1 || change.is_admin === 0;
-    if (weakens && actor && actor.userId === user.id) throw new RegistryError('forbidden', `you cannot ${verb} your own account`);
+    if (weakens && actor.userId === user.id) throw new RegistryError('forbidden', `you cannot ${verb} your own account`);
     await this.db.transaction().execute(async (trx) => {
       if (this.db.getExecutor().adapter instanceof PostgresAdapter) await sql`select pg_advisory_xact_lock(hashtext('shelf-admins'))`.execute(trx);
-      await trx.updateTable('users').set(change).where('id', '=', user.id).execute();
+      await change(trx, user);
       if (!weakens || user.is_admin !== 1 || user.disabled === 1) return;
       const left = await trx.selectFrom('users').select('id').where('is_admin', '=', 1).where('disabled', '=', 0).executeTakeFirst();
       if (!left) throw new RegistryError('conflict', `${username} is the last enabled administrator: enable or make another one first`);

@@ -1,8 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../meta/schema.js';
-import { ROLES, type Role } from './access.js';
+import { access, ROLES, type Role } from './access.js';
+import type { Principal } from './accounts.js';
 import { RegistryError, notFound } from './errors.js';
 import { checkName } from './names.js';
+import { deleteOwnedEntities } from './owned-entities.js';
 import { newId, nowIso } from './util.js';
 
 export interface GroupInfo {
@@ -65,6 +67,20 @@ export class Groups {
   async list(): Promise<GroupInfo[]> {
     const groups = await this.db.selectFrom('groups').select('name').orderBy('name').execute();
     return Promise.all(groups.map((g) => this.get(g.name)));
+  }
+
+  /**
+   * Deletes a group, for an administrator: its memberships go, and its entity (see
+   * `deleteOwnedEntities`: refused while it holds containers, unless `force`).
+   */
+  async delete(actor: Principal | null, name: string, opts: { force?: boolean } = {}): Promise<{ containersDeleted: number }> {
+    access.assertAdmin(actor);
+    const group = await this.get(name);
+    return this.db.transaction().execute(async (trx) => {
+      const containersDeleted = await deleteOwnedEntities(trx, { column: 'owner_group_id', id: group.id, label: `the entity of group ${name}` }, !!opts.force);
+      await trx.deleteFrom('groups').where('id', '=', group.id).execute();
+      return { containersDeleted };
+    });
   }
 
   /** Adds or changes a member; `role` null removes them. */

@@ -59,6 +59,23 @@ export class Listings {
     return paged(() => this.store.adminLists.groupNames(Math.min(limit, MAX_PAGE), cursor));
   }
 
+  /** The keyserver's keys, for administrators to review and remove. */
+  async keys(principal: Principal | null, limit: number, cursor: string | null) {
+    access.assertAdmin(principal);
+    const page = await paged(() => this.store.adminLists.keys(Math.min(limit, MAX_PAGE), cursor));
+    return {
+      items: page.items.map((k) => ({
+        fingerprint: k.fingerprint,
+        userIds: JSON.parse(k.user_ids) as string[],
+        owner: k.owner,
+        addedAt: k.added_at,
+        expiresAt: k.expires_at === null ? null : new Date(Number(k.expires_at) * 1000).toISOString(),
+        revoked: k.revoked === 1,
+      })),
+      next: page.next,
+    };
+  }
+
   async audit(principal: Principal | null, limit: number, cursor: string | null): Promise<Page<Omit<AuditLogTable, 'id'>>> {
     access.assertAdmin(principal);
     return paged(() => this.store.adminLists.audit(Math.min(limit, MAX_PAGE), cursor));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { eventually, launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { assertAccessible, eventually, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { BASE_DEF, SceBuildClient, withBuilderIds } from '../helpers/build-client.js';
 import { ADMIN_TOKEN, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -80,6 +80,7 @@ describe('web UI: builds page and the Build button (Debian chromium)', { concurr
     const log = await page.getByLabel('Build log').innerText();
     assert.match(log, /built in the browser by/);
     assert.match(log, /Running post scriptlet/);
+    await assertAccessible(page, 'a succeeded build');
 
     // The result is alice's ephemeral image; its link is its container page.
     const result = page.getByRole('link', { name: `alice/remote-builds/rb-${buildId}:latest` });
@@ -93,6 +94,7 @@ describe('web UI: builds page and the Build button (Debian chromium)', { concurr
     const row = page.getByRole('row').filter({ hasText: buildId });
     await row.waitFor();
     assert.match(await row.innerText(), /succeeded/);
+    await assertAccessible(page, '/builds with a build');
   });
 
   test('a failing build shows failed and why', async () => {
@@ -105,5 +107,6 @@ describe('web UI: builds page and the Build button (Debian chromium)', { concurr
     await eventually(async () => assert.equal((await page.getByTestId('build-state').innerText()).trim(), 'failed'), 180_000);
     assert.match(await page.getByLabel('Build log').innerText(), /about to fail/);
     assert.equal(await page.getByRole('link', { name: /remote-builds/ }).count(), 0, 'a failed build links no result');
+    await assertAccessible(page, 'a failed build');
   });
 });

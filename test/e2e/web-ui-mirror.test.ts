@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { assertAccessible, eventually, launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -54,5 +54,6 @@ describe('web UI: mirror jobs', { concurrency: false }, () => {
       assert.match(text, /failed/);
       assert.match(text, /cannot reach/);
     }, 30_000);
+    await assertAccessible(page, '/admin/mirror with a done and a failed job');
   });
 });

@@ -1,4 +1,6 @@
+import type { Command } from 'commander';
 import { ClientConfig } from '../../client/config.js';
+import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
 
 export interface AdminConn {
@@ -32,4 +34,19 @@ function hostOf(url: string): string {
   } catch {
     throw new CliError(`not a URL: ${url}`, 2);
   }
+}
+
+/** Runs an admin action against a running server, turning its errors into one line. */
+export function action<A extends unknown[]>(fn: (api: ShelfApi, ...args: A) => Promise<void>) {
+  return async (...args: [...A, AdminConn, Command]) => {
+    const cmd = args[args.length - 1] as Command;
+    const { url, token } = await adminConnection(cmd.optsWithGlobals() as AdminConn);
+    try {
+      // Commander passes the positional arguments, then the command's options, then the command.
+      await fn(new ShelfApi(url, token), ...(args.slice(0, -1) as unknown as A));
+    } catch (err) {
+      if (err instanceof ShelfApiError) throw new CliError(err.message, err.status === 0 ? 3 : 1);
+      throw err;
+    }
+  };
 }

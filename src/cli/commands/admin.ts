@@ -1,28 +1,12 @@
 import type { Command } from 'commander';
 import { parseByteSize } from '../../config/schema.js';
-import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { CliError } from '../errors.js';
 import { promptSecrets, readStdin } from '../secrets.js';
-import { adminConnection, type AdminConn } from './admin-connection.js';
+import { action } from './admin-connection.js';
+import { registerGroupDelete, registerKeyAdmin, registerUserDelete } from './admin-removals.js';
 import { registerEnable, registerMaintenance, registerSecret } from './maintenance.js';
 import { registerConfigCheck } from './config-check.js';
 import { registerBackup } from './backup.js';
-
-
-/** Runs an admin action against a running server, turning its errors into one line. */
-function action<A extends unknown[]>(fn: (api: ShelfApi, ...args: A) => Promise<void>) {
-  return async (...args: [...A, AdminConn, Command]) => {
-    const cmd = args[args.length - 1] as Command;
-    const { url, token } = await adminConnection(cmd.optsWithGlobals() as AdminConn);
-    try {
-      // Commander passes the positional arguments, then the command's options, then the command.
-      await fn(new ShelfApi(url, token), ...(args.slice(0, -1) as unknown as A));
-    } catch (err) {
-      if (err instanceof ShelfApiError) throw new CliError(err.message, err.status === 0 ? 3 : 1);
-      throw err;
-    }
-  };
-}
 
 /** A new password from standard input, or typed twice on a terminal. */
 async function newPassword(opts: { passwordStdin?: boolean }): Promise<string> {
@@ -86,6 +70,7 @@ export function registerAdmin(program: Command): void {
       }),
     );
   registerEnable(user);
+  registerUserDelete(user);
   user
     .command('admin <name>')
     .description('make a user an administrator, or with --revoke take the rights away (not your own, nor the last one\'s)')
@@ -146,6 +131,7 @@ export function registerAdmin(program: Command): void {
         print(`${name} is ${role} of ${groupName}`);
       }),
     );
+  registerGroupDelete(group);
   group
     .command('list')
     .description('list groups and members')
@@ -156,6 +142,8 @@ export function registerAdmin(program: Command): void {
         }
       }),
     );
+
+  registerKeyAdmin(admin);
 
   const quota = admin.command('quota').description('byte quotas of users and groups');
   quota

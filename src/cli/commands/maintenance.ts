@@ -86,8 +86,10 @@ export function registerEnable(user: Command): void {
         if (opts.admin) await api.call('PUT', `api/users/${encodeURIComponent(name)}/admin`, { admin: true });
       },
       async (registry) => {
-        await registry.accounts.setDisabled(name, false);
-        if (opts.admin) await registry.accounts.setAdmin(name, true);
+        // On the stores themselves: whoever may open them acts as Shelf itself.
+        const { SYSTEM } = await import('../../registry/accounts.js');
+        await registry.accounts.setDisabled(name, false, SYSTEM);
+        if (opts.admin) await registry.accounts.setAdmin(name, true, SYSTEM);
       },
     ).catch((err: unknown) => {
       if (err instanceof RegistryError && err.kind === 'not-found') throw new CliError(`no user ${name}`, 4);

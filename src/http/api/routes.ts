@@ -16,6 +16,9 @@ export interface ApiRoutesOptions {
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
 
+/** A yes/no query parameter: `?name=true` or `?name=1`. */
+const flag = (req: Req, name: string): boolean => req.query[name] === 'true' || req.query[name] === '1';
+
 /**
  * Shelf's own API (`/api`): accounts, tokens, groups, quotas, visibility, audit. Used by
  * `shelf admin` and the web UI; answers in the Library API's envelope.
@@ -100,9 +103,15 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.post('/api/users/:user/enable', async (req: Req, reply) => {
-    await admin(req);
-    await registry.accounts.setDisabled(req.params.user!, false);
+    const principal = await admin(req);
+    await registry.accounts.setDisabled(req.params.user!, false, principal);
     return data(reply, { username: req.params.user, disabled: false });
+  });
+
+  /** `?force=true` also deletes what the user's entity holds (else 409 while it holds containers). */
+  app.delete('/api/users/:user', async (req: Req, reply) => {
+    const { containersDeleted } = await registry.accounts.deleteUser(await who(req), req.params.user!, { force: flag(req, 'force') });
+    return data(reply, { username: req.params.user, deleted: true, containersDeleted });
   });
 
   app.put('/api/users/:user/password', async (req: Req, reply) => {
@@ -156,6 +165,12 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     return data(reply, await registry.groups.create(field.string(body, 'name', true), principal.username));
   });
 
+  /** `?force=true` also deletes what the group's entity holds (else 409 while it holds containers). */
+  app.delete('/api/groups/:group', async (req: Req, reply) => {
+    const { containersDeleted } = await registry.groups.delete(await who(req), req.params.group!, { force: flag(req, 'force') });
+    return data(reply, { name: req.params.group, deleted: true, containersDeleted });
+  });
+
   app.put('/api/groups/:group/members/:user', async (req: Req, reply) => {
     await groupOwnerOrAdmin(req);
     const body = await readJson(req);
@@ -179,6 +194,15 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
       throw new RegistryError('forbidden', `only an owner of ${group.name} or an administrator may change its members`);
     }
   }
+
+  // --- keyserver keys (removal: DELETE /api/keys/:fingerprint, beside the keyserver) ----------
+
+  app.get('/api/keys', async (req: Req, reply) => {
+    const { limit, cursor } = pageParams(req);
+    const page = await registry.listings.keys(await who(req), limit, cursor);
+    linkNext(reply, '/api/keys', limit, page.next);
+    return data(reply, page.items);
+  });
 
   // --- quotas, visibility, audit ---------------------------------------------------------------
 
@@ -221,7 +245,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   /** The consistency check of metadata and stored bytes (`?scrub=true` re-hashes every blob). */
   app.get('/api/admin/doctor', async (req: Req, reply) => {
     await admin(req);
-    return data(reply, await registry.checkConsistency(req.query.scrub === 'true' || req.query.scrub === '1'));
+    return data(reply, await registry.checkConsistency(flag(req, 'scrub')));
   });
 
   app.get('/api/audit', async (req: Req, reply) => {

@@ -2,6 +2,15 @@ import type { Kysely } from 'kysely';
 import { decodeCursor, isPair, isString, pageOf, type Page } from '../paging.js';
 import type { AuditLogTable, Database, UsersTable } from '../schema.js';
 
+export interface KeyListRow {
+  fingerprint: string;
+  user_ids: string;
+  added_at: string;
+  expires_at: number | null;
+  revoked: number;
+  owner: string | null;
+}
+
 /** The administrators' lists, keyset-paged in a stable order. */
 export class AdminListsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -18,6 +27,19 @@ export class AdminListsRepo {
     let q = this.db.selectFrom('groups').select('name').orderBy('name').limit(limit + 1);
     if (after !== null) q = q.where('name', '>', after);
     return pageOf(await q.execute(), limit, (r) => r.name, (r) => r.name);
+  }
+
+  /** Keyserver keys by fingerprint, with the name of the account that added each (null: anonymous or deleted). */
+  async keys(limit: number, cursor: string | null): Promise<Page<KeyListRow>> {
+    const after = decodeCursor(cursor, isString);
+    let q = this.db
+      .selectFrom('pgp_keys')
+      .leftJoin('users', 'users.id', 'pgp_keys.owner_user_id')
+      .select(['pgp_keys.fingerprint', 'pgp_keys.user_ids', 'pgp_keys.added_at', 'pgp_keys.expires_at', 'pgp_keys.revoked', 'users.username as owner'])
+      .orderBy('pgp_keys.fingerprint')
+      .limit(limit + 1);
+    if (after !== null) q = q.where('pgp_keys.fingerprint', '>', after);
+    return pageOf(await q.execute(), limit, (r) => r, (r) => r.fingerprint);
   }
 
   /** Newest first; the ID breaks ties between records of one instant. */

@@ -1,10 +1,11 @@
-import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
-import { api, enc, formatDate, parseSizeInput, useApi, type ApiError } from '../api.js';
+import { api, enc, formatDate, parseSizeInput, useApi } from '../api.js';
 import { ErrorNote, Loading, PageTitle } from '../components.js';
 import { useSession } from '../session.js';
 import { QuotaMeter, type QuotaRow } from './account.js';
 import { AuditLog } from './audit.js';
+import { Done, deleteWithEntity, formValues, useAction } from './admin-actions.js';
+import { Keys } from './admin-keys.js';
 import { Mirror } from './admin-mirror.js';
 
 interface UserInfo {
@@ -22,40 +23,6 @@ interface GroupInfo {
   members: Array<{ username: string; role: string }>;
 }
 
-/** Runs an API change, then reloads; errors, and what was done, are shown next to the form. */
-function useAction(reload: () => void) {
-  const [error, setError] = useState<ApiError | null>(null);
-  const [done, setDone] = useState('');
-  const run = async (fn: () => Promise<unknown>, success = '') => {
-    try {
-      await fn();
-      setError(null);
-      setDone(success);
-      reload();
-      return true;
-    } catch (err) {
-      setError(err as ApiError);
-      setDone('');
-      return false;
-    }
-  };
-  return { error, run, done };
-}
-
-export function Done({ text }: { text: string }) {
-  return text ? (
-    <p class="notice" role="status">
-      {text}
-    </p>
-  ) : null;
-}
-
-const formValues = (e: Event) => {
-  e.preventDefault();
-  const form = e.currentTarget as HTMLFormElement;
-  return { form, get: (name: string) => String(new FormData(form).get(name) ?? '').trim() };
-};
-
 function Users() {
   const users = useApi<UserInfo[]>('/api/users');
   const { session } = useSession();
@@ -68,6 +35,15 @@ function Users() {
   const toggle = (u: UserInfo) => {
     if (!u.disabled && !window.confirm(`Disable ${u.username}? Their tokens and sessions stop working at once.`)) return;
     void run(() => api(`/api/users/${enc(u.username)}/${u.disabled ? 'enable' : 'disable'}`, { method: 'POST' }), `${u.username} ${u.disabled ? 'enabled' : 'disabled'}.`);
+  };
+  const toggleAdmin = (u: UserInfo) => {
+    if (u.isAdmin && !window.confirm(`Remove the administrator rights of ${u.username}? They lose the admin pages and API at once.`)) return;
+    const success = u.isAdmin ? `${u.username} is no longer an administrator.` : `${u.username} is an administrator.`;
+    void run(() => api(`/api/users/${enc(u.username)}/admin`, { method: 'PUT', body: { admin: !u.isAdmin } }), success);
+  };
+  const remove = (u: UserInfo) => {
+    if (!window.confirm(`Delete the user ${u.username}? Their tokens and sessions stop working at once, their memberships go, and so does their entity ${u.username}.`)) return;
+    void run(() => deleteWithEntity(`/api/users/${enc(u.username)}`, u.username), `User ${u.username} deleted.`);
   };
   const resetPassword = (u: UserInfo) => {
     const password = window.prompt(`New password for ${u.username} (8 or more characters):`);
@@ -113,9 +89,17 @@ function Users() {
                   {u.username === session?.username ? (
                     <span class="meta">(you)</span>
                   ) : (
-                    <button type="button" onClick={() => toggle(u)}>
-                      {u.disabled ? 'Enable' : 'Disable'} <span class="visually-hidden">{u.username}</span>
-                    </button>
+                    <>
+                      <button type="button" onClick={() => toggle(u)}>
+                        {u.disabled ? 'Enable' : 'Disable'} <span class="visually-hidden">{u.username}</span>
+                      </button>{' '}
+                      <button type="button" onClick={() => toggleAdmin(u)}>
+                        {u.isAdmin ? 'Remove admin' : 'Make admin'} <span class="visually-hidden">{u.username}</span>
+                      </button>{' '}
+                      <button type="button" onClick={() => remove(u)}>
+                        Delete <span class="visually-hidden">user {u.username}</span>
+                      </button>
+                    </>
                   )}{' '}
                   {u.authSource === 'local' && (
                     <button type="button" onClick={() => resetPassword(u)}>
@@ -134,10 +118,14 @@ function Users() {
 
 function Groups() {
   const groups = useApi<GroupInfo[]>('/api/groups');
-  const { error, run } = useAction(groups.reload);
+  const { error, run, done } = useAction(groups.reload);
   const add = async (e: Event) => {
     const { form, get } = formValues(e);
-    if (await run(() => api('/api/groups', { method: 'POST', body: { name: get('name') } }))) form.reset();
+    if (await run(() => api('/api/groups', { method: 'POST', body: { name: get('name') } }), `Group ${get('name')} added.`)) form.reset();
+  };
+  const remove = (g: GroupInfo) => {
+    if (!window.confirm(`Delete the group ${g.name}? Its ${g.members.length} membership(s) go, and so does its entity ${g.name}.`)) return;
+    void run(() => deleteWithEntity(`/api/groups/${enc(g.name)}`, g.name), `Group ${g.name} deleted.`);
   };
   const setMember = async (e: Event) => {
     const { form, get } = formValues(e);
@@ -170,11 +158,15 @@ function Groups() {
         <button type="submit">Set role</button>
       </form>
       <ErrorNote error={error ?? groups.error} />
+      <Done text={done} />
       {groups.loading && <Loading />}
       <ul class="cards">
         {groups.data?.map((g) => (
           <li class="card" key={g.id}>
             <h3>{g.name}</h3>
+            <button type="button" onClick={() => remove(g)}>
+              Delete <span class="visually-hidden">group {g.name}</span>
+            </button>
             {g.members.length === 0 ? (
               <p>No members.</p>
             ) : (
@@ -234,7 +226,7 @@ function Quotas() {
   );
 }
 
-const SECTIONS = { users: Users, groups: Groups, quotas: Quotas, mirror: Mirror, audit: AuditLog } as const;
+const SECTIONS = { users: Users, groups: Groups, keys: Keys, quotas: Quotas, mirror: Mirror, audit: AuditLog } as const;
 
 export function Admin() {
   const { session } = useSession();
