@@ -239,6 +239,36 @@ describe('web UI: browse, search, container page, accessibility (Debian chromium
         await page.waitForLoadState('networkidle');
         await axe(`${url} (${scheme})`);
       }
+      // The keyboard focus ring: at least 3:1 against the page and panel backgrounds (WCAG 1.4.11), 2 px or wider.
+      await page.goto(`${shelf.url}/`);
+      await page.locator('main h1').waitFor();
+      await page.keyboard.press('Tab');
+      // A string, so the bundler's helpers for named functions do not reach the page.
+      const ring = (await page.evaluate(`(() => {
+        const el = document.activeElement;
+        const style = getComputedStyle(el);
+        const root = getComputedStyle(document.documentElement);
+        const backgrounds = ['--bg', '--panel'].map((name) => {
+          const d = document.createElement('div');
+          d.style.color = root.getPropertyValue(name);
+          document.body.append(d);
+          const c = getComputedStyle(d).color;
+          d.remove();
+          return c;
+        });
+        return { tag: el.tagName, color: style.outlineColor, style: style.outlineStyle, width: parseFloat(style.outlineWidth), backgrounds };
+      })()`)) as { tag: string; color: string; style: string; width: number; backgrounds: string[] };
+      const luminance = (rgb: string) => {
+        const [r, g, b] = (rgb.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => Number(v) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+        return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+      };
+      const ratio = (a: string, b: string) => {
+        const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+        return (hi! + 0.05) / (lo! + 0.05);
+      };
+      assert.equal(ring.style, 'solid', `${scheme}: the focused ${ring.tag} shows an outline`);
+      assert.ok(ring.width >= 2, `${scheme}: focus ring ${ring.width}px`);
+      for (const bg of ring.backgrounds) assert.ok(ratio(ring.color, bg) >= 3, `${scheme}: focus ring ${ring.color} on ${bg} is ${ratio(ring.color, bg).toFixed(2)}:1`);
     }
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 390, height: 844 });
