@@ -234,6 +234,13 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
     assert.match(await badge('tampered', /signature invalid/), /invalid\s+5D60487627A589F3F579EF9D8802BDF6FAF76328/);
     assert.match(await badge('dsse', /unknown key/), /unknown key/);
     await shot('container-unknown-key');
+    // Result cards tell the three apart too: never an invalid or unknown-key signature shown as unsigned.
+    await page.goto(`${shelf.url}/search?q=checks`);
+    const card = (name: string) => page.locator('.card', { hasText: `alice/checks/${name}` });
+    await card('tampered').waitFor();
+    assert.match(await card('tampered').innerText(), /✖ signature invalid/);
+    assert.match(await card('dsse').innerText(), /signed, unknown key/);
+    for (const name of ['tampered', 'dsse']) assert.doesNotMatch(await card(name).innerText(), /unsigned/);
   });
 
   test('a phone-sized screen shows the pages without horizontal scrolling', async () => {
