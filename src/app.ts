@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
 import { firstStartSteps } from './first-start.js';
 import { LdapDirectory } from './directory/ldap.js';
+import { OidcSignIn } from './directory/oidc.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
@@ -102,6 +103,15 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    oidc: config.oidc
+      ? {
+          // Nothing is asked of the provider here: it is discovered at the first sign-in, so one that is down does not stop Shelf.
+          signIn: new OidcSignIn({ ...config.oidc, timeoutMs: config.oidc.timeout * 1000 }),
+          name: config.oidc.name,
+          redirectUrl: config.oidc.redirectUrl ?? null,
+          groupRole: config.oidc.groupRole,
+        }
+      : null,
     metrics,
     metricsToken: config.metrics.token ?? null,
     tls,
