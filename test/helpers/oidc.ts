@@ -6,6 +6,8 @@ export interface OidcTestUser {
   username: string;
   groups: string[];
   email?: string;
+  /** The `shelf_admin` claim (for `adminClaim`). */
+  admin?: boolean;
 }
 
 export interface TestOidcProvider {
@@ -19,6 +21,8 @@ export interface TestOidcProvider {
 
 export const OIDC_CLIENT_ID = 'shelf-test';
 export const OIDC_CLIENT_SECRET = 'shelf-test-client-secret-0123456789';
+/** A public client (no secret: PKCE alone), registered with `publicClient`. */
+export const OIDC_PUBLIC_CLIENT_ID = 'shelf-test-public';
 
 /**
  * The certified `oidc-provider` in this process on loopback: one confidential client (PKCE
@@ -26,7 +30,7 @@ export const OIDC_CLIENT_SECRET = 'shelf-test-client-secret-0123456789';
  * store, and the package's development interactions (a sign-in form taking any login, then a
  * consent form). Claims other than `sub` come from UserInfo, as many providers do it.
  */
-export async function startOidcProvider(opts: { port: number; redirectUri: string; users: OidcTestUser[] }): Promise<TestOidcProvider> {
+export async function startOidcProvider(opts: { port: number; redirectUri: string; users: OidcTestUser[]; publicClient?: boolean }): Promise<TestOidcProvider> {
   const issuer = `http://127.0.0.1:${opts.port}`;
   const users = new Map(opts.users.map((u) => [u.username, u]));
   const provider = new Provider(issuer, {
@@ -39,10 +43,13 @@ export async function startOidcProvider(opts: { port: number; redirectUri: strin
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...(opts.publicClient
+        ? [{ client_id: OIDC_PUBLIC_CLIENT_ID, redirect_uris: [opts.redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' }]
+        : []),
     ],
     pkce: { required: () => true },
     scopes: ['openid', 'profile', 'email', 'groups'],
-    claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },
+    claims: { openid: ['sub'], profile: ['preferred_username', 'name', 'shelf_admin'], email: ['email'], groups: ['groups'] },
     findAccount: async (_ctx, sub) => {
       if (!users.has(sub)) return undefined;
       return {
@@ -50,7 +57,7 @@ export async function startOidcProvider(opts: { port: number; redirectUri: strin
         // Read at every token and UserInfo request: the store's current state.
         claims: async () => {
           const u = users.get(sub)!;
-          return { sub, preferred_username: u.username, name: u.username, email: u.email ?? `${u.username}@example.org`, groups: [...u.groups] };
+          return { sub, preferred_username: u.username, name: u.username, email: u.email ?? `${u.username}@example.org`, groups: [...u.groups], ...(u.admin === undefined ? {} : { shelf_admin: u.admin }) };
         },
       };
     },
