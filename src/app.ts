@@ -140,6 +140,10 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   if (!tls && !isLoopback(host)) {
     app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
   }
+  const issuer = config.oidc ? new URL(config.oidc.issuer) : null;
+  if (issuer?.protocol === 'http:' && !isLoopback(issuer.hostname.replace(/^\[|\]$/g, ''))) {
+    app.log.warn(`oidc.issuer ${issuer.origin} is plain HTTP: codes and tokens from the provider cross the network unencrypted; use https`);
+  }
   if (builds) builds.settings.ownHosts.push(new URL(url).host);
   const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;
   worker?.start();

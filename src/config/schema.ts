@@ -168,7 +168,7 @@ export const configSchema = z
         /** Absent: a public client (PKCE only, no client authentication). */
         clientSecret: z.string().min(1).optional(),
         /** Registered at the provider; default: PUBLIC_URL/api/oidc/callback (else from the request). */
-        redirectUrl: urlString.optional(),
+        redirectUrl: urlString.refine((s) => !URL.canParse(s) || new URL(s).pathname.endsWith('/api/oidc/callback'), 'must end in /api/oidc/callback, where Shelf takes the way back').optional(),
         /** Scopes asked for (space- or comma-separated); `openid` is always among them. */
         scopes: z
           .union([z.array(z.string()), z.string()])

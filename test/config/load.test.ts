@@ -84,6 +84,9 @@ test('oidc: off by default, read from the environment with defaults, validated',
   assert.deepEqual((await loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c' } })).oidc?.scopes, ['openid', 'profile', 'email']);
   await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'login.example', SHELF_OIDC_CLIENT_ID: 'c' } }), /oidc.issuer: must be an http/);
   await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example' } }), /oidc.clientId/);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'https://shelf.example/callback' } }), /oidc.redirectUrl: must end in \/api\/oidc\/callback/);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'nonsense' } }), /oidc.redirectUrl: must be an http/);
+  assert.equal((await loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'https://shelf.example/api/oidc/callback' } })).oidc?.redirectUrl, 'https://shelf.example/api/oidc/callback');
   await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_GROUP_ROLE: 'owner' } }), /oidc.groupRole/);
 });
 
