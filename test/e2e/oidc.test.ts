@@ -221,6 +221,8 @@ describe('OIDC sign-in against a real OpenID provider (oidc-provider, code flow 
     assert.ok(failed.some((e) => e.username === 'lena' && e.target === '/api/oidc/callback'), 'the name the provider gave is recorded');
     assert.ok(failed.some((e) => e.target === '/api/oidc/login'), 'a provider that could not be reached is recorded');
     assert.ok(failed.length >= 5, JSON.stringify(failed));
+    const handovers = await audit('target=/api/oidc/session');
+    assert.ok(handovers.length > 0 && handovers.every((e) => e.username !== null), 'the handed-over sessions name their user');
   });
 
   describe('in a browser (Debian chromium)', { concurrency: false }, () => {

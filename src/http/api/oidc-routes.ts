@@ -122,7 +122,7 @@ export async function oidcRoutes(app: FastifyInstance, opts: OidcRoutesOptions):
     if (!subject?.startsWith(SESSION_PREFIX)) throw new RegistryError('unauthorized', 'no OpenID sign-in to complete: please sign in again');
     const session = JSON.parse(subject.slice(SESSION_PREFIX.length)) as WebSession;
     // A session signed out (or an account disabled) since the callback is not handed out.
-    await registry.accounts.authenticate(session.token);
+    req.principal = await registry.accounts.authenticate(session.token);
     return reply.code(200).send({ data: session });
   });
 }
