@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
 import { firstStartSteps } from './first-start.js';
 import { LdapDirectory } from './directory/ldap.js';
+import { OidcSignIn } from './directory/oidc.js';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './http/auth.js';
 import { buildServer } from './http/server.js';
@@ -103,6 +104,15 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ociChallenge: config.oci.challenge,
     keyserverAnonymousAdd: config.keyserver.anonymousAdd,
     authRateLimit: config.auth.rateLimit,
+    oidc: config.oidc
+      ? {
+          // Nothing is asked of the provider here: it is discovered at the first sign-in, so one that is down does not stop Shelf.
+          signIn: new OidcSignIn({ ...config.oidc, timeoutMs: config.oidc.timeout * 1000 }),
+          name: config.oidc.name,
+          redirectUrl: config.oidc.redirectUrl ?? null,
+          groupRole: config.oidc.groupRole,
+        }
+      : null,
     metrics,
     metricsToken: config.metrics.token ?? null,
     tls,
@@ -130,6 +140,10 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   if (boot.created) log(firstStartSteps(config.publicUrl?.replace(/\/+$/, '') ?? url, boot.generatedToken));
   if (!tls && !isLoopback(host)) {
     app.log.warn(`plain HTTP on ${host}, reachable from other machines: tokens and passwords cross the network unencrypted; use --tls-cert/--tls-key or a TLS front end`);
+  }
+  const issuer = config.oidc ? new URL(config.oidc.issuer) : null;
+  if (issuer?.protocol === 'http:' && !isLoopback(issuer.hostname.replace(/^\[|\]$/g, ''))) {
+    app.log.warn(`oidc.issuer ${issuer.origin} is plain HTTP: codes and tokens from the provider cross the network unencrypted; use https`);
   }
   if (builds) builds.settings.ownHosts.push(new URL(url).host);
   const worker = builds && config.build.worker ? makeWorker(config, builds, url, { onError: (err) => app.log.error({ err }, 'builder failed') }) : null;

@@ -156,6 +156,46 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Sign-in through an OpenID Connect provider (authorization code with PKCE) for the web UI,
+     * beside local and LDAP accounts; off when absent.
+     */
+    oidc: z
+      .object({
+        /** The provider's issuer URL; its discovery document is read on first use. */
+        issuer: urlString,
+        clientId: z.string().min(1),
+        /** Absent: a public client (PKCE only, no client authentication). */
+        clientSecret: z.string().min(1).optional(),
+        /** Registered at the provider; default: PUBLIC_URL/api/oidc/callback (else from the request). */
+        redirectUrl: urlString.refine((s) => !URL.canParse(s) || new URL(s).pathname.endsWith('/api/oidc/callback'), 'must end in /api/oidc/callback, where Shelf takes the way back').optional(),
+        /** Scopes asked for (space- or comma-separated); `openid` is always among them. */
+        scopes: z
+          .union([z.array(z.string()), z.string()])
+          .default('openid profile email')
+          .transform((v) => {
+            const list = (typeof v === 'string' ? v.split(/[\s,]+/) : v).map((s) => s.trim()).filter(Boolean);
+            return [...new Set(['openid', ...list])];
+          }),
+        /** The button's label: "Sign in with NAME". */
+        name: z.string().min(1).max(60).default('OpenID Connect'),
+        /** The claim that becomes the Shelf user name. */
+        usernameClaim: z.string().min(1).default('preferred_username'),
+        /** The claim listing the user's groups (names of Shelf groups). */
+        groupsClaim: z.string().min(1).default('groups'),
+        /** Follow the groups claim: memberships in Shelf groups named there are added, others removed. */
+        syncGroups: z.boolean().default(true),
+        /** The role a membership made from the groups claim gets. */
+        groupRole: z.enum(['reader', 'writer']).default('writer'),
+        /** Members of this provider group (in the groups claim) are administrators. */
+        adminGroup: z.string().min(1).optional(),
+        /** A claim that, when true, makes the user an administrator. */
+        adminClaim: z.string().min(1).optional(),
+        /** Seconds to wait for the provider. */
+        timeout: z.number().positive().default(10),
+      })
+      .strict()
+      .optional(),
     gc: z
       .object({
         /** Nothing linked, written or expired more recently than this is collected. */

@@ -11,6 +11,8 @@ import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
 import { sharedRateLimitStore } from './rate-limit-store.js';
 import { apiRoutes } from './api/routes.js';
+import { oidcRoutes } from './api/oidc-routes.js';
+import type { OidcSignIn } from '../directory/oidc.js';
 import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
@@ -38,6 +40,8 @@ export interface ServerOptions {
   keyserverAnonymousAdd: boolean;
   /** Requests per minute and address on /api/login and /v2/token. */
   authRateLimit: number;
+  /** OpenID Connect sign-in for the web UI; null or absent: off. */
+  oidc?: { signIn: OidcSignIn; name: string; redirectUrl: string | null; groupRole: 'reader' | 'writer' } | null;
   logger: FastifyServerOptions['logger'];
   /** The pull-through cache, when upstreams are configured. */
   cache?: PullThroughCache | null;
@@ -138,6 +142,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(rateLimit, { global: false, store: sharedRateLimitStore(opts.registry.store.rateLimits) });
   if (opts.cache?.enabled) cacheHook(app, opts.registry, opts.cache);
   await app.register(apiRoutes, { registry: opts.registry, loginRateLimit: opts.authRateLimit });
+  await app.register(oidcRoutes, {
+    registry: opts.registry,
+    oidc: opts.oidc?.signIn ?? null,
+    redirectUrl: opts.oidc?.redirectUrl ?? null,
+    publicUrl: opts.publicUrl,
+    groupRole: opts.oidc?.groupRole ?? 'writer',
+    rateLimit: opts.authRateLimit,
+  });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });
@@ -146,6 +158,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
     builder: !!opts.builds,
+    oidcName: opts.oidc?.name ?? null,
   });
   await app.register(healthRoutes, { registry: opts.registry });
   await app.register(adminOpsRoutes, { registry: opts.registry });

@@ -129,22 +129,46 @@ export class Accounts {
     }
     const found = await this.directory!.verify(username, password);
     if (!found) throw refused();
+    if (user?.disabled) throw refused();
+    return this.signInFrom(this.directory!.name, username, user, found.isAdmin);
+  }
+
+  /**
+   * Sign-in of a user an external provider vouched for (OpenID Connect): their account is
+   * created at the first sign-in; a local or other directory's account of the same name is
+   * never taken over. `isAdmin` null leaves the administrator flag as Shelf has it.
+   */
+  async externalSignIn(source: string, username: string, isAdmin: boolean | null): Promise<Principal> {
+    try {
+      checkName('user', username);
+    } catch (err) {
+      throw new RegistryError('forbidden', `the user name ${JSON.stringify(username)} is not one Shelf accepts: ${(err as Error).message}`);
+    }
+    const user = await this.findUser(username);
+    if (user && user.auth_source !== source) {
+      throw new RegistryError('forbidden', `the account ${username} is not linked to this sign-in method: sign in with its password, or ask an administrator`);
+    }
+    if (user?.disabled) throw new RegistryError('unauthorized', `the account ${username} is disabled`);
+    return this.signInFrom(source, username, user, isAdmin);
+  }
+
+  /** The directory's or provider's word on the admin flag, or a new account at a first sign-in. */
+  private async signInFrom(source: string, username: string, user: { id: string; is_admin: number } | undefined, isAdmin: boolean | null): Promise<Principal> {
     if (user) {
-      if (user.disabled) throw refused();
-      if ((user.is_admin === 1) !== found.isAdmin) {
+      if (isAdmin !== null && (user.is_admin === 1) !== isAdmin) {
         // The directory decides, except that it cannot demote the last enabled administrator.
-        await this.setAdmin(username, found.isAdmin, SYSTEM).catch((err: unknown) => {
+        await this.setAdmin(username, isAdmin, SYSTEM).catch((err: unknown) => {
           if (!(err instanceof RegistryError && err.kind === 'conflict')) throw err;
         });
       }
       return this.principalOf(user.id);
     }
     try {
-      return await this.createUser(username, { isAdmin: found.isAdmin, authSource: this.directory!.name });
+      return await this.createUser(username, { isAdmin: isAdmin ?? false, authSource: source });
     } catch (err) {
       // Two first sign-ins at once: the other one created the account.
       const now = await this.findUser(username);
-      if (now?.auth_source === this.directory!.name) return this.principalOf(now.id);
+      if (now?.auth_source === source) return this.principalOf(now.id);
       throw err;
     }
   }

@@ -99,4 +99,22 @@ export class Groups {
       .onConflict((oc) => oc.columns(['group_id', 'user_id']).doUpdateSet({ role }))
       .execute();
   }
+
+  /**
+   * Memberships that follow a provider's groups claim: the user joins each Shelf group named
+   * there (with `role`; a membership they already have keeps its role) and leaves every group
+   * not named. Names that are no Shelf group are ignored.
+   */
+  async syncMemberships(userId: string, groupNames: string[], role: Role): Promise<void> {
+    const wanted = groupNames.length ? await this.db.selectFrom('groups').select('id').where('name', 'in', groupNames).execute() : [];
+    const wantedIds = new Set(wanted.map((g) => g.id));
+    await this.db.transaction().execute(async (trx) => {
+      const current = await trx.selectFrom('memberships').select('group_id').where('user_id', '=', userId).execute();
+      const gone = current.map((m) => m.group_id).filter((id) => !wantedIds.has(id));
+      if (gone.length) await trx.deleteFrom('memberships').where('user_id', '=', userId).where('group_id', 'in', gone).execute();
+      for (const id of wantedIds) {
+        await trx.insertInto('memberships').values({ group_id: id, user_id: userId, role }).onConflict((oc) => oc.columns(['group_id', 'user_id']).doNothing()).execute();
+      }
+    });
+  }
 }

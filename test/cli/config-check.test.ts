@@ -56,6 +56,8 @@ describe('shelf admin config check', () => {
       [`tls:\n  cert: ${pair.cert}\n  key: ${pair.cert}\n`, /do not make a usable pair/],
       ['metrics:\n  token: short\n', /metrics\.token: must be at least 16 characters/],
       ['ldap:\n  url: http://ldap\n  userBase: dc=x\n', /ldap\.url: must be ldap:\/\//],
+      ['oidc:\n  issuer: login.example\n  clientId: shelf\n', /oidc\.issuer: must be an http/],
+      ['oidc:\n  issuer: https://login.example\n  clientId: shelf\n  adminClam: admin\n', /Unrecognized key.*adminClam/i],
       ['[not, a, mapping]\n', /must hold a YAML mapping/],
     ];
     for (const [text, message] of cases) {

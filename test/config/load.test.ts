@@ -70,6 +70,26 @@ test('ldap: off by default, read from the environment, validated', async () => {
   );
 });
 
+test('oidc: off by default, read from the environment with defaults, validated', async () => {
+  assert.equal((await loadConfig({ env: {} })).oidc, undefined);
+  const on = await loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://login.example/realms/x', SHELF_OIDC_CLIENT_ID: 'shelf', SHELF_OIDC_SCOPES: 'profile,groups', SHELF_OIDC_ADMIN_GROUP: 'admins' } });
+  assert.equal(on.oidc?.issuer, 'https://login.example/realms/x');
+  assert.equal(on.oidc?.clientSecret, undefined, 'no secret: a public client');
+  assert.deepEqual(on.oidc?.scopes, ['openid', 'profile', 'groups']);
+  assert.equal(on.oidc?.usernameClaim, 'preferred_username');
+  assert.equal(on.oidc?.groupsClaim, 'groups');
+  assert.equal(on.oidc?.adminGroup, 'admins');
+  assert.equal(on.oidc?.groupRole, 'writer');
+  assert.equal(on.oidc?.name, 'OpenID Connect');
+  assert.deepEqual((await loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c' } })).oidc?.scopes, ['openid', 'profile', 'email']);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'login.example', SHELF_OIDC_CLIENT_ID: 'c' } }), /oidc.issuer: must be an http/);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example' } }), /oidc.clientId/);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'https://shelf.example/callback' } }), /oidc.redirectUrl: must end in \/api\/oidc\/callback/);
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'nonsense' } }), /oidc.redirectUrl: must be an http/);
+  assert.equal((await loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_REDIRECT_URL: 'https://shelf.example/api/oidc/callback' } })).oidc?.redirectUrl, 'https://shelf.example/api/oidc/callback');
+  await assert.rejects(loadConfig({ env: { SHELF_OIDC_ISSUER: 'https://l.example', SHELF_OIDC_CLIENT_ID: 'c', SHELF_OIDC_GROUP_ROLE: 'owner' } }), /oidc.groupRole/);
+});
+
 test('byte sizes', () => {
   assert.equal(parseByteSize('1MiB'), 1048576);
   assert.equal(parseByteSize('10GiB'), 10 * 2 ** 30);

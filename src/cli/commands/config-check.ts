@@ -14,6 +14,7 @@ function summary(config: Config): string {
     config.blobs?.startsWith('s3:') ? 'S3 blobs' : 'blobs in a folder',
   ];
   if (config.ldap) parts.push('LDAP sign-in');
+  if (config.oidc) parts.push(`OIDC sign-in (${new URL(config.oidc.issuer).host})`);
   if (config.metrics.token) parts.push('metrics token');
   return parts.join(', ');
 }

@@ -14,6 +14,24 @@ export interface ApiRoutesOptions {
   loginRateLimit: number;
 }
 
+/** What a sign-in gives the web UI: a token that lives as long as the session. */
+export interface WebSession {
+  token: string;
+  expiresAt: string;
+  username: string;
+  admin: boolean;
+}
+
+/** Hours a web sign-in's token lives. */
+const SESSION_HOURS = 12;
+
+/** The session of a signed-in user, whichever way they signed in. */
+export async function issueSession(registry: Registry, principal: Principal): Promise<WebSession> {
+  const expiresAt = new Date(Date.now() + SESSION_HOURS * 3600_000).toISOString();
+  const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
+  return { token, expiresAt, username: principal.username, admin: principal.isAdmin };
+}
+
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
 
 /** A yes/no query parameter: `?name=true` or `?name=1`. */
@@ -45,10 +63,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     const body = await readJson(req);
     req.signInName = field.string(body, 'username', true);
     const principal = await registry.accounts.login(req.signInName, field.string(body, 'password', true));
-    const hours = 12;
-    const expiresAt = new Date(Date.now() + hours * 3600_000).toISOString();
-    const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
-    return data(reply, { token, expiresAt, username: principal.username, admin: principal.isAdmin });
+    return data(reply, await issueSession(registry, principal));
   });
 
   /** Sign-out: the token that made the call stops working. */

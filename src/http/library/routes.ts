@@ -22,6 +22,8 @@ export interface LibraryRoutesOptions {
   downloadUrlTtl: number;
   /** Advertise the remote builder (builderAPI) in config.prod.json. */
   builder?: boolean;
+  /** The label of the OpenID sign-in the web UI offers; null: none. */
+  oidcName?: string | null;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
@@ -36,7 +38,9 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
   // registryUri: the OCI registry behind the Library (SingularityCE pushes and pulls OCI-SIF there).
   app.get('/assets/config/config.prod.json', async (req) => {
     const uri = baseUrl(req);
-    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri }, ...(opts.builder ? { builderAPI: { uri } } : {}) };
+    // signIn: what the web UI's sign-in page offers (the Library clients ignore it).
+    const signIn = { password: true, oidc: opts.oidcName ? { name: opts.oidcName, url: '/api/oidc/login' } : null };
+    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri }, ...(opts.builder ? { builderAPI: { uri } } : {}), signIn };
   });
 
   app.get('/version', async () => ({ data: { version: `shelf-${VERSION}`, apiVersion: LIBRARY_API_VERSION } }));

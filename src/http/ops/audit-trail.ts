@@ -8,12 +8,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The name a sign-in request tried (set by the sign-in routes, read by the audit trail). */
     signInName?: string;
+    /** A sign-in route answered with a redirect, yet the sign-in failed (OpenID Connect). */
+    signInFailed?: boolean;
   }
 }
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Routes that sign a caller in: their outcome is recorded as a sign-in, not as a write. */
-const SIGN_IN_PATHS = new Set(['/api/login', '/v2/token', '/api/oidc/callback']);
+const SIGN_IN_PATHS = new Set(['/api/login', '/v2/token', '/api/oidc/login', '/api/oidc/callback']);
 
 /** The name a sign-in request presented, if it can be told without reading its body. */
 function attemptedName(req: FastifyRequest): string | null {
@@ -34,8 +36,8 @@ export function installAuditTrail(app: FastifyInstance, registry: Registry): voi
     let entry: { action: string; username?: string | null } | null = null;
     if (SIGN_IN_PATHS.has(path)) {
       const name = attemptedName(req);
-      if (name === null && !req.principal) return;
-      entry = reply.statusCode < 400 ? { action: SIGN_IN, username: req.principal?.username ?? name } : { action: SIGN_IN_FAILED, username: name };
+      if (name === null && !req.principal && !req.signInFailed) return;
+      entry = reply.statusCode < 400 && !req.signInFailed ? { action: SIGN_IN, username: req.principal?.username ?? name } : { action: SIGN_IN_FAILED, username: name };
     } else if (WRITES.has(req.method) && reply.statusCode < 400) {
       entry = { action: `${req.method} ${reply.statusCode}` };
     }

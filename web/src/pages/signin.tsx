@@ -1,14 +1,46 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { api, type ApiError, type Session } from '../api.js';
+import { api, ApiError, type Session } from '../api.js';
 import { ErrorNote, PageTitle } from '../components.js';
 import { useSession } from '../session.js';
+
+/** What the server's discovery document (`config.prod.json`) says the sign-in page may offer. */
+interface SignInMethods {
+  password: boolean;
+  oidc: { name: string; url: string } | null;
+}
+
+/** A UI path to go to after signing in: only this server's own. */
+const safeNext = (next: string | undefined) => (next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/');
 
 export function SignIn() {
   const { setSession } = useSession();
   const { route, query } = useLocation();
-  const [error, setError] = useState<ApiError | null>(null);
+  const [error, setError] = useState<Error | null>(query.oidcError ? new Error(`Sign-in failed: ${query.oidcError}`) : null);
   const [busy, setBusy] = useState(false);
+  const [methods, setMethods] = useState<SignInMethods | null>(null);
+  const next = safeNext(query.next);
+
+  useEffect(() => {
+    fetch('/assets/config/config.prod.json')
+      .then((res) => (res.ok ? (res.json() as Promise<{ signIn?: SignInMethods }>) : null))
+      .then((config) => setMethods(config?.signIn ?? null))
+      .catch(() => setMethods(null));
+  }, []);
+
+  // Back from the OpenID provider: the server holds the new session for this browser, once.
+  useEffect(() => {
+    if (query.oidc !== 'done') return;
+    setBusy(true);
+    api<Session>('/api/oidc/session', { method: 'POST' })
+      .then((s) => {
+        setSession(s);
+        route(next, true);
+      })
+      .catch((err: unknown) => setError(err instanceof Error ? err : new ApiError(500, String(err))))
+      .finally(() => setBusy(false));
+  }, [query.oidc]);
+
   const submit = async (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
@@ -19,7 +51,7 @@ export function SignIn() {
         body: { username: form.get('username'), password: form.get('password') },
       });
       setSession(s);
-      route(query.next && query.next.startsWith('/') && !query.next.startsWith('//') ? query.next : '/');
+      route(next);
     } catch (err) {
       setError(err as ApiError);
     } finally {
@@ -38,6 +70,14 @@ export function SignIn() {
           Sign in
         </button>
       </form>
+      {methods?.oidc && (
+        <form method="get" action={methods.oidc.url} class="stack signin-other">
+          <input type="hidden" name="next" value={next} />
+          <button type="submit" disabled={busy}>
+            Sign in with {methods.oidc.name}
+          </button>
+        </form>
+      )}
       <div id="signin-error">
         <ErrorNote error={error} />
       </div>
