@@ -1,3 +1,4 @@
+import { WebhookDispatcher } from './registry/webhook-delivery.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
@@ -65,6 +66,7 @@ export async function openRegistry(config: Config, metrics?: Metrics): Promise<{
     uploadsPerUser: config.limits.uploadsPerUser,
     uploadIdleTtl: config.limits.uploadIdleTtl,
     secret: secretSource(config),
+    webhooks: { retryBase: config.webhooks.retryBase, maxAttempts: config.webhooks.maxAttempts, allowLoopback: config.webhooks.allowLoopback },
   });
   return { registry, meta };
 }
@@ -150,6 +152,10 @@ export async function startShelf(config: Config, log: (line: string) => void = c
   worker?.start();
 
   const sweeper = config.gc.interval > 0 ? scheduleGc(registry, app, config.gc.interval) : null;
+  const dispatcher = new WebhookDispatcher(registry.webhooks, { pollMs: Math.max(1, config.webhooks.poll) * 1000, timeout: config.webhooks.timeout, concurrency: 8 });
+  dispatcher.onError = (err) => app.log.warn({ err }, 'webhook deliveries failed');
+  registry.events.onListenerError = (err) => app.log.warn({ err }, 'webhook event not queued');
+  dispatcher.start();
 
   return {
     app,
@@ -164,6 +170,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     },
     async close() {
       if (sweeper) clearInterval(sweeper);
+      await dispatcher.stop();
       // New connections are refused at once; running requests get until shortly before the
       // deadline, then their connections are cut (a stalled upload's bytes are left for garbage
       // collection), so the database still closes in time.

@@ -84,6 +84,21 @@ export const configSchema = z
     trustProxy: z.array(proxyRange).default([]),
     /** Seconds a stop (SIGTERM/SIGINT) lets running requests finish before their connections are cut. */
     shutdownTimeout: duration.default(10),
+    /** Webhooks (README "Webhooks"): how deliveries are retried and where hooks may post. */
+    webhooks: z
+      .object({
+        /** Wait before the first retry; each next one waits twice as long (at most an hour). */
+        retryBase: duration.default(10),
+        /** Attempts before a delivery is given up (marked failed in the delivery log). */
+        maxAttempts: z.number().int().positive().max(30).default(8),
+        /** Time a receiver has to answer. */
+        timeout: duration.default(10),
+        /** How often each node looks for deliveries due. */
+        poll: duration.default(1),
+        /** Let hooks made by non-administrators post to loopback and link-local addresses. */
+        allowLoopback: z.boolean().default(false),
+      })
+      .prefault({}),
     limits: z
       .object({
         /** Seconds a transfer may go without a byte moving (a stalled download or upload); 0 = never. */

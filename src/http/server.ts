@@ -13,6 +13,7 @@ import { sharedRateLimitStore } from './rate-limit-store.js';
 import { apiRoutes } from './api/routes.js';
 import { oidcRoutes } from './api/oidc-routes.js';
 import type { OidcSignIn } from '../directory/oidc.js';
+import { webhookRoutes } from './api/webhook-routes.js';
 import { browseRoutes } from './api/browse-routes.js';
 import { hkpRoutes } from './hkp/routes.js';
 import { libraryRoutes } from './library/routes.js';
@@ -150,6 +151,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     groupRole: opts.oidc?.groupRole ?? 'writer',
     rateLimit: opts.authRateLimit,
   });
+  await app.register(webhookRoutes, { registry: opts.registry });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(ociRoutes, { registry: opts.registry, publicUrl: opts.publicUrl, challenge: opts.ociChallenge, tokenRateLimit: opts.authRateLimit, downloadUrlTtl: opts.downloadUrlTtl });
   await app.register(hkpRoutes, { registry: opts.registry, anonymousAdd: opts.keyserverAnonymousAdd });

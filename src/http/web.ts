@@ -4,7 +4,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 /** Paths of the single-page UI; everything else keeps the protocols' own 404s. */
-export const UI_ROUTES = ['/', '/search', '/signin', '/tokens', '/account', '/admin', '/admin/*', '/builds', '/builds/*', '/library/*'];
+export const UI_ROUTES = ['/', '/search', '/signin', '/tokens', '/webhooks', '/account', '/admin', '/admin/*', '/builds', '/builds/*', '/library/*'];
 
 /** Built UI: `dist/web` beside the compiled server, or of the checkout when run from source. */
 export function findWebRoot(): string | null {

@@ -29,6 +29,40 @@ export interface Database extends BuildTables {
   pgp_key_ids: PgpKeyIdsTable;
   search_docs: SearchDocsTable;
   rate_limits: RateLimitsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+}
+
+/** A webhook: events of one entity (or of all, `entity_id` null) POSTed to `url`, HMAC-signed with `secret`. */
+export interface WebhooksTable {
+  id: string;
+  entity_id: string | null;
+  url: string;
+  secret: string;
+  /** JSON array of event types. */
+  events: string;
+  created_by: string;
+  /** 1 when an administrator made it: it may target any address (others not loopback or link-local). */
+  unrestricted: number;
+  created_at: string;
+}
+
+/** The outbox: one row per event and webhook, until delivered or given up. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event: string;
+  payload: string;
+  /** pending, delivered, failed */
+  state: string;
+  attempts: Generated<number>;
+  next_attempt_at: string;
+  /** While a node delivers it: others leave it alone until then. */
+  lease_until: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
 }
 
 export interface UsersTable {

@@ -1,3 +1,4 @@
+import { DomainEvents } from './events.js';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, ImagesTable } from '../meta/schema.js';
 import { isUniqueViolation } from '../meta/errors.js';
@@ -22,6 +23,7 @@ const DOWNLOAD_FLUSH_MS = 2000;
 export class Images {
   /** Told which tag names of a container changed, so the OCI view follows (set by the Registry). */
   onTagsChanged: (containerId: string, tags: string[]) => Promise<void> = async () => {};
+  events: DomainEvents = new DomainEvents();
   /** Runs a tag change of one container alone across all nodes (set by the Registry). */
   withTagLock: <T>(containerId: string, work: () => Promise<T>) => Promise<T> = (_id, work) => work();
   private readonly pendingDownloads = new Map<string, { image: ImageRow; n: number }>();
@@ -161,6 +163,7 @@ export class Images {
         await trx.deleteFrom('images').where('id', '=', imageId).execute();
       });
       await this.onTagsChanged(containerId, tags);
+      this.events.emit({ type: 'delete', containerId, data: { protocol: 'library', imageId, digest: found.image.digest, arch: found.image.arch, tags } });
     });
     return found;
   }
@@ -208,6 +211,7 @@ export class Images {
         await q.execute();
         await this.onTagsChanged(container.id, [tag]);
       });
+      this.events.emit({ type: 'tag', containerId: container.id, data: { protocol: 'library', tag, arch, imageId: null } });
       return;
     }
     const image = await this.byId(imageId);
@@ -224,6 +228,7 @@ export class Images {
       }
       await this.onTagsChanged(container.id, [tag]);
     });
+    this.events.emit({ type: 'tag', containerId: container.id, data: { protocol: 'library', tag, arch: tagArch, imageId: image.id, digest: image.digest } });
   }
 
   /** Points a Library tag at an image, without telling the OCI view (for changes that came from it). */
@@ -263,6 +268,8 @@ export class Images {
     this.pendingDownloads.clear();
     for (const { image, n } of batch) {
       await this.countDownload(image, n).catch((err: unknown) => this.onCountFailed(err));
+      // One event per image and flush, with the count: a job array pulling at once is one delivery.
+      this.events.emit({ type: 'pull', containerId: image.container_id, data: { imageId: image.id, digest: image.digest, arch: image.arch, count: n } });
     }
   }
 

@@ -1,3 +1,5 @@
+import { DomainEvents } from './events.js';
+import { Webhooks, type WebhookSettings } from './webhooks.js';
 import type { BlobStore } from '../blobs/store.js';
 import type { MetaDb } from '../meta/db.js';
 import { createMetaStore, type MetaStore } from '../meta/store.js';
@@ -43,6 +45,7 @@ export interface RegistrySettings extends UploadSettings {
   maxKeyBytes?: number;
   /** Where the key of capability tokens comes from (never the database). */
   secret?: SecretSource;
+  webhooks?: WebhookSettings;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -70,6 +73,9 @@ export class Registry {
   readonly tagLocks: TagLocks;
   /** The metadata store's repositories, transactions and locks. */
   readonly store: MetaStore;
+  /** Pushes, pulls, deletes, tags and signature states, told after they committed. */
+  readonly events = new DomainEvents();
+  readonly webhooks: Webhooks;
   /** Verifications under way (tests and shutdown wait for them). */
   private readonly checking = new Set<Promise<unknown>>();
 
@@ -96,6 +102,10 @@ export class Registry {
     this.groups = new Groups(db, settings.defaultQuota);
     this.audit = new Audit(db);
     this.signatures = new SignatureChecker(db, blobs);
+    this.images.events = this.events;
+    this.signatures.events = this.events;
+    this.webhooks = new Webhooks(db, this.namespaces, settings.webhooks ?? { retryBase: 10, maxAttempts: 8, allowLoopback: false });
+    this.events.listen((event) => this.webhooks.enqueue(event));
     this.keystore = new Keystore(db, this.store.keys, this.store.locks, settings.maxKeyBytes);
     this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
     this.doctor = new Doctor(db, blobs);
@@ -143,6 +153,7 @@ export class Registry {
         const libraryTags = new Set((await this.images.tagRowsOf(container.id)).map((t) => t.name));
         await this.bridge.syncTags(container.id, tags.filter((t): t is string => t !== null && libraryTags.has(t)));
       }
+      this.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'oci', digest: stored.digest, mediaType: stored.parsed.mediaType, tags: tags.filter((t) => t !== null) } });
       return stored;
     });
   }
@@ -152,6 +163,7 @@ export class Registry {
     await this.tagLocks.run(container.id, async () => {
       const removed = await this.manifests.delete(container, reference);
       await this.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
+      this.events.emit({ type: 'delete', containerId: container.id, data: { protocol: 'oci', reference, tags: removed.tags } });
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { DomainEvents } from './events.js';
 import type { BlobStore } from '../blobs/store.js';
 import type { Database } from '../meta/schema.js';
 import { StaticKeys, verifySif, type KeyProvider } from '../sif/index.js';
@@ -26,6 +27,7 @@ export interface VerificationRecord {
  * acknowledged: it reads the whole image, which must not delay the client's answer.
  */
 export class SignatureChecker {
+  events: DomainEvents = new DomainEvents();
   /** Keys known to this server; the keyserver supplies them. */
   keys: () => Promise<KeyProvider> = async () => new StaticKeys([], [], 'SHELF');
 
@@ -51,12 +53,21 @@ export class SignatureChecker {
         ...(s.error ? { detail: s.error } : {}),
       })),
     };
-    const info = { ...(JSON.parse(image.sif_info) as Record<string, unknown>), verification: record };
+    const before = JSON.parse(image.sif_info) as { verification?: VerificationRecord };
+    const info = { ...before, verification: record };
     await this.db
       .updateTable('images')
       .set({ signed: record.status === 'verified' ? 1 : 0, sif_info: JSON.stringify(info) })
       .where('id', '=', imageId)
       .execute();
+    const states = (r: VerificationRecord | undefined) => JSON.stringify(r?.signatures.map((x) => [x.fingerprint, x.state]) ?? []);
+    if (record.signatures.length && (before.verification?.status !== record.status || states(before.verification) !== states(record))) {
+      this.events.emit({
+        type: 'signature',
+        containerId: image.container_id,
+        data: { imageId, digest: image.digest, arch: image.arch, status: record.status, signatures: record.signatures.map((x) => ({ fingerprint: x.fingerprint, state: x.state })) },
+      });
+    }
     return record;
   }
 }

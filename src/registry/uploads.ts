@@ -310,7 +310,10 @@ export class Uploads {
       if (err instanceof RegistryError && err.kind === 'quota') return image;
       throw err;
     }
-    return (await this.images.byId(image.id)) ?? image;
+    const updated = (await this.images.byId(image.id)) ?? image;
+    // A push whose bytes were here already: no upload followed, but it is a push all the same.
+    this.images.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'library', imageId: image.id, digest: image.digest, size: twin.size, arch: updated.arch } });
+    return updated;
   }
 
   /** An uploaded image of these bytes in a container the caller may read, or null. */
@@ -352,6 +355,7 @@ export class Uploads {
     await this.markUploaded(image, container, size, facts, { sent: tempId });
     if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
     const updated = (await this.images.byId(imageId))!;
+    this.images.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'library', imageId, digest, size, arch: updated.arch } });
     return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
   }
 

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Dialog, Page } from 'playwright-core';
-import { assertAccessible, eventually, launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { assertAccessible, eventually, launchBrowser, signInWithPassword, type TestBrowser } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -50,11 +50,7 @@ describe('web UI: admin actions and accessibility of the admin pages (Debian chr
     assert.equal((await call('POST', '/api/admin/mirror', { source: 'library://127.0.0.1:9/nobody' })).status, 202);
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(`${shelf.url}/signin`);
-    await page.fill('#username', 'admin');
-    await page.fill('#password', PASSWORD);
-    await page.keyboard.press('Enter');
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await signInWithPassword(page, shelf.url, 'admin', PASSWORD);
   });
 
   after(async () => {

@@ -71,3 +71,12 @@ export async function assertAccessible(page: Page, what: string): Promise<void> 
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `axe on ${what}`);
 }
+
+/** Signs in on the UI's sign-in page with the keyboard, and waits until the page shows it. */
+export async function signInWithPassword(page: Page, baseUrl: string, username: string, password: string): Promise<void> {
+  await page.goto(`${baseUrl}/signin`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}

@@ -9,6 +9,7 @@ import { EntityPage, CollectionPage } from './pages/namespaces.js';
 import { ContainerPage } from './pages/container.js';
 import { SignIn } from './pages/signin.js';
 import { Tokens } from './pages/tokens.js';
+import { WebhooksPage } from './pages/webhooks.js';
 import { Account } from './pages/account.js';
 import { Admin } from './pages/admin.js';
 import { PageTitle } from './components.js';
@@ -51,6 +52,7 @@ function Header() {
           <>
             <a href="/builds">Builds</a>
             <a href="/tokens">Access tokens</a>
+            <a href="/webhooks">Webhooks</a>
             <a href="/account">{session.username}</a>
             {session.admin && <a href="/admin">Admin</a>}
             <button type="button" class="link" onClick={signOut}>
@@ -98,6 +100,7 @@ function App() {
             <Route path="/search" component={SearchPage} />
             <Route path="/signin" component={SignIn} />
             <Route path="/tokens" component={Tokens} />
+            <Route path="/webhooks" component={WebhooksPage} />
             <Route path="/account" component={Account} />
             <Route path="/builds" component={BuildsPage} />
             <Route path="/builds/:id" component={BuildPage} />
