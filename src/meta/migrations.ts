@@ -401,6 +401,22 @@ const migrations: Record<string, Migration> = {
       await sql`UPDATE repo_blobs SET charged = 0 WHERE digest = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'`.execute(db);
     },
   },
+  /** Immutable tags and retention per entity, collection or container (issue 17). */
+  '0100_tag_policies': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('tag_policies')
+        .addColumn('scope_id', 'text', (c) => c.primaryKey())
+        .addColumn('scope_kind', 'text', (c) => c.notNull())
+        .addColumn('immutable_tags', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('keep_newest', 'integer')
+        .addColumn('drop_untagged_after', 'bigint')
+        .addColumn('keep_signed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
