@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshotDir, type TestBrowser } from '../helpers/browser.js';
+import { axeCheck, eventually, launchBrowser, signInPage, screenshotDir, type TestBrowser } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 const libclient = path.join(CLIENTS, 'libclient');
 const orasclient = path.join(CLIENTS, 'orasclient');
 const fixture = (name: string) => path.join(FIXTURES, name);
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  nodes: Array<{ target: string[] }>;
-}
 
 describe('web UI: browse, search, container page, accessibility (Debian chromium)', { concurrency: false }, () => {
   let shelf: TestShelf;
@@ -34,21 +26,9 @@ describe('web UI: browse, search, container page, accessibility (Debian chromium
   const lib = (...args: string[]) => run(libclient, ['--url', shelf.url, '--token', ADMIN_TOKEN, ...args]);
 
   /** axe-core in the page: no serious or critical violation. */
-  async function axe(what: string): Promise<void> {
-    // Evaluated, not a <script> tag: the UI's Content-Security-Policy allows no inline script.
-    if (!(await page.evaluate<boolean>('typeof window.axe !== "undefined"'))) await page.evaluate(await readFile(AXE, 'utf8'));
-    const violations = await page.evaluate<AxeViolation[]>('axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => ({ target: n.target })) })))');
-    const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `axe on ${what}`);
-  }
+  const axe = (what: string) => axeCheck(page, what);
 
-  async function signIn(): Promise<void> {
-    await page.goto(`${shelf.url}/signin`);
-    await page.fill('#username', 'admin');
-    await page.fill('#password', 'admin-password-1');
-    await page.keyboard.press('Enter');
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
+  const signIn = () => signInPage(page, shelf.url, 'admin', 'admin-password-1');
 
   before(async () => {
     shelf = await startShelf();

@@ -1,4 +1,6 @@
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -51,4 +53,30 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000)
       await new Promise((r) => setTimeout(r, 150));
     }
   }
+}
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  nodes: Array<{ target: string[] }>;
+}
+
+/** axe-core in the page: no serious or critical violation. */
+export async function axeCheck(page: Page, what: string): Promise<void> {
+  // Evaluated, not a <script> tag: the UI's Content-Security-Policy allows no inline script.
+  if (!(await page.evaluate<boolean>('typeof window.axe !== "undefined"'))) await page.evaluate(await readFile(AXE, 'utf8'));
+  const violations = await page.evaluate<AxeViolation[]>('axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => ({ target: n.target })) })))');
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `axe on ${what}`);
+}
+
+/** Signs in through the UI's sign-in page and waits for the signed-in header. */
+export async function signInPage(page: Page, url: string, username: string, password: string): Promise<void> {
+  await page.goto(`${url}/signin`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
 }
