@@ -239,3 +239,50 @@ for (const db of DB_KINDS) {
     });
   });
 }
+
+describe('retention in the scheduled collection (gc.interval)', { concurrency: false }, () => {
+  let shelf: TestShelf;
+  let work: string;
+  before(async () => {
+    shelf = await startShelf({ env: { SHELF_GC_GRACE: '0', SHELF_GC_INTERVAL: '1' } });
+    work = await mkdtemp(path.join(tmpdir(), 'shelf-policies-sched-'));
+  });
+  after(async () => {
+    await shelf?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  test('an image beyond the newest N goes without anyone asking, and its bytes with it', async () => {
+    const file = path.join(work, 'scheduled.sif');
+    await makeLargeSif(file, work, 4096);
+    const digest = `sha256:${createHash('sha256').update(await readFile(file)).digest('hex')}`;
+    const lib = (...args: string[]) => run(libclient, ['--url', shelf.url, '--token', ADMIN_TOKEN, ...args]);
+    assert.equal((await lib('push', file, 'admin/sched/app:tmp')).code, 0);
+    assert.equal((await lib('push', fixture('minimal-amd64.sif'), 'admin/sched/app:newest')).code, 0);
+    const k = ((await (await api(shelf)('/v1/containers/admin/sched/app')).json()) as { data: { id: string } }).data.id;
+    const untag = await api(shelf)(`/v2/tags/${k}`, { method: 'POST', body: JSON.stringify({ Tag: 'tmp', Arch: 'amd64', ImageID: '' }) });
+    assert.equal(untag.status, 200);
+    assert.equal((await api(shelf)('/api/policies/admin/sched/app', { method: 'PUT', body: JSON.stringify({ keepNewest: 1 }) })).status, 200);
+    const hash = `sha256.${digest.slice(7)}`;
+    let status = 0;
+    for (let i = 0; i < 100; i++) {
+      status = (await api(shelf)(`/v1/images/admin/sched/app:${hash}?arch=amd64`)).status;
+      if (status === 404) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 404, 'removed by the scheduled run');
+    // The blob goes in the same run (grace 0); the OCI view of the bytes is gone too.
+    let pending = true;
+    let head = 0;
+    for (let i = 0; i < 50 && (pending || head !== 404); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 200));
+      const dry = (await (await api(shelf)('/api/admin/gc', { method: 'POST', body: JSON.stringify({ dryRun: true }) })).json()) as { data: { blobs: Array<{ name: string }> } };
+      pending = dry.data.blobs.some((b) => b.name === digest);
+      head = (await api(shelf)(`/v2/admin/sched/app/blobs/${digest}`, { method: 'HEAD' })).status;
+    }
+    assert.equal(pending, false, 'nothing left for a collection to free');
+    assert.equal(head, 404, 'the bytes are gone from the repository');
+    const audit = (await (await api(shelf)('/api/admin/audit?action=retention-delete')).json()) as { data: { items: Array<{ target: string; username: string }> } };
+    assert.deepEqual(audit.data.items.map((e) => [e.target, e.username]), [[`/v1/images/admin/sched/app:${hash}`, 'system']]);
+  });
+});
