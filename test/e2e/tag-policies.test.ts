@@ -9,6 +9,7 @@ import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 import { makeLargeSif } from '../helpers/sif.js';
+import { libraryPush } from './current-clients/library.js';
 import { createUserWithToken } from '../helpers/users.js';
 
 const libclient = path.join(CLIENTS, 'libclient');
@@ -145,6 +146,18 @@ for (const db of DB_KINDS) {
         assert.equal(del.status, 403, ref);
         assert.equal(del.body.errors[0]!.code, 'DENIED');
       }
+    });
+
+    test('current Library clients (through oci-redirect): the same image again and a new architecture are fine, another image is refused', async () => {
+      const remote = { base: shelf.url, token: bob };
+      await libraryPush({ flavour: 'apptainer' }, remote, fixture('minimal-amd64.sif'), 'bob/rel/redir:v1');
+      await libraryPush({ flavour: 'singularityce' }, remote, fixture('minimal-amd64.sif'), 'bob/rel/redir:v1');
+      await libraryPush({ flavour: 'apptainer' }, remote, fixture('minimal-arm64.sif'), 'bob/rel/redir:v1');
+      await assert.rejects(libraryPush({ flavour: 'apptainer' }, remote, fixture('labels-object-amd64.sif'), 'bob/rel/redir:v1'), /403/);
+      assert.equal((await imageOf('bob/rel/redir:v1')).body.data.hash, `sha256.${(await fileDigest('minimal-amd64.sif')).slice(7)}`);
+      assert.equal((await imageOf('bob/rel/redir:v1', 'arm64')).status, 200);
+      // The older clients' Library API path says why.
+      await assert.rejects(libraryPush({ flavour: 'apptainer', legacy: true }, remote, fixture('labels-object-amd64.sif'), 'bob/rel/redir:v1'), /tag v1 of bob\/rel\/redir is immutable/);
     });
 
     test('administrators override: they move and delete immutable tags', async () => {
