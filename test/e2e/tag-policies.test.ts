@@ -230,6 +230,8 @@ for (const db of DB_KINDS) {
       assert.equal(gc.status, 200);
       assert.deepEqual(gc.body.data.retention.images, [], 'nothing more to remove');
       assert.ok(gc.body.data.blobs.some((b) => b.name === oldSif.digest), 'the following gc collected the image bytes');
+      const cliGc = await cli.run(['admin', 'gc', '--dry-run', '--url', shelf.url, '--token', ADMIN_TOKEN]);
+      assert.match(cliGc.stdout, /^retention: 0 image\(s\) to remove in \d+ container\(s\) with a rule/m);
       const audit = await json<{ data: { items: Array<{ action: string; target: string }> } }>(await api(shelf)('/api/admin/audit?action=retention-delete'));
       assert.deepEqual(audit.body.data.items.map((e) => e.target), [`/v1/images/admin/ret/app:${old.hash}`]);
     });

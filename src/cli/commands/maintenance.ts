@@ -143,7 +143,8 @@ export function registerMaintenance(admin: Command): void {
       (registry) => registry.collectGarbage(dryRun),
     );
     const verb = r.dryRun ? 'would remove' : 'removed';
-    if (r.retention) printRetention(r.retention);
+    // Retention runs first; said only where a policy has a retention rule.
+    if (r.retention?.containers) printRetention(r.retention);
     for (const b of r.blobs) print(`${verb} blob ${b.name} (${b.size} bytes)`);
     for (const b of r.orphans) print(`${verb} orphaned bytes ${b.name} (${b.size} bytes)`);
     for (const u of r.uploads) print(`${verb} expired upload ${u.name} (${u.size} bytes)`);
@@ -196,7 +197,7 @@ export function registerMaintenance(admin: Command): void {
 function printRetention(r: RetentionReport): void {
   const verb = r.dryRun ? 'would remove' : 'removed';
   for (const i of r.images) print(`${verb} image ${i.container}:sha256.${i.digest.slice(7)} (${i.arch ?? 'unknown arch'}, ${i.size} bytes, pushed ${i.createdAt}): ${i.reason} [policy of ${i.policy}]`);
-  print(`retention: ${r.images.length} image(s) ${verb} in ${r.containers} container(s) with a rule, ${r.bytes} bytes (${formatBytes(r.bytes)})`);
+  print(`retention: ${r.images.length} image(s) ${r.dryRun ? 'to remove' : 'removed'} in ${r.containers} container(s) with a rule, ${r.bytes} bytes (${formatBytes(r.bytes)})`);
 }
 
 function formatBytes(n: number): string {
