@@ -165,6 +165,11 @@ for (const db of DB_KINDS) {
       assert.equal(moved.code, 0, moved.stderr);
       assert.equal((await imageOf('bob/rel/app:v1')).body.data.hash, (await imageOf('bob/rel/app:candidate')).body.data.hash);
       assert.equal((await untag(ADMIN_TOKEN, await containerId('bob/rel/app'), 'v1')).status, 200);
+      const del = await lib(ADMIN_TOKEN, 'delete', 'bob/rel/app:candidate', '--arch', 'amd64');
+      assert.equal(del.code, 0, del.stderr);
+      assert.equal((await imageOf('bob/rel/app:candidate')).status, 404);
+      const ociDel = await api(shelf)('/v2/bob/rel/oras/manifests/v2', { method: 'DELETE' });
+      assert.equal(ociDel.status, 202);
     });
 
     test('shelf admin policy set/get/clear', async () => {

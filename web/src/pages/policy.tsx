@@ -36,11 +36,15 @@ export function retentionSummary(p: Policy): string {
   return `${rules.join(', ')}; tagged images${p.keepSigned ? ' and verified-signed ones' : ''} are always kept`;
 }
 
-/** An immutable tag's mark beside its name. */
+/** An immutable tag's mark beside its name: a padlock (drawn, so no emoji font is needed) and the word. */
 export function LockBadge() {
   return (
     <Badge kind="plain">
-      <span aria-hidden="true">🔒</span> immutable
+      <svg class="lock" aria-hidden="true" focusable="false" viewBox="0 0 16 16" width="11" height="11">
+        <path d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2" fill="none" stroke="currentColor" stroke-width="1.6" />
+        <rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="currentColor" />
+      </svg>{' '}
+      immutable
     </Badge>
   );
 }
