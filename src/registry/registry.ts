@@ -239,16 +239,21 @@ export class Registry {
    * images it removes are freed in the same run, once past the grace period).
    */
   async collectGarbage(dryRun = false, principal: Principal | null = null): Promise<GcReport & { retention: RetentionReport }> {
-    const retention = await this.retention.run({ dryRun, principal });
+    const retention = await this.applyRetention(dryRun, principal);
     const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
     this.onGarbageCollected?.(report, dryRun);
     return { ...report, retention };
   }
 
   /** Retention alone: what goes (or would go) by the policies. */
-  applyRetention(dryRun: boolean, principal: Principal | null = null): Promise<RetentionReport> {
-    return this.retention.run({ dryRun, principal });
+  async applyRetention(dryRun: boolean, principal: Principal | null = null): Promise<RetentionReport> {
+    const report = await this.retention.run({ dryRun, principal });
+    this.onRetention?.(report);
+    return report;
   }
+
+  /** Told of every finished retention pass, dry runs included (metrics). */
+  onRetention: ((report: RetentionReport) => void) | null = null;
 
   /** Told of every finished collection (metrics). */
   onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;

@@ -304,5 +304,6 @@ describe('retention in the scheduled collection (gc.interval)', { concurrency: f
     assert.equal(head, 404, 'the bytes are gone from the repository');
     const audit = (await (await api(shelf)('/api/admin/audit?action=retention-delete')).json()) as { data: { items: Array<{ target: string; username: string }> } };
     assert.deepEqual(audit.data.items.map((e) => [e.target, e.username]), [[`/v1/images/admin/sched/app:${hash}`, 'system']]);
+    assert.match(await (await fetch(`${shelf.url}/metrics`)).text(), /^shelf_retention_removed_images_total 1$/m);
   });
 });
