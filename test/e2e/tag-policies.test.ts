@@ -113,6 +113,16 @@ for (const db of DB_KINDS) {
       const del = await lib(bob, 'delete', 'bob/rel/app:v1', '--arch', 'amd64');
       assert.notEqual(del.code, 0);
       assert.match(del.stderr, /immutable/);
+      // shelf tag and untag, as bob, say why.
+      const bobCli = await shelfCli();
+      assert.equal((await bobCli.run(['remote', 'add', 'bob', shelf.url])).code, 0);
+      assert.equal((await bobCli.run(['remote', 'login', 'bob', '--token', bob])).code, 0);
+      const retag = await bobCli.run(['tag', 'library://bob/rel/app:candidate', 'v1', '--arch', 'amd64']);
+      assert.notEqual(retag.code, 0);
+      assert.match(retag.stderr, /tag v1 of bob\/rel\/app is immutable/);
+      const untagged = await bobCli.run(['untag', 'library://bob/rel/app:v1']);
+      assert.notEqual(untagged.code, 0);
+      assert.match(untagged.stderr, /tag v1 of bob\/rel\/app is immutable: it names image .* and may not be removed/);
       assert.equal((await imageOf('bob/rel/app:v1')).status, 200);
     });
 
