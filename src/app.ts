@@ -205,11 +205,12 @@ async function startCache(registry: Registry, cache: PullThroughCache, url: stri
   return token;
 }
 
-/** Garbage collection every `interval` seconds (expired uploads, orphans, unreferenced blobs). */
+/** Retention, then garbage collection, every `interval` seconds (images by the policies; expired uploads, orphans, unreferenced blobs). */
 function scheduleGc(registry: Registry, app: FastifyInstance, interval: number): NodeJS.Timeout {
   const timer = setInterval(() => {
     registry.collectGarbage().then(
       (r) => {
+        if (r.retention.images.length) app.log.info({ images: r.retention.images.length, bytes: r.retention.bytes }, 'retention removed images');
         if (r.blobs.length || r.orphans.length || r.uploads.length || r.temps.length || r.links) {
           app.log.info(
             { blobs: r.blobs.length, orphans: r.orphans.length, uploads: r.uploads.length, temps: r.temps.length, links: r.links, bytesFreed: r.bytesFreed },

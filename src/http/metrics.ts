@@ -126,6 +126,11 @@ export class Metrics {
     help: 'Bytes freed by garbage collection',
     registers: [this.registry],
   });
+  readonly retentionRemoved = new Counter({
+    name: 'shelf_retention_removed_images_total',
+    help: 'Images removed by retention policies (their bytes are freed by garbage collection)',
+    registers: [this.registry],
+  });
   readonly blobErrors = new Counter({
     name: 'shelf_blob_store_errors_total',
     help: 'Blob store operations that failed for a reason other than the request (not found, digest mismatch), by operation',
@@ -198,6 +203,11 @@ export class Metrics {
       if (dryRun) return;
       this.gcRuns.inc();
       this.gcBytesFreed.inc(report.bytesFreed);
+    };
+    const before = registry.onRetention;
+    registry.onRetention = (report) => {
+      before?.(report);
+      if (!report.dryRun) this.retentionRemoved.inc(report.images.length);
     };
   }
 

@@ -435,6 +435,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('webhook_deliveries_log').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
     },
   },
+  /** Immutable tags and retention per entity, collection or container (issue 17). */
+  '0100_tag_policies': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('tag_policies')
+        .addColumn('scope_id', 'text', (c) => c.primaryKey())
+        .addColumn('scope_kind', 'text', (c) => c.notNull())
+        .addColumn('immutable_tags', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('keep_newest', 'integer')
+        .addColumn('drop_untagged_after', 'bigint')
+        .addColumn('keep_signed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

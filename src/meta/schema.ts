@@ -31,6 +31,7 @@ export interface Database extends BuildTables {
   rate_limits: RateLimitsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  tag_policies: TagPoliciesTable;
 }
 
 /** A webhook: events of one entity (or of all, `entity_id` null) POSTed to `url`, HMAC-signed with `secret`. */
@@ -313,4 +314,24 @@ export interface RateLimitsTable {
   key: string;
   window_start: number;
   hits: number;
+}
+
+/**
+ * Tag immutability and retention of one scope: an entity, a collection or a container (their IDs
+ * never collide). The nearest scope with a row decides for a container.
+ */
+export interface TagPoliciesTable {
+  scope_id: string;
+  /** 'entity', 'collection' or 'container'. */
+  scope_kind: string;
+  /** JSON list of tag patterns that may not move once set ([] none). */
+  immutable_tags: string;
+  /** Images kept per container, newest first by push time; null no limit. */
+  keep_newest: number | null;
+  /** Seconds after which an untagged image is removed; null never by age. */
+  drop_untagged_after: number | null;
+  /** 1: images with a verified signature are never removed by retention. */
+  keep_signed: number;
+  updated_at: string;
+  updated_by: string;
 }

@@ -5,6 +5,7 @@ import type { Database } from '../meta/schema.js';
 import { lockBlobs } from './blob-links.js';
 import type { OciBlobs } from './oci-blobs.js';
 import type { Uploads } from './uploads.js';
+import { OneAtATime } from './util.js';
 
 export interface GcOptions {
   /** Report what would go, remove nothing. */
@@ -53,7 +54,7 @@ export const STRAY_AFTER = 10;
  * made its reference first and the blob stays.
  */
 export class GarbageCollector {
-  private running: Promise<GcReport> | null = null;
+  private readonly jobs = new OneAtATime<GcReport>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -64,20 +65,13 @@ export class GarbageCollector {
   ) {}
 
   /** Resolves when no collection runs in this process. */
-  async idle(): Promise<void> {
-    while (this.running) await this.running.catch(() => undefined);
+  idle(): Promise<void> {
+    return this.jobs.idle();
   }
 
   /** One collection; a call while one runs in this process waits for it and runs afresh. */
-  async run(opts: GcOptions): Promise<GcReport> {
-    while (this.running) await this.running.catch(() => undefined);
-    const job = this.collect(opts);
-    this.running = job;
-    try {
-      return await job;
-    } finally {
-      this.running = null;
-    }
+  run(opts: GcOptions): Promise<GcReport> {
+    return this.jobs.run(() => this.collect(opts));
   }
 
   private async collect(opts: GcOptions): Promise<GcReport> {

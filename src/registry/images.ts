@@ -9,6 +9,7 @@ import { checkArch, checkTag, type LibraryRef } from './names.js';
 import { containerChain, type Container, type Namespaces } from './namespaces.js';
 import { withoutNul } from './text.js';
 import { newId, nowIso } from './util.js';
+import { containerPath, immutableTag, type Policies } from './policies.js';
 
 export type ImageRow = Selectable<ImagesTable>;
 export type ImageWithContainer = { image: ImageRow; container: Container };
@@ -26,6 +27,8 @@ export class Images {
   events: DomainEvents = new DomainEvents();
   /** Runs a tag change of one container alone across all nodes (set by the Registry). */
   withTagLock: <T>(containerId: string, work: () => Promise<T>) => Promise<T> = (_id, work) => work();
+  /** Which tags may not move (set by the Registry). */
+  policies: Policies | null = null;
   private readonly pendingDownloads = new Map<string, { image: ImageRow; n: number }>();
   private countTimer: NodeJS.Timeout | null = null;
 
@@ -147,25 +150,32 @@ export class Images {
     access.requireUser(principal);
     const found = await this.resolve(principal, ref, arch);
     access.assertWrite(principal, containerChain(found.container));
-    const imageId = found.image.id;
-    const containerId = found.container.id;
-    await this.withTagLock(containerId, async () => {
-      const tags = await this.tagNamesOf(imageId);
-      // The image's OCI manifests are its view in the other protocol: they go with it, so garbage
-      // collection can free its bytes once nothing else refers to them.
-      await this.db.transaction().execute(async (trx) => {
-        const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
-        if (manifests.length) {
-          await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-          await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-          await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
-        }
-        await trx.deleteFrom('images').where('id', '=', imageId).execute();
-      });
-      await this.onTagsChanged(containerId, tags);
-      this.events.emit({ type: 'delete', containerId, data: { protocol: 'library', imageId, digest: found.image.digest, arch: found.image.arch, tags } });
+    await this.withTagLock(found.container.id, async () => {
+      const tags = await this.tagNamesOf(found.image.id);
+      const pinned = (await this.policies?.immutableOf(principal, found.container, tags)) ?? [];
+      if (pinned.length) throw immutableTag(pinned.join(', '), containerPath(found.container), `it names image ${found.image.id}, which may not be deleted`);
+      await this.removeUnlocked(found.container.id, found.image.id, tags);
     });
     return found;
+  }
+
+  /**
+   * Removes an image with its OCI manifests (its view in the other protocol), so garbage
+   * collection can free its bytes once nothing else refers to them. Under the tag lock.
+   */
+  async removeUnlocked(containerId: string, imageId: string, tags: string[]): Promise<void> {
+    const image = await this.byId(imageId);
+    await this.db.transaction().execute(async (trx) => {
+      const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
+      if (manifests.length) {
+        await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+        await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
+        await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
+      }
+      await trx.deleteFrom('images').where('id', '=', imageId).execute();
+    });
+    await this.onTagsChanged(containerId, tags);
+    this.events.emit({ type: 'delete', containerId, data: { protocol: 'library', imageId, digest: image?.digest ?? null, arch: image?.arch ?? null, tags } });
   }
 
   /** Every tag of a container (the caller checked it may read it), by architecture and name. */
@@ -208,6 +218,12 @@ export class Images {
       let q = this.db.deleteFrom('tags').where('container_id', '=', container.id).where('name', '=', tag);
       if (arch) q = q.where('arch', '=', checkArch(arch));
       await this.withTagLock(container.id, async () => {
+        if (await this.policies?.isImmutable(principal, container, tag)) {
+          let held = this.db.selectFrom('tags').select('image_id').where('container_id', '=', container.id).where('name', '=', tag);
+          if (arch) held = held.where('arch', '=', arch);
+          const row = await held.executeTakeFirst();
+          if (row) throw immutableTag(tag, containerPath(container), `it names image ${row.image_id} and may not be removed`);
+        }
         await q.execute();
         await this.onTagsChanged(container.id, [tag]);
       });
@@ -221,6 +237,16 @@ export class Images {
     if (image.uploaded !== 1) throw new RegistryError('invalid', `image ${imageId} has not been uploaded`);
     const tagArch = checkArch(arch || image.arch || DEFAULT_ARCH);
     await this.withTagLock(container.id, async () => {
+      if (await this.policies?.isImmutable(principal, container, tag)) {
+        const held = await this.db
+          .selectFrom('tags')
+          .select('image_id')
+          .where('container_id', '=', container.id)
+          .where('arch', '=', tagArch)
+          .where('name', '=', tag)
+          .executeTakeFirst();
+        if (held && held.image_id !== image.id) throw immutableTag(tag, containerPath(container), `it names image ${held.image_id} (${tagArch}) and may not move to ${image.id}`);
+      }
       await this.upsertTag(container.id, tagArch, tag, image.id);
       if (!image.arch) {
         // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.

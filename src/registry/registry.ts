@@ -16,7 +16,7 @@ import { LibraryView } from './library-view.js';
 import { Namespaces } from './namespaces.js';
 import { Quotas } from './quota.js';
 import { Listings } from './listings.js';
-import { Manifests } from './manifests.js';
+import { Manifests, digestBytes, parseManifest, sifLayerOf } from './manifests.js';
 import { completeManifestKinds } from './manifest-kinds.js';
 import { OciAccess } from './oci-access.js';
 import { OciBlobs } from './oci-blobs.js';
@@ -25,6 +25,9 @@ import { SignatureChecker } from './signatures.js';
 import { SifBridge } from './sif-bridge.js';
 import { TagLocks } from './tag-locks.js';
 import { Uploads, type UploadSettings } from './uploads.js';
+import { Policies, containerPath, immutableTag } from './policies.js';
+import { Retention, type RetentionReport } from './retention.js';
+import { isImageHash } from './names.js';
 import type { Principal } from './accounts.js';
 import type { Container } from './namespaces.js';
 import type { ImageView, ParsedManifest } from './manifests.js';
@@ -71,6 +74,8 @@ export class Registry {
   readonly doctor: Doctor;
   readonly gcGrace: number;
   readonly tagLocks: TagLocks;
+  readonly policies: Policies;
+  readonly retention: Retention;
   /** The metadata store's repositories, transactions and locks. */
   readonly store: MetaStore;
   /** Pushes, pulls, deletes, tags and signature states, told after they committed. */
@@ -126,6 +131,67 @@ export class Registry {
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
     this.tagLocks = new TagLocks(this.store.locks);
     this.images.withTagLock = (containerId, work) => this.tagLocks.run(containerId, work);
+    this.policies = new Policies(db, this.namespaces);
+    this.images.policies = this.policies;
+    this.retention = new Retention(db, this.namespaces, this.images, this.policies, this.tagLocks, this.audit);
+  }
+
+  /**
+   * Refuses an OCI manifest push that would move an immutable tag: to another manifest, unless
+   * both carry the same SIF image (a client re-pushing one file writes a fresh manifest); in the
+   * Library view (a current Library client tagging per architecture), to another image of an
+   * architecture the tag already names.
+   */
+  private async checkOciTagMoves(principal: Principal, container: Container, reference: string, bytes: Buffer, contentType: string | undefined, tags: string[], view: ImageView): Promise<void> {
+    const pinned = await this.policies.immutableOf(principal, container, tags.filter((t) => !isImageHash(t)));
+    if (pinned.length === 0) return;
+    const algorithm = reference.startsWith('sha512:') ? 'sha512' : 'sha256';
+    const digest = digestBytes(bytes, algorithm);
+    const parsed = parseManifest(bytes, contentType);
+    const where = containerPath(container);
+    const db = this.meta.db;
+    for (const tag of pinned) {
+      if (view === 'library' && parsed.manifests.length > 0) {
+        for (const entry of parsed.manifests) {
+          const arch = entry.platform?.architecture;
+          if (!arch || !entry.digest) continue;
+          const child = await db.selectFrom('manifests').select('image_id').where('container_id', '=', container.id).where('digest', '=', entry.digest).executeTakeFirst();
+          const held = await db.selectFrom('tags').select('image_id').where('container_id', '=', container.id).where('arch', '=', arch).where('name', '=', tag).executeTakeFirst();
+          if (held && child?.image_id && held.image_id !== child.image_id) throw immutableTag(tag, where, `it names image ${held.image_id} (${arch}) and may not move`);
+        }
+        continue;
+      }
+      const current = await db.selectFrom('oci_tags').select('manifest_digest').where('container_id', '=', container.id).where('name', '=', tag).executeTakeFirst();
+      if (!current || current.manifest_digest === digest) continue;
+      const layer = sifLayerOf(parsed)?.digest;
+      if (layer) {
+        const same = await db
+          .selectFrom('manifests as m')
+          .innerJoin('images as i', 'i.id', 'm.image_id')
+          .select('i.digest')
+          .where('m.container_id', '=', container.id)
+          .where('m.digest', '=', current.manifest_digest)
+          .executeTakeFirst();
+        if (same?.digest === layer) continue;
+      }
+      throw immutableTag(tag, where, `it names ${current.manifest_digest} and may not move to ${digest}`);
+    }
+  }
+
+  /** Refuses a manifest delete that would remove an immutable tag (by tag, or of the manifest or its image). */
+  private async checkOciTagRemoval(principal: Principal, container: Container, reference: string): Promise<void> {
+    const db = this.meta.db;
+    const where = containerPath(container);
+    if (!reference.includes(':')) {
+      const held = await db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).where('name', '=', reference).executeTakeFirst();
+      if (held && (await this.policies.isImmutable(principal, container, reference))) throw immutableTag(reference, where, 'it may not be removed');
+      return;
+    }
+    const tags = (await db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).where('manifest_digest', '=', reference).execute()).map((t) => t.name);
+    const m = await db.selectFrom('manifests').select('image_id').where('container_id', '=', container.id).where('digest', '=', reference).executeTakeFirst();
+    if (m?.image_id) tags.push(...(await this.images.tagNamesOf(m.image_id)));
+    const pinned = await this.policies.immutableOf(principal, container, [...new Set(tags)].filter((t) => !isImageHash(t)));
+    if (pinned.length) throw immutableTag(pinned.join(', '), where, `it names ${reference}, which may not be deleted`);
   }
 
   /**
@@ -142,6 +208,8 @@ export class Registry {
     view: ImageView = 'raw',
   ): Promise<{ digest: string; parsed: ParsedManifest }> {
     return this.tagLocks.run(container.id, async () => {
+      const named = [...(reference.includes(':') ? [] : [reference]), ...extraTags];
+      await this.checkOciTagMoves(principal, container, reference, bytes, contentType, named, view);
       const stored = await this.manifests.put(container, reference, bytes, contentType);
       for (const tag of extraTags) await this.manifests.setTag(container, tag, stored.digest);
       const tags = [stored.tag, ...extraTags];
@@ -159,8 +227,9 @@ export class Registry {
   }
 
   /** An OCI manifest delete, with the Library tags of its image. */
-  async deleteManifest(container: Container, reference: string): Promise<void> {
+  async deleteManifest(principal: Principal, container: Container, reference: string): Promise<void> {
     await this.tagLocks.run(container.id, async () => {
+      await this.checkOciTagRemoval(principal, container, reference);
       const removed = await this.manifests.delete(container, reference);
       await this.bridge.ociTagsRemoved(container.id, removed.imageId, removed.tags);
       this.events.emit({ type: 'delete', containerId: container.id, data: { protocol: 'oci', reference, tags: removed.tags } });
@@ -177,12 +246,26 @@ export class Registry {
     return this.blobs.presignGet(digest, { expiresIn });
   }
 
-  /** Garbage collection with the configured grace period. */
-  async collectGarbage(dryRun = false): Promise<GcReport> {
+  /**
+   * Garbage collection with the configured grace period, after retention (so the bytes of the
+   * images it removes are freed in the same run, once past the grace period).
+   */
+  async collectGarbage(dryRun = false, principal: Principal | null = null): Promise<GcReport & { retention: RetentionReport }> {
+    const retention = await this.applyRetention(dryRun, principal);
     const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
     this.onGarbageCollected?.(report, dryRun);
+    return { ...report, retention };
+  }
+
+  /** Retention alone: what goes (or would go) by the policies. */
+  async applyRetention(dryRun: boolean, principal: Principal | null = null): Promise<RetentionReport> {
+    const report = await this.retention.run({ dryRun, principal });
+    this.onRetention?.(report);
     return report;
   }
+
+  /** Told of every finished retention pass, dry runs included (metrics). */
+  onRetention: ((report: RetentionReport) => void) | null = null;
 
   /** Told of every finished collection (metrics). */
   onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;

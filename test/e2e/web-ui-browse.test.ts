@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { assertAccessible, eventually, launchBrowser, screenshotDir, type TestBrowser } from '../helpers/browser.js';
+import { assertAccessible, eventually, launchBrowser, screenshotDir, signInWithPassword, type TestBrowser } from '../helpers/browser.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
@@ -27,13 +27,7 @@ describe('web UI: browse, search, container page, accessibility (Debian chromium
 
   const axe = (what: string) => assertAccessible(page, what);
 
-  async function signIn(): Promise<void> {
-    await page.goto(`${shelf.url}/signin`);
-    await page.fill('#username', 'admin');
-    await page.fill('#password', 'admin-password-1');
-    await page.keyboard.press('Enter');
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
+  const signIn = () => signInWithPassword(page, shelf.url, 'admin', 'admin-password-1');
 
   before(async () => {
     shelf = await startShelf();

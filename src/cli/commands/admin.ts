@@ -173,6 +173,7 @@ export function registerAdmin(program: Command): void {
   registerSecret(admin);
   registerConfigCheck(admin);
   registerBackup(admin);
+  registerPolicy(admin);
 
   admin
     .command('audit')
@@ -217,4 +218,89 @@ export function registerAdmin(program: Command): void {
         print(`${path} is ${visibility}`);
       }),
     );
+}
+
+interface PolicyJson {
+  scope: string;
+  path: string;
+  immutableTags: string[];
+  keepNewest: number | null;
+  dropUntaggedAfter: number | null;
+  keepSigned: boolean;
+}
+interface PolicyViewJson {
+  scope: string;
+  path: string;
+  own: PolicyJson | null;
+  effective: PolicyJson | null;
+}
+
+const seconds = (n: number) => (n % 86400 === 0 ? `${n / 86400}d` : n % 3600 === 0 ? `${n / 3600}h` : n % 60 === 0 ? `${n / 60}m` : `${n}s`);
+
+/** One policy as lines a person reads. */
+function describePolicy(p: PolicyJson): string[] {
+  return [
+    `immutable tags: ${p.immutableTags.length ? p.immutableTags.join(', ') : 'none'}`,
+    `keep newest: ${p.keepNewest ?? 'all'}`,
+    `drop untagged after: ${p.dropUntaggedAfter === null ? 'never' : seconds(p.dropUntaggedAfter)}`,
+    `keep signed: ${p.keepSigned ? 'yes' : 'no'}`,
+  ];
+}
+
+const scopePath = (ref: string) => ref.replace(/^library:\/\//, '').replace(/^\/+|\/+$/g, '');
+const policyUrl = (ref: string) => `api/policies/${scopePath(ref).split('/').map(enc).join('/')}`;
+
+function printView(v: PolicyViewJson, json?: boolean): void {
+  if (json) {
+    print(JSON.stringify(v));
+    return;
+  }
+  print(`${v.scope} ${v.path}: ${v.own ? 'own policy' : 'no own policy'}`);
+  if (!v.effective) {
+    print('in force: none');
+    return;
+  }
+  print(`in force (from ${v.effective.scope} ${v.effective.path}):`);
+  for (const line of describePolicy(v.effective)) print(`  ${line}`);
+}
+
+/** `shelf admin policy set|get|clear REF`: tag immutability and retention of an entity, collection or container. */
+function registerPolicy(admin: Command): void {
+  const policy = admin.command('policy').description('immutable tags and retention of ENTITY[/COLLECTION[/CONTAINER]] (the nearest scope with a policy decides)');
+  policy
+    .command('set <ref>')
+    .description("set (replace) a scope's policy; options left out are unset")
+    .option('--immutable-tags <patterns>', 'comma-separated tag patterns that may not move once set (* and ?; "*" spares latest unless named), or "true"/"false"')
+    .option('--keep-newest <n>', 'keep the newest N images of each container (by push time)')
+    .option('--drop-untagged-after <duration>', 'remove untagged images older than this (e.g. 30d, 12h, 3600)')
+    .option('--keep-signed', 'never remove an image with a verified signature')
+    .option('--json', 'print the answer as JSON')
+    .action(
+      action(async (api, ref: string, opts: { immutableTags?: string; keepNewest?: string; dropUntaggedAfter?: string; keepSigned?: boolean; json?: boolean }) => {
+        const body: Record<string, unknown> = { keepSigned: !!opts.keepSigned };
+        if (opts.immutableTags !== undefined) body.immutableTags = opts.immutableTags === 'true' ? true : opts.immutableTags === 'false' ? false : opts.immutableTags.split(',');
+        if (opts.keepNewest !== undefined) {
+          const n = Number(opts.keepNewest);
+          if (!Number.isInteger(n) || n < 1) throw new CliError('--keep-newest is a whole number, 1 or more', 2);
+          body.keepNewest = n;
+        }
+        if (opts.dropUntaggedAfter !== undefined) body.dropUntaggedAfter = /^\d+$/.test(opts.dropUntaggedAfter) ? Number(opts.dropUntaggedAfter) : opts.dropUntaggedAfter;
+        printView(await api.call<PolicyViewJson>('PUT', policyUrl(ref), body), opts.json);
+      }),
+    );
+  const readOrClear: Array<[string, string, 'GET' | 'DELETE']> = [
+    ['get <ref>', 'show the policy of a scope and the one in force there', 'GET'],
+    ['clear <ref>', "remove a scope's own policy (the enclosing scope's applies)", 'DELETE'],
+  ];
+  for (const [usage, description, method] of readOrClear) {
+    policy
+      .command(usage)
+      .description(description)
+      .option('--json', 'print the answer as JSON')
+      .action(
+        action(async (api, ref: string, opts: { json?: boolean }) => {
+          printView(await api.call<PolicyViewJson>(method, policyUrl(ref)), opts.json);
+        }),
+      );
+  }
 }

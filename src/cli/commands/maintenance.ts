@@ -3,6 +3,7 @@ import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import type { DoctorReport } from '../../registry/doctor.js';
 import type { GcReport } from '../../registry/gc.js';
+import type { RetentionReport } from '../../registry/retention.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
 import { CliError } from '../errors.js';
@@ -140,16 +141,35 @@ export function registerMaintenance(admin: Command): void {
     const dryRun = !!opts.dryRun;
     const r = await runWhere(
       cmd,
-      (api) => api.call<GcReport>('POST', 'api/admin/gc', { dryRun }),
+      (api) => api.call<GcReport & { retention?: RetentionReport }>('POST', 'api/admin/gc', { dryRun }),
       (registry) => registry.collectGarbage(dryRun),
     );
     const verb = r.dryRun ? 'would remove' : 'removed';
+    // Retention runs first; said only where a policy has a retention rule.
+    if (r.retention?.containers) printRetention(r.retention);
     for (const b of r.blobs) print(`${verb} blob ${b.name} (${b.size} bytes)`);
     for (const b of r.orphans) print(`${verb} orphaned bytes ${b.name} (${b.size} bytes)`);
     for (const u of r.uploads) print(`${verb} expired upload ${u.name} (${u.size} bytes)`);
     for (const t of r.temps) print(`${verb} stray upload data ${t.name} (${t.size} bytes)`);
     if (r.links) print(`${verb} ${r.links} unreferenced repository link(s)`);
     print(`${r.dryRun ? 'would free' : 'freed'} ${r.bytesFreed} bytes (${formatBytes(r.bytesFreed)})`);
+  });
+
+  directOptions(
+    admin
+      .command('retention')
+      .description('remove images by the retention policies (keep newest N, drop untagged after T, keep signed); the next gc frees their bytes')
+      .option('--dry-run', 'only print what would be removed')
+      .option('--apply', 'remove them'),
+  ).action(async (opts: { dryRun?: boolean; apply?: boolean }, cmd: Command) => {
+    if (!!opts.dryRun === !!opts.apply) throw new CliError('give --dry-run (report only) or --apply', 2);
+    const dryRun = !!opts.dryRun;
+    const r = await runWhere(
+      cmd,
+      (api) => api.call<RetentionReport>('POST', 'api/admin/retention', { dryRun }),
+      (registry) => registry.applyRetention(dryRun),
+    );
+    printRetention(r);
   });
 
   directOptions(
@@ -173,6 +193,13 @@ export function registerMaintenance(admin: Command): void {
     print(`${r.problems.length} problem(s) in ${r.blobs} blobs${scrubbed}`);
     throw new CliError(`doctor found ${r.problems.length} problem(s)`, 1);
   });
+}
+
+/** One line per image retention removed (or would), then the total. */
+function printRetention(r: RetentionReport): void {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  for (const i of r.images) print(`${verb} image ${i.container}:sha256.${i.digest.slice(7)} (${i.arch ?? 'unknown arch'}, ${i.size} bytes, pushed ${i.createdAt}): ${i.reason} [policy of ${i.policy}]`);
+  print(`retention: ${r.images.length} image(s) ${r.dryRun ? 'to remove' : 'removed'} in ${r.containers} container(s) with a rule, ${r.bytes} bytes (${formatBytes(r.bytes)})`);
 }
 
 function formatBytes(n: number): string {

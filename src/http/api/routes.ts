@@ -254,7 +254,31 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   app.post('/api/admin/gc', async (req: Req, reply) => {
     await admin(req);
     const body = await readJson(req);
-    return data(reply, await registry.collectGarbage(field.boolean(body, 'dryRun')));
+    return data(reply, await registry.collectGarbage(field.boolean(body, 'dryRun'), await who(req)));
+  });
+
+  /** Retention by the policies now (`"dryRun": true` only reports); answers the images removed or that would be. */
+  app.post('/api/admin/retention', async (req: Req, reply) => {
+    const principal = await admin(req);
+    const body = await readJson(req);
+    return data(reply, await registry.applyRetention(field.boolean(body, 'dryRun'), principal));
+  });
+
+  // --- tag immutability and retention policies -------------------------------------------------
+
+  /** The policy of `ENTITY[/COLLECTION[/CONTAINER]]`: its own and the one in force there. */
+  app.get('/api/policies/*', async (req: Req, reply) => {
+    return data(reply, await registry.policies.get(await who(req), req.params['*']!));
+  });
+
+  /** Sets (replaces) a scope's policy: `{immutableTags, keepNewest, dropUntaggedAfter, keepSigned}`. */
+  app.put('/api/policies/*', async (req: Req, reply) => {
+    const body = await readJson(req);
+    return data(reply, await registry.policies.set(await who(req), req.params['*']!, body));
+  });
+
+  app.delete('/api/policies/*', async (req: Req, reply) => {
+    return data(reply, await registry.policies.clear(await who(req), req.params['*']!));
   });
 
   /** The consistency check of metadata and stored bytes (`?scrub=true` re-hashes every blob). */

@@ -311,8 +311,8 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
         .send();
     }
     if (req.method === 'DELETE') {
-      const { container } = await writable(req, name, 'delete');
-      await registry.deleteManifest(container, reference);
+      const { principal, container } = await writable(req, name, 'delete');
+      await registry.deleteManifest(principal, container, reference);
       return reply.code(202).header('content-length', 0).send();
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw unsupported(req);

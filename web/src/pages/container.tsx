@@ -6,6 +6,7 @@ import { useSession } from '../session.js';
 import { Description } from './description.js';
 import { VisibilityToggle } from './visibility.js';
 import { BuildButton } from './builds.js';
+import { LockBadge, PolicyPanel, isImmutable, type PolicyView } from './policy.js';
 
 type SignerState = 'verified' | 'unknown-key' | 'invalid';
 
@@ -270,6 +271,8 @@ export function ContainerPage() {
     .map(([arch, tag, image]) => ({ tag, arch, image, multiArch: arches(tag) > 1 }))
     .sort((a, b) => Number(b.tag === 'latest') - Number(a.tag === 'latest'));
   const path = [entity, collection, container].map(enc).join('/');
+  const policy = useApi<PolicyView>(`/api/policies/${path}`);
+  const effective = policy.data?.effective;
   return (
     <section>
       <nav aria-label="Breadcrumb" class="crumbs">
@@ -290,6 +293,7 @@ export function ContainerPage() {
           <VisibilityNote view={k} path={path} onChanged={view.reload} />
           {choices.length > 0 && <PullBox view={k} choices={choices} />}
           <BuildButton fromRef={`${entity}/${collection}/${container}:${archTags.some((t) => t[1] === 'latest') ? 'latest' : (archTags[0]?.[1] ?? 'latest')}`} />
+          <PolicyPanel path={path} policy={policy} canEdit={k.permissions.owner} />
           <h2>Tags</h2>
           {archTags.length === 0 ? (
             <p>No tags.</p>
@@ -308,7 +312,7 @@ export function ContainerPage() {
                 {archTags.map(([arch, tag, image]) => (
                   <tr key={`${arch}/${tag}`}>
                     <th scope="row">
-                      <a href={`#img-${image.id}`}>{tag}</a>
+                      <a href={`#img-${image.id}`}>{tag}</a> {isImmutable(effective, tag) && <LockBadge />}
                     </th>
                     <td data-label="Architecture">{arch}</td>
                     <td data-label="Size">{formatSize(image.size)}</td>

@@ -4,6 +4,7 @@ import { Loading, NotFoundNote, PageTitle, PrivateBadge } from '../components.js
 import { Description } from './description.js';
 import { ContainerList, type ContainerSummary } from './listing.js';
 import { VisibilityToggle } from './visibility.js';
+import { ScopePolicy } from './policy.js';
 
 interface Permissions {
   write: boolean;
@@ -46,6 +47,7 @@ export function EntityPage() {
           <PrivateBadge isPrivate={e.private} />
           <Description path={enc(e.name)} text={noPlaceholder(e.description)} canEdit={e.permissions.owner} onChanged={view.reload} />
           {e.permissions.owner && <VisibilityToggle path={enc(e.name)} isPrivate={e.private} onChanged={view.reload} />}
+          <ScopePolicy path={enc(e.name)} canEdit={e.permissions.owner} />
           <h2>Collections</h2>
           {e.collections.length === 0 ? (
             <p>No collections.</p>
@@ -88,6 +90,7 @@ export function CollectionPage() {
           <PrivateBadge isPrivate={c.private} />
           <Description path={`${enc(entity)}/${enc(collection)}`} text={noPlaceholder(c.description)} canEdit={c.permissions.owner} onChanged={view.reload} />
           {c.permissions.owner && <VisibilityToggle path={`${enc(entity)}/${enc(collection)}`} isPrivate={c.private} onChanged={view.reload} />}
+          <ScopePolicy path={`${enc(entity)}/${enc(collection)}`} canEdit={c.permissions.owner} />
           <h2>Containers</h2>
           <ContainerList items={c.containers} empty="No containers." />
         </>
