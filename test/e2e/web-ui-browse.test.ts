@@ -301,4 +301,37 @@ describe('web UI: browse, search, container page, accessibility (Debian chromium
     assert.equal(await adminRow.getByRole('button', { name: /Disable/ }).count(), 0);
     assert.match(await adminRow.innerText(), /\(you\)/);
   });
+  test('a private container: the pull box says to sign in first, and those lines work when pasted', async () => {
+    await page.goto(`${shelf.url}/`);
+    await page.locator('main h1').waitFor();
+    if (!(await page.getByRole('button', { name: 'Sign out' }).count())) await signIn();
+    await page.goto(`${shelf.url}/library/admin/secret/hidden`);
+    await page.locator('.pulls').waitFor();
+    const lines = (await page.locator('.pulls code').allInnerTexts()).map((l) => l.trim());
+    assert.match(await text('.pulls'), /Private: sign in first \(password: an access token\)/);
+    const registryLogin = lines.find((l) => l.startsWith('apptainer registry login'))!;
+    assert.equal(registryLogin, `apptainer registry login --username YOUR_NAME oras://${host}`);
+    assert.ok(lines.includes('shelf remote login shelf --token-stdin'));
+    const out = (name: string) => path.join(work, name);
+    // The registry login, as oras-go does it for Apptainer, then the oras:// line.
+    const orasLine = lines.find((l) => l.includes('oras://') && l.startsWith('apptainer pull'))!;
+    const anonymous = await run(orasclient, ['--plain-http', 'pull', orasLine.split(' ').at(-1)!, out('private-anon.sif')]);
+    assert.notEqual(anonymous.code, 0, 'private: not without signing in');
+    const signedIn = await run(orasclient, ['--plain-http', '--user', 'admin', '--pass', ADMIN_TOKEN, 'pull', orasLine.split(' ').at(-1)!, out('private-oras.sif')]);
+    assert.equal(signedIn.code, 0, signedIn.stderr);
+    assert.equal(await sha(out('private-oras.sif')), await sha(fixture('labels-object-amd64.sif')));
+    // The shelf lines in order: remote add, remote login with the token on standard input, pull.
+    const { shelfCli } = await import('../helpers/cli.js');
+    const cli = await shelfCli();
+    try {
+      assert.equal((await cli.run(['remote', 'add', 'shelf', `http://${host}`])).code, 0);
+      const login = await cli.run(['remote', 'login', 'shelf', '--token-stdin'], { input: `${ADMIN_TOKEN}\n` });
+      assert.equal(login.code, 0, login.stderr);
+      const pullLine = lines.find((l) => l.startsWith('shelf pull'))!;
+      const pulled = await cli.run(pullLine.split(' ').slice(1).map((a) => (a.endsWith('.sif') ? out(`private-${a}`) : a)));
+      assert.equal(pulled.code, 0, pulled.stderr);
+    } finally {
+      await rm(cli.home, { recursive: true, force: true });
+    }
+  });
 });
