@@ -83,4 +83,20 @@ describe('remote builder on PostgreSQL: builds go through pg-boss', { concurrenc
     assert.match(list.stdout, /TABLE public builds /);
     assert.doesNotMatch(list.stdout, /pgboss/);
   });
+
+  test('SIGTERM: the server and the builder stop pg-boss, close its connections and exit 0', async () => {
+    const started = Date.now();
+    await shelf.kill('SIGTERM');
+    await builders[0]!.kill('SIGTERM');
+    assert.equal(shelf.process.exitCode, 0, shelf.output());
+    assert.equal(builders[0]!.process.exitCode, 0, builders[0]!.output());
+    assert.ok(Date.now() - started < 15_000, `stopped in ${Date.now() - started} ms`);
+    // The server ends a closed socket's backend a moment later.
+    let left = -1;
+    for (let i = 0; i < 40 && left !== 0; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 50));
+      left = (await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'shelf-build-queue'")).rows[0]!.n;
+    }
+    assert.equal(left, 0, 'pg-boss connections left open');
+  });
 });
