@@ -103,9 +103,15 @@ export class BuildWorker {
     if (this.stopped) throw new Error(`builder ${this.node} is stopping`);
     const slot = this.slots.indexOf(false);
     if (slot < 0) throw new Error(`builder ${this.node}: the queue handed out more than ${this.opts.concurrency} builds at once`);
-    const row = await this.opts.builds.start(id, this.node);
-    if (!row) return;
+    // Reserved before the claim: two builds handed over at once must not share an id range.
     this.slots[slot] = true;
+    let row: BuildRow | null = null;
+    try {
+      row = await this.opts.builds.start(id, this.node);
+    } finally {
+      if (!row) this.slots[slot] = false;
+    }
+    if (!row) return;
     const abort = new AbortController();
     // The queue took the job away (its heartbeat was not seen in time): the build is failed elsewhere.
     const onLost = () => abort.abort(new BuildFailure('builder lost: the build queue gave this build up'));
