@@ -89,7 +89,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
     ? new PullThroughCache({ upstreams: config.cache.upstreams, quota: config.cache.quota }, meta.db, path.join(config.data, 'cache-work'), (msg, err) => app.log.warn({ err }, msg))
     : null;
   // The builder's own host names get the bound address once the server listens.
-  const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`) : null;
+  const builds = config.build.enabled ? openBuilds(config, registry, `http://${config.listen}`, (err) => app.log.error({ err }, 'build queue failed')) : null;
   if (builds) {
     metrics.buildQueueDepth = async () => {
       const row = await meta.db.selectFrom('builds').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'queued').executeTakeFirst();
@@ -179,6 +179,7 @@ export async function startShelf(config: Config, log: (line: string) => void = c
       try {
         await worker?.stop();
         await app.close();
+        await builds?.close();
       } finally {
         clearTimeout(cut);
       }

@@ -9,6 +9,8 @@ import type { Registry } from '../registry/registry.js';
 import { newSecret, nowIso } from '../registry/util.js';
 import { BuildFailure, checkDefinition } from './builder.js';
 import { DefinitionError } from './deffile.js';
+import type { BuildQueue, LostBuilds } from './queue.js';
+import type { LostJobs } from './pgboss-queue.js';
 import type { BuildContextsTable, BuildState, BuildsTable } from './tables.js';
 
 export type BuildRow = Selectable<BuildsTable>;
@@ -57,14 +59,22 @@ export function contextBlobDigest(wire: string): string {
 
 /**
  * The remote builder's domain: builds (submit, status, cancel, their log), build contexts, the
- * queue operations the workers use, and the expiry of ephemeral images and old contexts. The
+ * claim and heartbeat the workers use, and the expiry of ephemeral images and old contexts. The
  * `builds` table is the source of truth across every node.
  */
-export class Builds {
+export class Builds implements LostBuilds, LostJobs {
+  /** Where submitted builds wait for a worker (set by `openBuilds`: pg-boss on PostgreSQL, the table on SQLite). */
+  queue!: BuildQueue;
+
   constructor(
     readonly registry: Registry,
     readonly settings: BuildSettings,
   ) {}
+
+  /** Stops the queue's workers and closes its connections. */
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
 
   private get db() {
     return this.registry.meta.db;
@@ -140,6 +150,13 @@ export class Builds {
       heartbeat_at: null,
     };
     await this.db.insertInto('builds').values(row).execute();
+    try {
+      await this.queue.enqueue(id, arch);
+    } catch (err) {
+      // Never a queued build that no worker will hear of.
+      await this.db.updateTable('builds').set({ state: 'failed', error: 'could not queue the build', finished_at: nowIso() }).where('id', '=', id).execute();
+      throw err;
+    }
     return row;
   }
 
@@ -174,6 +191,8 @@ export class Builds {
       .executeTakeFirst();
     if (Number(ended.numUpdatedRows) > 0) {
       await this.appendLog(id, 'FATAL:   build cancelled before it started\n');
+      // Its queue entry goes too; were that to fail, the worker that takes it still skips a build not queued.
+      await this.queue.cancel(id, row.arch).catch(() => undefined);
     } else {
       await this.db.updateTable('builds').set({ cancel_requested: 1 }).where('id', '=', id).execute();
     }
@@ -198,22 +217,11 @@ export class Builds {
 
   // --- queue (workers) -------------------------------------------------------------------------
 
-  /** Takes the oldest queued build of an architecture for `node`; null when there is none. */
-  async claim(arch: string, node: string): Promise<BuildRow | null> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const next = await this.db.selectFrom('builds').select('id').where('state', '=', 'queued').where('arch', '=', arch).orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
-      if (!next) return null;
-      const now = nowIso();
-      // The state check makes the claim atomic: of two workers, one updates the row.
-      const taken = await this.db
-        .updateTable('builds')
-        .set({ state: 'running', node, started_at: now, heartbeat_at: now })
-        .where('id', '=', next.id)
-        .where('state', '=', 'queued')
-        .executeTakeFirst();
-      if (Number(taken.numUpdatedRows) > 0) return (await this.byId(next.id))!;
-    }
-    return null;
+  /** Claims a queued build for `node` (atomic: of two workers, one updates the row); null when it is not queued any more. */
+  async start(id: string, node: string): Promise<BuildRow | null> {
+    const now = nowIso();
+    const taken = await this.db.updateTable('builds').set({ state: 'running', node, started_at: now, heartbeat_at: now }).where('id', '=', id).where('state', '=', 'queued').executeTakeFirst();
+    return Number(taken.numUpdatedRows) > 0 ? ((await this.byId(id)) ?? null) : null;
   }
 
   /** The worker is alive; answers which of its builds were asked to stop. */
@@ -240,25 +248,29 @@ export class Builds {
       .execute();
   }
 
-  /** Running builds whose worker stopped beating: failed, with the reason in their log. */
-  async failLost(staleSeconds: number): Promise<number> {
+  /** Running builds whose worker stopped beating (the table queue's sweep): failed, with the reason in their log. */
+  async failStale(staleSeconds: number): Promise<number> {
     const cutoff = new Date(Date.now() - staleSeconds * 1000).toISOString();
     const lost = await this.db.selectFrom('builds').select('id').where('state', '=', 'running').where('heartbeat_at', '<', cutoff).execute();
     let n = 0;
-    for (const { id } of lost) {
-      const r = await this.db
-        .updateTable('builds')
-        .set({ state: 'failed', error: 'builder lost', finished_at: nowIso() })
-        .where('id', '=', id)
-        .where('state', '=', 'running')
-        .where('heartbeat_at', '<', cutoff)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) > 0) {
-        n++;
-        await this.appendLog(id, `FATAL:   the builder running this build stopped answering (no heartbeat for ${staleSeconds}s)\n`);
-      }
-    }
+    for (const { id } of lost) if (await this.failLost(id, `no heartbeat for ${staleSeconds}s`, cutoff)) n++;
     return n;
+  }
+
+  /** pg-boss gave up on a build's job (its builder stopped beating): a running build fails, a queued one goes back in the queue. */
+  async onLost(id: string, reason: string): Promise<'failed' | 'requeue' | 'ignored'> {
+    const row = await this.byId(id);
+    if (row?.state === 'queued') return 'requeue';
+    return row?.state === 'running' && (await this.failLost(id, reason)) ? 'failed' : 'ignored';
+  }
+
+  private async failLost(id: string, reason: string, staleBefore?: string): Promise<boolean> {
+    let q = this.db.updateTable('builds').set({ state: 'failed', error: 'builder lost', finished_at: nowIso() }).where('id', '=', id).where('state', '=', 'running');
+    if (staleBefore) q = q.where('heartbeat_at', '<', staleBefore);
+    const r = await q.executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await this.appendLog(id, `FATAL:   the builder running this build stopped answering (${reason})\n`);
+    return true;
   }
 
   // --- build contexts --------------------------------------------------------------------------

@@ -2,6 +2,8 @@ import { arch as nodeArch, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Registry } from '../registry/registry.js';
+import { PgBossQueue } from './pgboss-queue.js';
+import { TableQueue } from './queue.js';
 import { Builds } from './service.js';
 import { BuildWorker } from './worker.js';
 
@@ -19,8 +21,13 @@ export function ownHosts(config: Config, url: string): string[] {
   return [...hosts];
 }
 
-export function openBuilds(config: Config, registry: Registry, url: string): Builds {
-  return new Builds(registry, {
+/**
+ * The builder's service over its queue: pg-boss on PostgreSQL (every node and builder shares the
+ * database), the `builds` table on SQLite (the embedded default: one process). pg-boss starts
+ * lazily, at the first build; `Builds.close` stops it.
+ */
+export function openBuilds(config: Config, registry: Registry, url: string, onError: (err: unknown) => void = (err) => console.error('build queue:', err)): Builds {
+  const builds = new Builds(registry, {
     arches: config.build.arches ?? [hostArch()],
     ephemeralTtl: config.build.ephemeralTtl,
     contextTtl: config.build.contextTtl,
@@ -28,6 +35,12 @@ export function openBuilds(config: Config, registry: Registry, url: string): Bui
     maxDefinitionBytes: 1 << 20,
     ownHosts: ownHosts(config, url),
   });
+  const meta = registry.meta;
+  builds.queue =
+    meta.dialect === 'postgres' && config.db
+      ? new PgBossQueue(meta.db, { url: config.db, schema: config.build.queueSchema, staleSeconds: config.build.staleAfter, timeoutSeconds: config.build.timeout, onError }, builds)
+      : new TableQueue(meta.db, builds, config.build.staleAfter);
+  return builds;
 }
 
 /** A builder over the shared queue, as the config describes it. */
@@ -45,7 +58,6 @@ export function makeWorker(config: Config, builds: Builds, url: string, opts: { 
     shelfUrl: (config.publicUrl ?? url).replace(/\/+$/, ''),
     ownHosts: ownHosts(config, url),
     maxBytes: b.maxDownload,
-    staleSeconds: b.staleAfter,
     onError: opts.onError,
   });
 }

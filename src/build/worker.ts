@@ -10,6 +10,7 @@ import type { Registry } from '../registry/registry.js';
 import { baseFetcher } from './bases.js';
 import { BuildFailure, runBuild } from './builder.js';
 import { ID_RANGE, type SandboxLimits } from './sandbox.js';
+import type { QueueWorker } from './queue.js';
 import type { BuildRow, Builds } from './service.js';
 
 export interface WorkerOptions {
@@ -29,8 +30,6 @@ export interface WorkerOptions {
   maxBytes: number;
   pollMs?: number;
   heartbeatMs?: number;
-  /** Seconds without a heartbeat after which a running build counts as lost. */
-  staleSeconds?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -50,10 +49,11 @@ export async function pushBuilt(registry: Registry, principal: Principal, refTex
 }
 
 /**
- * A builder: takes queued builds of one architecture from the shared `builds` table, runs up to
- * `concurrency` at once, streams their logs into the database, pushes the results, beats a
- * heartbeat (so another process can fail its builds if it dies) and stops builds whose cancel
- * was asked for on any node.
+ * A builder: takes builds of one architecture from the build queue (`Builds.queue`: pg-boss on
+ * PostgreSQL, the `builds` table on SQLite), claims each in the shared `builds` table (a build
+ * cancelled while it waited is skipped), runs up to `concurrency` at once, streams their logs into
+ * the database, pushes the results, and stops builds whose cancel was asked for on any node. The
+ * queue finds builders that died (pg-boss's job heartbeat, or the table's stale sweep).
  */
 export class BuildWorker {
   readonly node: string;
@@ -61,19 +61,25 @@ export class BuildWorker {
   private readonly slots: boolean[];
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
-  private polling = false;
+  private taking: Promise<QueueWorker | null> | null = null;
 
   constructor(private readonly opts: WorkerOptions) {
     this.node = opts.node ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.slots = new Array<boolean>(opts.concurrency).fill(false);
   }
 
+  private onError(err: unknown): void {
+    (this.opts.onError ?? console.error)(err);
+  }
+
   start(): void {
-    const onError = (err: unknown) => (this.opts.onError ?? console.error)(err);
-    this.timers.push(setInterval(() => void this.poll().catch(onError), this.opts.pollMs ?? 1000));
-    this.timers.push(setInterval(() => void this.beat().catch(onError), this.opts.heartbeatMs ?? 3000));
-    this.timers.push(setInterval(() => void this.opts.builds.expire().catch(onError), 60_000));
-    void this.poll().catch(onError);
+    const { builds, arch, concurrency } = this.opts;
+    this.taking = builds.queue.work({ arch, concurrency, pollMs: this.opts.pollMs ?? 1000, onError: (err) => this.onError(err) }, (id, signal) => this.take(id, signal)).catch((err: unknown) => {
+      this.onError(err);
+      return null;
+    });
+    this.timers.push(setInterval(() => void this.beat().catch((err: unknown) => this.onError(err)), this.opts.heartbeatMs ?? 3000));
+    this.timers.push(setInterval(() => void builds.expire().catch((err: unknown) => this.onError(err)), 60_000));
   }
 
   /** Stops taking builds; running ones are cancelled and reported failed. */
@@ -81,6 +87,7 @@ export class BuildWorker {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await (await this.taking)?.stop();
     for (const r of this.running.values()) r.abort.abort(new BuildFailure('the builder was stopped'));
     await Promise.all([...this.running.values()].map((r) => r.done));
   }
@@ -90,34 +97,38 @@ export class BuildWorker {
     return this.running.size;
   }
 
-  async poll(): Promise<void> {
-    if (this.stopped || this.polling) return;
-    this.polling = true;
+  /** One build from the queue: claimed and run in a free slot, or skipped when it is not queued any more. */
+  private async take(id: string, queueSignal: AbortSignal): Promise<void> {
+    // Handed over while stopping: refused unclaimed, so the queue gives it to another builder.
+    if (this.stopped) throw new Error(`builder ${this.node} is stopping`);
+    const slot = this.slots.indexOf(false);
+    if (slot < 0) throw new Error(`builder ${this.node}: the queue handed out more than ${this.opts.concurrency} builds at once`);
+    // Reserved before the claim: two builds handed over at once must not share an id range.
+    this.slots[slot] = true;
+    let row: BuildRow | null = null;
     try {
-      while (!this.stopped) {
-        const slot = this.slots.indexOf(false);
-        if (slot < 0) return;
-        const row = await this.opts.builds.claim(this.opts.arch, this.node);
-        if (!row) return;
-        this.slots[slot] = true;
-        const abort = new AbortController();
-        const done = this.run(row, slot, abort.signal).finally(() => {
-          this.slots[slot] = false;
-          this.running.delete(row.id);
-          void this.poll().catch((err: unknown) => (this.opts.onError ?? console.error)(err));
-        });
-        this.running.set(row.id, { row, abort, done });
-      }
+      row = await this.opts.builds.start(id, this.node);
     } finally {
-      this.polling = false;
+      if (!row) this.slots[slot] = false;
     }
+    if (!row) return;
+    const abort = new AbortController();
+    // The queue took the job away (its heartbeat was not seen in time): the build is failed elsewhere.
+    const onLost = () => abort.abort(new BuildFailure('builder lost: the build queue gave this build up'));
+    queueSignal.addEventListener('abort', onLost, { once: true });
+    const done = this.run(row, slot, abort.signal).finally(() => {
+      queueSignal.removeEventListener('abort', onLost);
+      this.slots[slot] = false;
+      this.running.delete(row.id);
+    });
+    this.running.set(row.id, { row, abort, done });
+    await done;
   }
 
   private async beat(): Promise<void> {
     const ids = [...this.running.keys()];
     const stop = await this.opts.builds.heartbeat(this.node, ids);
     for (const id of stop) this.running.get(id)?.abort.abort(new BuildFailure('build cancelled'));
-    await this.opts.builds.failLost(this.opts.staleSeconds ?? 60);
   }
 
   private async run(row: BuildRow, slot: number, signal: AbortSignal): Promise<void> {
@@ -129,7 +140,7 @@ export class BuildWorker {
     const flush = () => {
       const data = pending;
       pending = '';
-      if (data) chain = chain.then(() => builds.appendLog(row.id, data)).catch((err: unknown) => (this.opts.onError ?? console.error)(err));
+      if (data) chain = chain.then(() => builds.appendLog(row.id, data)).catch((err: unknown) => this.onError(err));
       return chain;
     };
     const flusher = setInterval(() => void flush(), 250);
@@ -172,7 +183,7 @@ export class BuildWorker {
     } catch (err) {
       const cancelled = signal.aborted && (signal.reason as Error)?.message === 'build cancelled';
       const message = err instanceof BuildFailure || err instanceof RegistryError ? err.message : `internal builder error: ${(err as Error).message}`;
-      if (!(err instanceof BuildFailure) && !(err instanceof RegistryError)) (this.opts.onError ?? console.error)(err);
+      if (!(err instanceof BuildFailure) && !(err instanceof RegistryError)) this.onError(err);
       log(`FATAL:   ${cancelled ? 'build cancelled' : message}\n`);
       await flush();
       await builds.finish(row.id, this.node, { state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : message });

@@ -258,8 +258,14 @@ export const configSchema = z
         timeout: duration.default(3600),
         /** Pings on a build's log WebSocket while the build prints nothing (proxies drop idle sockets). */
         wsPing: duration.default(20),
-        /** A running build whose builder sent no heartbeat for this long is failed ("builder lost"). */
+        /** A running build whose builder sent no heartbeat for this long is failed ("builder lost"); on PostgreSQL at least 10 s (pg-boss's floor). */
         staleAfter: duration.default(60),
+        /** PostgreSQL only: the schema of the build queue's tables (pg-boss); never one of Shelf's. */
+        queueSchema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,50}$/, 'a lower-case SQL identifier')
+          .refine((s) => s !== 'public', 'not the schema of Shelf\'s own tables')
+          .default('pgboss'),
         /** Let %post reach the network (through slirp4netns, never the host's loopback). */
         network: z.boolean().default(false),
         /** cgroup v2 limits per build, where the machine has them. */

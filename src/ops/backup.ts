@@ -23,16 +23,27 @@ export interface BackupResult {
   bytes: number;
 }
 
+export interface BackupOptions {
+  /**
+   * PostgreSQL schemas left out: the build queue's (pg-boss, `build.queueSchema`). Its jobs are
+   * derived from the `builds` table, which builders queue again when they start; a restored copy
+   * of another pg-boss version's tables would only stand in the way of `pg_restore --clean`.
+   */
+  excludeSchemas?: string[];
+}
+
 /**
  * A consistent copy of the metadata: SQLite's online backup API (a snapshot even while the
- * server writes), or `pg_dump --format=custom` for PostgreSQL. Written beside `file` first and
- * renamed into place, so a failed backup never leaves a file that looks whole.
+ * server writes), or `pg_dump --format=custom` for PostgreSQL (without the build queue's schema).
+ * Written beside `file` first and renamed into place, so a failed backup never leaves a file
+ * that looks whole.
  */
-export async function backupMetadata(dbUrl: string, file: string): Promise<BackupResult> {
+export async function backupMetadata(dbUrl: string, file: string, opts: BackupOptions = {}): Promise<BackupResult> {
   const partial = `${file}.partial-${process.pid}`;
   try {
     if (isPostgres(dbUrl)) {
-      await runTool('pg_dump', ['--format=custom', '--no-owner', '--file', partial, '--dbname', dbUrl]);
+      const exclude = (opts.excludeSchemas ?? ['pgboss']).flatMap((schema) => ['--exclude-schema', schema]);
+      await runTool('pg_dump', ['--format=custom', '--no-owner', ...exclude, '--file', partial, '--dbname', dbUrl]);
     } else {
       const source = sqlitePath(dbUrl);
       await access(source, constants.R_OK).catch(() => {

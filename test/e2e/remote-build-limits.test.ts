@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from '../helpers/browser.js';
-import { BuildClientError, SceBuildClient, withBuilderIds } from '../helpers/build-client.js';
+import { BuildClientError, SceBuildClient, assertTwoAtOnce, withBuilderIds } from '../helpers/build-client.js';
 import { ADMIN_TOKEN, api, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 // No %post: the image builds without a base or a context, so a short context expiry cannot race it.
@@ -91,19 +91,6 @@ describe('remote builder: expiry, quota, permissions (SQLite, in-process worker)
     assert.equal(await imageStatus('admin/base/stolen:1'), 404);
   });
   test('build.concurrency 2: two builds run at once on one worker, a third waits for a free slot', async () => {
-    // A shell from the busybox in the context (no base image to race the short expiry); the clock is the machine's uptime.
-    const ctx = await admin.uploadContext(['/usr/bin/busybox']);
-    const def = 'Bootstrap: scratch\n\n%files\n    /usr/bin/busybox /bin/sh\n    /usr/bin/busybox /bin/busybox\n\n%post\n    echo "start $(/bin/busybox cat /proc/uptime)"\n    /bin/busybox sleep 3\n    echo "end $(/bin/busybox cat /proc/uptime)"\n';
-    const builds = await Promise.all([1, 2, 3].map(() => admin.submit(def, { contextDigest: ctx.digest, workingDir: '/' })));
-    const spans = await Promise.all(
-      builds.map(async (bi) => {
-        const out = await admin.streamOutput(bi.id);
-        const at = (word: string) => Number(new RegExp(`${word} (\\d+\\.\\d+)`).exec(out.text)?.[1]);
-        assert.ok(at('start') && at('end'), out.text);
-        return { start: at('start'), end: at('end') };
-      }),
-    );
-    const runningAt = (t: number) => spans.filter((s) => s.start <= t && t < s.end).length;
-    assert.equal(Math.max(...spans.map((s) => runningAt(s.start))), 2, `at most two at once, and two did overlap: ${JSON.stringify(spans)}`);
+    await assertTwoAtOnce(admin);
   });
 });

@@ -1,47 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BASE_DEF, SceBuildClient, withBuilderIds } from '../helpers/build-client.js';
-import { ADMIN_TOKEN, ROOT, freshPostgres, startShelf, type TestShelf } from '../helpers/shelf.js';
-
-interface Builder {
-  process: ChildProcess;
-  output: () => string;
-  kill: (signal?: NodeJS.Signals) => Promise<void>;
-}
-
-/** A `shelf builder` process on the shared database and data folder. */
-async function startBuilder(dbUrl: string, dataDir: string, url: string, workDir: string): Promise<Builder> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'builder', '--db', dbUrl, '--data', dataDir, '--url', url], {
-    env: { ...process.env, SHELF_BUILD_WORK_DIR: workDir, SHELF_BUILD_STALE_AFTER: '4', SHELF_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`builder did not start:\n${out}`)), 20_000);
-    child.stdout!.on('data', () => {
-      if (out.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`builder exited ${code}:\n${out}`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    process: child,
-    output: () => out,
-    kill: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
-}
+import { BASE_DEF, SceBuildClient, startBuilder, withBuilderIds, type Builder } from '../helpers/build-client.js';
+import { ADMIN_TOKEN, freshPostgres, startShelf, type TestShelf } from '../helpers/shelf.js';
 
 describe('remote builder across processes on one PostgreSQL database', () => {
   let pg: Awaited<ReturnType<typeof freshPostgres>>;

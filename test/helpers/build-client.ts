@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -185,3 +186,58 @@ export async function withBuilderIds(): Promise<() => Promise<void>> {
   };
 }
 
+export interface Builder {
+  process: ChildProcess;
+  output: () => string;
+  kill: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+/** A `shelf builder` process on the shared database and data folder. */
+export async function startBuilder(dbUrl: string, dataDir: string, url: string, workDir: string, args: string[] = []): Promise<Builder> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'builder', '--db', dbUrl, '--data', dataDir, '--url', url, ...args], {
+    env: { ...process.env, SHELF_BUILD_WORK_DIR: workDir, SHELF_BUILD_STALE_AFTER: '4', SHELF_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`builder did not start:\n${out}`)), 20_000);
+    child.stdout!.on('data', () => {
+      if (out.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`builder exited ${code}:\n${out}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    process: child,
+    output: () => out,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/**
+ * Three builds of three seconds each on a builder that runs two at once: at most two overlap, and
+ * two do (the clock is the machine's uptime, from the busybox in the context).
+ */
+export async function assertTwoAtOnce(client: SceBuildClient): Promise<void> {
+  const ctx = await client.uploadContext(['/usr/bin/busybox']);
+  const def = 'Bootstrap: scratch\n\n%files\n    /usr/bin/busybox /bin/sh\n    /usr/bin/busybox /bin/busybox\n\n%post\n    echo "start $(/bin/busybox cat /proc/uptime)"\n    /bin/busybox sleep 3\n    echo "end $(/bin/busybox cat /proc/uptime)"\n';
+  const builds = await Promise.all([1, 2, 3].map(() => client.submit(def, { contextDigest: ctx.digest, workingDir: '/' })));
+  const spans = await Promise.all(
+    builds.map(async (bi) => {
+      const out = await client.streamOutput(bi.id);
+      const at = (word: string) => Number(new RegExp(`${word} (\\d+\\.\\d+)`).exec(out.text)?.[1]);
+      assert.ok(at('start') && at('end'), out.text);
+      return { start: at('start'), end: at('end') };
+    }),
+  );
+  const runningAt = (t: number) => spans.filter((s) => s.start <= t && t < s.end).length;
+  assert.equal(Math.max(...spans.map((s) => runningAt(s.start))), 2, `at most two at once, and two did overlap: ${JSON.stringify(spans)}`);
+}

@@ -11,12 +11,12 @@ interface Where {
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
-/** The metadata database the server with these settings uses (the same rules as `shelf serve`). */
-async function databaseOf(where: Where): Promise<string> {
+/** The metadata database the server with these settings uses (the same rules as `shelf serve`), and its build queue's schema. */
+async function databaseOf(where: Where): Promise<{ url: string; queueSchema: string }> {
   try {
     const config = await loadConfig({ file: where.config, flags: { data: where.data, db: where.db } });
     const { databaseUrl } = await import('../../app.js');
-    return databaseUrl(config);
+    return { url: databaseUrl(config), queueSchema: config.build.queueSchema };
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(err.message, 2);
     throw err;
@@ -47,8 +47,9 @@ export function registerBackup(admin: Command): void {
       .requiredOption('--out <file>', 'where to write the backup'),
   ).action(async (opts: Where & { out: string }) => {
     const { backupMetadata } = await import('../../ops/backup.js');
-    const db = opts.db ?? (await databaseOf(opts));
-    const r = await failures(() => backupMetadata(db, opts.out));
+    // With --db alone, a config that does not load still leaves pg-boss's default schema out.
+    const { url, queueSchema } = opts.db ? { url: opts.db, queueSchema: (await databaseOf(opts).catch(() => null))?.queueSchema ?? 'pgboss' } : await databaseOf(opts);
+    const r = await failures(() => backupMetadata(url, opts.out, { excludeSchemas: [queueSchema] }));
     print(`backed up ${r.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} metadata to ${r.file} (${r.bytes} bytes)`);
   });
 
@@ -59,7 +60,7 @@ export function registerBackup(admin: Command): void {
       .requiredOption('--from <file>', 'the backup file'),
   ).action(async (opts: Where & { from: string }) => {
     const { restoreMetadata } = await import('../../ops/backup.js');
-    const db = opts.db ?? (await databaseOf(opts));
+    const db = opts.db ?? (await databaseOf(opts)).url;
     const kind = await failures(() => restoreMetadata(db, opts.from));
     print(`restored ${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} metadata from ${opts.from}; check the blobs against it: shelf admin doctor`);
   });

@@ -15,7 +15,7 @@ interface BuilderFlags {
 export function registerBuilder(program: Command): void {
   program
     .command('builder')
-    .description('run a remote builder: take builds of one architecture from the shared database and run them')
+    .description('run a remote builder: take builds of one architecture from the shared queue (pg-boss on PostgreSQL) and run them')
     .option('--config <file>', 'YAML config file (also SHELF_CONFIG); the same database and blob store as the servers')
     .option('--data <dir>', 'data folder (for the default SQLite database and blob folder)')
     .option('--db <url>', 'metadata database: postgres://… or sqlite:PATH')
@@ -37,7 +37,7 @@ export function registerBuilder(program: Command): void {
       const { openRegistry } = await import('../../app.js');
       const { makeWorker, openBuilds } = await import('../../build/setup.js');
       const { registry, meta } = await openRegistry(config);
-      const builds = openBuilds(config, registry, url);
+      const builds = openBuilds(config, registry, url, (err) => console.error('build queue:', err));
       const worker = makeWorker(config, builds, url, { arch: flags.arch, concurrency, onError: (err) => console.error('builder:', err) });
       worker.start();
       console.log(`Shelf builder ${worker.node} ready (${flags.arch ?? 'host arch'}, ${concurrency ?? config.build.concurrency} at once)`);
@@ -45,6 +45,7 @@ export function registerBuilder(program: Command): void {
         console.log(`${signal}: stopping the builder`);
         worker
           .stop()
+          .then(() => builds.close())
           .then(() => meta.close())
           .then(
             () => process.exit(0),
