@@ -53,10 +53,14 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  private blobPath(digest: string): string {
+  filePath(digest: string): string {
     const parsed = parseDigest(digest);
     if (!parsed) throw new BlobError('invalid-digest', `invalid digest: ${digest}`);
-    return path.join(this.blobsDir, parsed.algorithm, parsed.hex.slice(0, 2), parsed.hex);
+    return `${parsed.algorithm}/${parsed.hex.slice(0, 2)}/${parsed.hex}`;
+  }
+
+  private blobPath(digest: string): string {
+    return path.join(this.blobsDir, ...this.filePath(digest).split('/'));
   }
 
   private tempPath(uploadId: string): string {

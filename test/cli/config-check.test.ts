@@ -57,6 +57,9 @@ describe('shelf admin config check', () => {
       ['metrics:\n  token: short\n', /metrics\.token: must be at least 16 characters/],
       ['ldap:\n  url: http://ldap\n  userBase: dc=x\n', /ldap\.url: must be ldap:\/\//],
       ['[not, a, mapping]\n', /must hold a YAML mapping/],
+      ['blobsOffload: sendfile\n', /blobsOffload: Invalid option/i],
+      ['blobsOffload: x-accel\nblobs: s3://bucket\n', /blobsOffload: x-accel needs the filesystem blob store/],
+      ['blobsOffloadPrefix: _blobs\n', /blobsOffloadPrefix: must be a URL path that starts and ends with \//],
     ];
     for (const [text, message] of cases) {
       const file = path.join(dir, 'bad.yaml');
