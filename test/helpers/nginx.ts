@@ -23,7 +23,7 @@ export interface TestNginx {
  * An unprivileged nginx of its own (prefix, config, pid, logs and temp folders in a temp folder,
  * `daemon off`) that includes `site`, a server config made by `makeSite(port)`.
  */
-export async function startNginx(makeSite: (port: number) => string | Promise<string>, opts: { workers?: number } = {}): Promise<TestNginx> {
+export async function startNginx(makeSite: (port: number) => string | Promise<string>, opts: { workers?: number | 'auto' } = {}): Promise<TestNginx> {
   const dir = await mkdtemp(path.join(tmpdir(), 'shelf-nginx-'));
   const port = await freePort();
   for (const sub of ['logs', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
