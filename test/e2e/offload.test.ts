@@ -134,7 +134,14 @@ describe('blobsOffload: x-accel behind the nginx of examples/nginx-offload.conf'
     assert.equal(head.headers.get('docker-content-digest'), digest);
   });
 
-  test('the download counter counts pulls through nginx, Library and OCI', async () => {
+  test('the download counter and the metrics count pulls through nginx, Library and OCI', async () => {
+    // The example lets only the monitoring network read /metrics through nginx: asked of Shelf.
+    const metric = async (line: RegExp) => {
+      const text = await (await fetch(`${shelf.url}/metrics`)).text();
+      return Number(line.exec(text)?.[1] ?? 0);
+    };
+    const pulls0 = await metric(/^shelf_image_operations_total\{protocol="library",operation="pull"\} (\d+)/m);
+    const handed0 = await metric(/^shelf_http_offloaded_bytes_total\{protocol="library"\} (\d+)/m);
     const count = async () => {
       const res = await viaNginx('/v1/containers/admin/off/big');
       return ((await res.json()) as { data: { downloadCount: number } }).data.downloadCount;
@@ -154,6 +161,9 @@ describe('blobsOffload: x-accel behind the nginx of examples/nginx-offload.conf'
     const pull = await lib(['pull', 'admin/off/big:v1', path.join(work, 'count.sif'), '--arch', 'amd64', '--single'], null);
     assert.equal(pull.code, 0, pull.stderr);
     assert.equal(await settled(before + 1), before + 1);
+    const size = (await readFile(big)).length;
+    assert.equal(await metric(/^shelf_image_operations_total\{protocol="library",operation="pull"\} (\d+)/m), pulls0 + 1);
+    assert.equal(await metric(/^shelf_http_offloaded_bytes_total\{protocol="library"\} (\d+)/m), handed0 + size);
     // The same bytes pulled through the registry count for the container that holds them as an image.
     const token = await bearer('admin/off/big');
     const blob = await fetch(`${nginx.url}/v2/admin/off/big/blobs/sha256:${await fileSha(big)}`, { headers: { authorization: `Bearer ${token}` } });

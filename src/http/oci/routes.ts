@@ -284,7 +284,7 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     }
     // The proxy in front sends the bytes, and answers the range itself.
     const offload = req.method === 'GET' && size > 0 ? registry.offloadUri(digestText) : null;
-    if (offload) return sendOffloaded(reply, offload);
+    if (offload) return sendOffloaded(reply, offload, range.kind === 'partial' ? range.range.end - range.range.start + 1 : size);
     if (range.kind === 'partial') {
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
