@@ -59,8 +59,14 @@ interface Result {
   peakRssMiB: number;
 }
 
-/** `n` curl processes GET the URL at once; aggregate throughput, CPU per GiB of the target's processes, peak RSS. */
-async function measure(target: Target, n: number, size: number): Promise<Result> {
+/** Each ranged GET asks for this many bytes, at offsets spread over the blob. */
+const RANGE_BYTES = 32 * MiB;
+
+/**
+ * `n` curl processes GET the URL at once (with `ranged`, a RANGE_BYTES range each); aggregate
+ * throughput, CPU per GiB of the target's processes, peak RSS.
+ */
+async function measure(target: Target, n: number, size: number, ranged = false): Promise<Result> {
   const cpu0 = (await Promise.all(target.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   let peak = await rss(target.rssPid);
   let sampling = true;
@@ -72,9 +78,11 @@ async function measure(target: Target, n: number, size: number): Promise<Result>
   })();
   const started = performance.now();
   const results = await Promise.all(
-    Array.from({ length: n }, () =>
+    Array.from({ length: n }, (_, i) =>
       new Promise<string>((resolve, reject) => {
-        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...target.headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const start = ((i * 7 * MiB) % (size - RANGE_BYTES)) + (i % 3);
+        const range = ranged ? ['-r', `${start}-${start + RANGE_BYTES - 1}`] : [];
+        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...range, ...target.headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.on('error', reject);
@@ -86,8 +94,9 @@ async function measure(target: Target, n: number, size: number): Promise<Result>
   sampling = false;
   await sampler;
   const cpu1 = (await Promise.all(target.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
-  for (const r of results) if (r !== `200 ${size}`) throw new Error(`${target.name}: a GET answered "${r}", not "200 ${size}"`);
-  const bytes = n * size;
+  const want = ranged ? `206 ${RANGE_BYTES}` : `200 ${size}`;
+  for (const r of results) if (r !== want) throw new Error(`${target.name}: a GET answered "${r}", not "${want}"`);
+  const bytes = n * (ranged ? RANGE_BYTES : size);
   return { mibps: bytes / MiB / seconds, cpuPerGiB: (cpu1 - cpu0) / (bytes / GiB), peakRssMiB: peak / MiB };
 }
 
@@ -138,25 +147,27 @@ export async function benchServe(workDir: string): Promise<string[]> {
     // Every byte in the page cache before the clock starts.
     for (const t of targets) await measure(t, 1, size);
 
-    const rows: Array<{ name: string; n: number; r: Result }> = [];
-    for (const n of CONCURRENCY) {
-      for (const t of targets) {
-        const runs: Result[] = [];
-        for (let i = 0; i < RUNS; i++) runs.push(await measure(t, n, size));
-        rows.push({ name: t.name, n, r: { mibps: median(runs.map((x) => x.mibps)), cpuPerGiB: median(runs.map((x) => x.cpuPerGiB)), peakRssMiB: Math.max(...runs.map((x) => x.peakRssMiB)) } });
+    const rows: Array<{ name: string; n: number; ranged: boolean; r: Result }> = [];
+    for (const ranged of [false, true]) {
+      for (const n of CONCURRENCY) {
+        for (const t of targets) {
+          const runs: Result[] = [];
+          for (let i = 0; i < RUNS; i++) runs.push(await measure(t, n, size, ranged));
+          rows.push({ name: t.name, n, ranged, r: { mibps: median(runs.map((x) => x.mibps)), cpuPerGiB: median(runs.map((x) => x.cpuPerGiB)), peakRssMiB: Math.max(...runs.map((x) => x.peakRssMiB)) } });
+        }
       }
     }
     const lines = [
-      `serving: ${CONCURRENCY.join(' and ')} concurrent curl GETs of one ${(size / MiB).toFixed(0)} MiB blob, median of ${RUNS} (targets: ≥ 1.00× Distribution's throughput, ≤ 1.25× its CPU per GiB)`,
-      `  ${'server'.padEnd(42)} ${'n'.padStart(3)} ${'MiB/s'.padStart(7)} ${'×Dist'.padStart(6)} ${'CPU-s/GiB'.padStart(9)} ${'×Dist'.padStart(6)} ${'peak RSS'.padStart(9)}  verdict`,
+      `serving: ${CONCURRENCY.join(' and ')} concurrent curl GETs of one ${(size / MiB).toFixed(0)} MiB blob, whole, then a ${RANGE_BYTES / MiB} MiB range each; median of ${RUNS} (targets: ≥ 1.00× Distribution's throughput, ≤ 1.25× its CPU per GiB)`,
+      `  ${'server'.padEnd(42)} ${'GET'.padEnd(5)} ${'n'.padStart(3)} ${'MiB/s'.padStart(7)} ${'×Dist'.padStart(6)} ${'CPU-s/GiB'.padStart(9)} ${'×Dist'.padStart(6)} ${'peak RSS'.padStart(9)}  verdict`,
     ];
     for (const row of rows) {
-      const base = rows.find((x) => x.n === row.n && x.name.startsWith('Distribution'))!.r;
+      const base = rows.find((x) => x.n === row.n && x.ranged === row.ranged && x.name.startsWith('Distribution'))!.r;
       const tput = row.r.mibps / base.mibps;
       const cpu = row.r.cpuPerGiB / base.cpuPerGiB;
       const verdict = row.r === base ? 'baseline' : tput >= 1 && cpu <= 1.25 ? 'meets both' : `${tput >= 1 ? '' : 'throughput short'}${tput < 1 && cpu > 1.25 ? ', ' : ''}${cpu <= 1.25 ? '' : 'CPU over'}`;
       lines.push(
-        `  ${row.name.padEnd(42)} ${String(row.n).padStart(3)} ${row.r.mibps.toFixed(0).padStart(7)} ${tput.toFixed(2).padStart(5)}× ${row.r.cpuPerGiB.toFixed(3).padStart(9)} ${cpu.toFixed(2).padStart(5)}× ${`${row.r.peakRssMiB.toFixed(0)} MiB`.padStart(9)}  ${verdict}`,
+        `  ${row.name.padEnd(42)} ${(row.ranged ? 'range' : 'whole').padEnd(5)} ${String(row.n).padStart(3)} ${row.r.mibps.toFixed(0).padStart(7)} ${tput.toFixed(2).padStart(5)}× ${row.r.cpuPerGiB.toFixed(3).padStart(9)} ${cpu.toFixed(2).padStart(5)}× ${`${row.r.peakRssMiB.toFixed(0)} MiB`.padStart(9)}  ${verdict}`,
       );
     }
     lines.push('  (CPU: utime+stime of the server process, plus nginx master and workers behind nginx; peak RSS: the server process (Shelf or Distribution), sampled every 20 ms; the curl clients share the same cores)');

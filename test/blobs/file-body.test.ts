@@ -45,7 +45,7 @@ describe('served blobs: reused buffers, piped', () => {
   after(() => rm(root, { recursive: true, force: true }));
 
   test('whole and ranged, piped to a slow destination: every byte, in order, none overwritten in flight', async () => {
-    const ranges: Array<[number, number] | null> = [null, [0, 0], [5, 70_000], [(16 << 20) - 3, (17 << 20) + 11], [blob.length - 1, blob.length - 1], [1 << 20, blob.length - 1]];
+    const ranges: Array<[number, number] | null> = [null, [0, 0], [5, 70_000], [(2 << 20) - 3, (3 << 20) + 11], [(16 << 20) - 3, (17 << 20) + 11], [blob.length - 1, blob.length - 1], [1 << 20, blob.length - 1]];
     for (const range of ranges) {
       const sink = new SlowSink(0);
       await pipeline(await store.open(digest, range ? { start: range[0], end: range[1] } : undefined), sink);
