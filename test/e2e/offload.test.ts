@@ -46,6 +46,11 @@ describe('blobsOffload: x-accel behind the nginx of examples/nginx-offload.conf'
     await rm(work, { recursive: true, force: true });
   });
 
+  test('docs/operations.md shows examples/nginx-offload.conf as it is', async () => {
+    const docs = await readFile(path.join(ROOT, 'docs/operations.md'), 'utf8');
+    assert.ok(docs.includes(`\`\`\`nginx\n${await readFile(EXAMPLE, 'utf8')}\`\`\``), 'the nginx block of "Offloading downloads to nginx" differs from the example');
+  });
+
   test('the Library client pushes and pulls through nginx byte-identical; Shelf itself sends no bytes', async () => {
     for (const [file, ref] of [[fixture('minimal-amd64.sif'), 'admin/off/minimal:v1'], [big, 'admin/off/big:v1']] as const) {
       const push = await lib(['push', file, ref]);
