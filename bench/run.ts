@@ -9,10 +9,11 @@ import { benchOras } from './oras.js';
 import { benchClient } from './client.js';
 import { benchS3 } from './s3.js';
 import { benchScale } from './scale.js';
+import { benchServe } from './serve.js';
 
 /**
- * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `s3`, `gc`, `client`, `scale`
- * (default: all; `scale` honours SCALE_SIZES, SCALE_DBS and SCALE_RUNS).
+ * `npm run bench [-- SECTION...]`: sections `inspect`, `library`, `oras`, `serve`, `s3`, `gc`, `client`, `scale`
+ * (default: all; `scale` honours SCALE_SIZES, SCALE_DBS and SCALE_RUNS; `serve` SERVE_CONCURRENCY and SERVE_RUNS).
  * Each prints its figures beside the baseline the issues name.
  */
 const wanted = new Set(process.argv.slice(2));
@@ -26,6 +27,7 @@ try {
   if (on('inspect')) print(await benchInspect(path.join(work, 'inspect')));
   if (on('library')) print(await benchLibrary(path.join(work, 'library'), baseline));
   if (on('oras')) print(await benchOras(path.join(work, 'oras')));
+  if (on('serve')) print(await benchServe(path.join(work, 'serve')));
   if (on('s3')) print(await benchS3(path.join(work, 's3')));
   if (on('gc')) print(await benchGc(path.join(work, 'gc')));
   if (on('client')) print(await benchClient(path.join(work, 'client')));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the test suite need (a C++ toolchain for better-sqlite3,
-# PostgreSQL, real clients, siftool, reference registry).
+# PostgreSQL, real clients, siftool, reference registry, nginx for the download offload).
 # Idempotent: does nothing when every package is already installed. Needs root for apt-get.
 set -euo pipefail
 
@@ -35,6 +35,7 @@ PACKAGES=(
   swift-object
   postgresql-client
   openssl
+  nginx
 )
 
 missing=()

@@ -57,6 +57,7 @@ export async function openRegistry(config: Config, metrics?: Metrics): Promise<{
   }
   const registry = await Registry.open(meta, blobs, {
     blobRedirect: config.blobsRedirect,
+    blobOffloadPrefix: config.blobsOffload === 'x-accel' ? config.blobsOffloadPrefix : null,
     multipartPartSize: config.library.multipartPartSize,
     uploadUrlTtl: config.library.uploadUrlTtl,
     defaultQuota: config.library.defaultQuota,

@@ -76,6 +76,12 @@ export interface BlobStore {
   list(): AsyncIterable<StoredObject>;
   /** Every temporary object, in no particular order. */
   listTemp(): AsyncIterable<StoredObject>;
+  /**
+   * Where a committed blob's file is below the store's `blobs/` folder, `/`-separated
+   * (`sha256/ab/ab…`), for a reverse proxy to send it (X-Accel-Redirect); absent when the
+   * store has no files. Says nothing about whether the blob exists.
+   */
+  filePath?(digest: string): string;
   /** A URL clients can GET the blob from directly (object stores); absent when the store has none. */
   presignGet?(digest: string, opts: PresignOptions): Promise<string>;
   /** Resolves when the store answers and its folders or bucket are there (readiness checks). */

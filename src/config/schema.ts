@@ -75,6 +75,17 @@ export const configSchema = z
     blobsRedirect: z.boolean().default(true),
     /** The object store endpoint clients can reach, put into presigned URLs (also `?public-endpoint=`). */
     blobsPublicEndpoint: urlString.optional(),
+    /**
+     * Who sends the bytes of a download from the filesystem store: `none` (Shelf), or `x-accel`
+     * (Shelf authorises and counts, then answers `X-Accel-Redirect: blobsOffloadPrefix<path>` with
+     * an empty body, and nginx in front sends the file; docs/operations.md). Needs that nginx.
+     */
+    blobsOffload: z.enum(['none', 'x-accel']).default('none'),
+    /** The nginx `internal` location whose `alias` is the data folder's `blobs/` folder. */
+    blobsOffloadPrefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]*\/$/, 'must be a URL path that starts and ends with /, e.g. /_shelf_blobs/')
+      .default('/_shelf_blobs/'),
     /** The URL clients reach this server at; defaults to http://LISTEN. */
     publicUrl: urlString.optional(),
     /**
@@ -320,7 +331,12 @@ export const configSchema = z
       })
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.blobsOffload === 'x-accel' && c.blobs !== undefined && !c.blobs.startsWith('file:')) {
+      ctx.addIssue({ code: 'custom', path: ['blobsOffload'], message: 'x-accel needs the filesystem blob store (an object store redirects downloads itself: blobsRedirect)' });
+    }
+  });
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -5,6 +5,7 @@ import type { BlobStore } from '../blobs/store.js';
 import { BlobError } from '../blobs/store.js';
 import type { Registry } from '../registry/registry.js';
 import { bearerToken } from './auth.js';
+import { offloadedBytes } from './offload.js';
 
 export type Protocol = 'library' | 'oci' | 'hkp' | 'api' | 'ops' | 'web';
 
@@ -101,6 +102,12 @@ export class Metrics {
   readonly sent = new Counter({
     name: 'shelf_http_sent_bytes_total',
     help: 'Response body bytes served, by protocol',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly offloaded = new Counter({
+    name: 'shelf_http_offloaded_bytes_total',
+    help: 'Response body bytes handed to the reverse proxy to send (blobsOffload: x-accel), by protocol',
     labelNames: ['protocol'] as const,
     registers: [this.registry],
   });
@@ -277,6 +284,8 @@ export class Metrics {
     this.duration.observe({ protocol, route, method: req.method }, seconds);
     if (tally.received) this.received.inc({ protocol }, tally.received);
     if (tally.sent) this.sent.inc({ protocol }, tally.sent);
+    const offloaded = offloadedBytes(reply);
+    if (offloaded) this.offloaded.inc({ protocol }, offloaded);
     if (tally.upload) this.uploadsInFlight.dec({ protocol });
     const operation = transferOf(req.method, route, status);
     if (operation) this.transfers.inc({ protocol, operation });

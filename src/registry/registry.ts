@@ -40,6 +40,11 @@ export interface RegistrySettings extends UploadSettings {
   gcGrace?: number;
   /** Downloads may be redirected to the store's presigned URLs. */
   blobRedirect?: boolean;
+  /**
+   * Downloads from the filesystem store are sent by the reverse proxy in front: the internal
+   * location (`/…/`) that maps to the store's `blobs/` folder. Absent or null: Shelf sends them.
+   */
+  blobOffloadPrefix?: string | null;
   /** Upload sessions one user may hold open at once. */
   uploadsPerUser?: number;
   /** Seconds an OCI upload session lives after its last chunk. */
@@ -244,6 +249,16 @@ export class Registry {
   async directUrl(digest: string, expiresIn: number): Promise<string | null> {
     if (this.settings.blobRedirect === false || !this.blobs.presignGet) return null;
     return this.blobs.presignGet(digest, { expiresIn });
+  }
+
+  /**
+   * The internal URI the reverse proxy sends a blob's file from (`X-Accel-Redirect`), or null
+   * when downloads are not offloaded. The caller has checked that the client may read the blob.
+   */
+  offloadUri(digest: string): string | null {
+    const prefix = this.settings.blobOffloadPrefix;
+    if (!prefix || !this.blobs.filePath) return null;
+    return prefix + this.blobs.filePath(digest);
   }
 
   /**

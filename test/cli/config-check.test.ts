@@ -59,6 +59,9 @@ describe('shelf admin config check', () => {
       ['oidc:\n  issuer: login.example\n  clientId: shelf\n', /oidc\.issuer: must be an http/],
       ['oidc:\n  issuer: https://login.example\n  clientId: shelf\n  adminClam: admin\n', /Unrecognized key.*adminClam/i],
       ['[not, a, mapping]\n', /must hold a YAML mapping/],
+      ['blobsOffload: sendfile\n', /blobsOffload: Invalid option/i],
+      ['blobsOffload: x-accel\nblobs: s3://bucket\n', /blobsOffload: x-accel needs the filesystem blob store/],
+      ['blobsOffloadPrefix: _blobs\n', /blobsOffloadPrefix: must be a URL path that starts and ends with \//],
     ];
     for (const [text, message] of cases) {
       const file = path.join(dir, 'bad.yaml');

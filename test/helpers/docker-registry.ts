@@ -7,7 +7,7 @@ import { freePort, waitForPort } from './net.js';
  * Debian's docker-registry (Distribution 2.8) on loopback with a temporary config and storage
  * folder; with `htpasswd` (lines of user:bcrypt-hash) it asks for Basic authentication.
  */
-export async function startDockerRegistry(workDir: string, opts: { htpasswd?: string } = {}): Promise<{ host: string; stop: () => Promise<void> }> {
+export async function startDockerRegistry(workDir: string, opts: { htpasswd?: string } = {}): Promise<{ host: string; pid: number; stop: () => Promise<void> }> {
   await mkdir(workDir, { recursive: true });
   const port = await freePort();
   const config = path.join(workDir, 'registry.yml');
@@ -26,6 +26,7 @@ export async function startDockerRegistry(workDir: string, opts: { htpasswd?: st
   await waitForPort(port);
   return {
     host: `127.0.0.1:${port}`,
+    pid: child.pid!,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill();

@@ -13,6 +13,7 @@ function summary(config: Config): string {
     config.db ? (/^postgres/.test(config.db) ? 'PostgreSQL' : 'SQLite') : `SQLite in ${config.data}`,
     config.blobs?.startsWith('s3:') ? 'S3 blobs' : 'blobs in a folder',
   ];
+  if (config.blobsOffload === 'x-accel') parts.push(`downloads sent by nginx from ${config.blobsOffloadPrefix}`);
   if (config.ldap) parts.push('LDAP sign-in');
   if (config.oidc) parts.push(`OIDC sign-in (${new URL(config.oidc.issuer).host})`);
   if (config.metrics.token) parts.push('metrics token');

@@ -9,6 +9,7 @@ import { authenticate, bearerToken } from '../auth.js';
 import { requestBaseUrl } from '../public-base.js';
 import { bodyStream, field, readJson } from '../body.js';
 import { parseRange } from '../range.js';
+import { sendOffloaded } from '../offload.js';
 import { sendLibraryError } from './errors.js';
 import { collectionJson, containerJson, containerUrl, entityJson, flattenArchTags, imageJson } from './wire.js';
 
@@ -343,6 +344,9 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
       reply.header('content-range', `bytes */${size}`);
       return sendLibraryError(reply, 416, 'requested range not satisfiable');
     }
+    // The proxy in front sends the bytes, and answers the range itself.
+    const offload = req.method === 'GET' && size > 0 ? registry.offloadUri(digest) : null;
+    if (offload) return sendOffloaded(reply, offload, range.kind === 'partial' ? range.range.end - range.range.start + 1 : size);
     if (range.kind === 'partial') {
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);

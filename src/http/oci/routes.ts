@@ -13,6 +13,7 @@ import type { Registry } from '../../registry/registry.js';
 import { PayloadTooLarge, bodyStream, readBody } from '../body.js';
 import { bestEffort } from '../best-effort.js';
 import { parseRange } from '../range.js';
+import { sendOffloaded } from '../offload.js';
 import { requestBaseUrl } from '../public-base.js';
 import { Challenge, authorize, checkPassword, identify, parseBasic, type OciCaller } from './auth.js';
 import { OciError, ociErrorOf, sendOciError } from './errors.js';
@@ -281,6 +282,9 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
     if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
       await registry.images.countBlobPull(container.id, digestText).catch(bestEffort(req, 'download not counted'));
     }
+    // The proxy in front sends the bytes, and answers the range itself.
+    const offload = req.method === 'GET' && size > 0 ? registry.offloadUri(digestText) : null;
+    if (offload) return sendOffloaded(reply, offload, range.kind === 'partial' ? range.range.end - range.range.start + 1 : size);
     if (range.kind === 'partial') {
       const { start, end } = range.range;
       reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
