@@ -150,6 +150,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     groupRole: opts.oidc?.groupRole ?? 'writer',
     rateLimit: opts.authRateLimit,
+    name: opts.oidc?.name ?? null,
   });
   await app.register(webhookRoutes, { registry: opts.registry });
   await app.register(browseRoutes, { registry: opts.registry, downloadUrlTtl: opts.downloadUrlTtl });
@@ -160,7 +161,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     publicUrl: opts.publicUrl,
     downloadUrlTtl: opts.downloadUrlTtl,
     builder: !!opts.builds,
-    oidcName: opts.oidc?.name ?? null,
   });
   await app.register(healthRoutes, { registry: opts.registry });
   await app.register(adminOpsRoutes, { registry: opts.registry });

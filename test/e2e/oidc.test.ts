@@ -107,9 +107,12 @@ describe('OIDC sign-in against a real OpenID provider (oidc-provider, code flow 
     provider = await startOidcProvider({ port: providerPort, redirectUri: callbackPrefix(), users });
   });
 
-  test('the discovery document tells the UI about the sign-in', async () => {
-    const config = (await (await fetch(`${shelf.url}/assets/config/config.prod.json`)).json()) as { signIn: { password: boolean; oidc: { name: string; url: string } | null } };
-    assert.deepEqual(config.signIn, { password: true, oidc: { name: 'Test Provider', url: '/api/oidc/login' } });
+  test('the UI learns the sign-in methods from /api/signin-methods; the discovery document names services only', async () => {
+    const methods = (await (await fetch(`${shelf.url}/api/signin-methods`)).json()) as { data: { password: boolean; oidc: { name: string; url: string } | null } };
+    assert.deepEqual(methods.data, { password: true, oidc: { name: 'Test Provider', url: '/api/oidc/login' } });
+    // SingularityCE's remote status asks every entry of config.prod.json for its /version.
+    const config = (await (await fetch(`${shelf.url}/assets/config/config.prod.json`)).json()) as Record<string, { uri?: string }>;
+    for (const [name, entry] of Object.entries(config)) assert.ok(entry.uri?.startsWith('http'), `${name} is a service with a URI`);
   });
 
   test('a first sign-in creates the account and its entity; the session works for /api/me, once handed over', async () => {

@@ -14,6 +14,8 @@ export interface OidcRoutesOptions {
   groupRole: 'reader' | 'writer';
   /** Requests per minute and address. */
   rateLimit: number;
+  /** The provider's name on the sign-in button. */
+  name: string | null;
 }
 
 /** The `auth_source` of accounts made by an OpenID sign-in. */
@@ -59,6 +61,10 @@ const safeNext = (next: unknown): string => (typeof next === 'string' && /^\/(?!
  */
 export async function oidcRoutes(app: FastifyInstance, opts: OidcRoutesOptions): Promise<void> {
   const { registry, oidc } = opts;
+
+  // What the web UI's sign-in page offers. Not in config.prod.json: SingularityCE's `remote
+  // status` takes every entry there for a service and asks it for its version.
+  app.get('/api/signin-methods', async () => ({ data: { password: true, oidc: oidc && opts.name ? { name: opts.name, url: '/api/oidc/login' } : null } }));
   const rateLimit = { config: { rateLimit: { max: opts.rateLimit, timeWindow: '1 minute' } } };
   const redirectUri = (req: FastifyRequest) => opts.redirectUrl ?? `${opts.publicUrl ?? `${req.protocol}://${req.host}`}/api/oidc/callback`;
   const backToSignIn = (reply: FastifyReply, message: string) => reply.code(302).header('cache-control', 'no-store').redirect(`/signin?oidcError=${encodeURIComponent(message)}`);

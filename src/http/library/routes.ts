@@ -24,7 +24,6 @@ export interface LibraryRoutesOptions {
   /** Advertise the remote builder (builderAPI) in config.prod.json. */
   builder?: boolean;
   /** The label of the OpenID sign-in the web UI offers; null: none. */
-  oidcName?: string | null;
 }
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string> }>;
@@ -39,9 +38,8 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
   // registryUri: the OCI registry behind the Library (SingularityCE pushes and pulls OCI-SIF there).
   app.get('/assets/config/config.prod.json', async (req) => {
     const uri = baseUrl(req);
-    // signIn: what the web UI's sign-in page offers (the Library clients ignore it).
-    const signIn = { password: true, oidc: opts.oidcName ? { name: opts.oidcName, url: '/api/oidc/login' } : null };
-    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri }, ...(opts.builder ? { builderAPI: { uri } } : {}), signIn };
+    // Services only: SingularityCE's `remote status` asks every entry here for its /version.
+    return { libraryAPI: { uri, registryUri: uri }, keystoreAPI: { uri }, tokenAPI: { uri }, ...(opts.builder ? { builderAPI: { uri } } : {}) };
   });
 
   app.get('/version', async () => ({ data: { version: `shelf-${VERSION}`, apiVersion: LIBRARY_API_VERSION } }));

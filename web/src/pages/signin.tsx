@@ -4,7 +4,7 @@ import { api, ApiError, type Session } from '../api.js';
 import { ErrorNote, PageTitle } from '../components.js';
 import { useSession } from '../session.js';
 
-/** What the server's discovery document (`config.prod.json`) says the sign-in page may offer. */
+/** What the server says the sign-in page may offer (`GET /api/signin-methods`). */
 interface SignInMethods {
   password: boolean;
   oidc: { name: string; url: string } | null;
@@ -22,9 +22,9 @@ export function SignIn() {
   const next = safeNext(query.next);
 
   useEffect(() => {
-    fetch('/assets/config/config.prod.json')
-      .then((res) => (res.ok ? (res.json() as Promise<{ signIn?: SignInMethods }>) : null))
-      .then((config) => setMethods(config?.signIn ?? null))
+    fetch('/api/signin-methods')
+      .then((res) => (res.ok ? (res.json() as Promise<{ data?: SignInMethods }>) : null))
+      .then((answer) => setMethods(answer?.data ?? null))
       .catch(() => setMethods(null));
   }, []);
 
