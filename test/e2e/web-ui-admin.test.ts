@@ -96,6 +96,16 @@ describe('web UI: admin actions and accessibility of the admin pages (Debian chr
     await assertAccessible(page, '/admin after the actions');
   });
 
+  test('set a password: the admin types it when asked, the message says so, the user signs in with it', async () => {
+    await page.goto(`${shelf.url}/admin`);
+    const signInAs = (password: string) => fetch(`${shelf.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol', password }) });
+    assert.equal((await signInAs('carol-new-password-1')).status, 401);
+    page.once('dialog', (d) => void d.accept('carol-new-password-1'));
+    await page.getByRole('button', { name: 'Set password of carol' }).click();
+    await status('Password of carol set.');
+    assert.equal((await signInAs('carol-new-password-1')).status, 200);
+  });
+
   test('delete a group and remove a key, each after a confirmation', async () => {
     await page.goto(`${shelf.url}/admin/groups`);
     const asked = answerDialogs(true);
