@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the test suite need (a C++ toolchain for better-sqlite3,
-# PostgreSQL, real clients, siftool, reference registry, nginx for the download offload).
+# Installs the Debian packages the build and the test suite need (a C++ toolchain for the Go test clients,
+# PostgreSQL, real clients, siftool, reference registry, nginx for the download offload, systemd-analyze for the unit file).
 # Idempotent: does nothing when every package is already installed. Needs root for apt-get.
 set -euo pipefail
 
@@ -36,6 +36,7 @@ PACKAGES=(
   postgresql-client
   openssl
   nginx
+  systemd
 )
 
 missing=()

@@ -96,8 +96,7 @@ export async function offloadSite(example: string, port: number, shelfUrl: strin
     text = next;
   };
   swap('server 127.0.0.1:8080;', `server ${new URL(shelfUrl).host};`);
-  swap('listen 443 ssl;', `listen 127.0.0.1:${port};`);
-  swap(/\n\s*http2 on;/, '');
+  swap('listen 443 ssl http2;', `listen 127.0.0.1:${port};`);
   swap(/\n\s*ssl_certificate .*;/, '');
   swap(/\n\s*ssl_certificate_key .*;/, '');
   swap('alias /var/lib/shelf/blobs/;', `alias ${blobsDir}/;`);
