@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the test suite need (a C++ toolchain for the Go test clients,
+# Installs the Debian packages the build and the test suite need (a C compiler for the Go test clients (cgo),
 # PostgreSQL, real clients, siftool, reference registry, nginx for the download offload, systemd-analyze for the unit file).
 # Idempotent: does nothing when every package is already installed. Needs root for apt-get.
 set -euo pipefail
