@@ -163,3 +163,22 @@ describe('Prometheus metrics at /metrics', { concurrency: false }, () => {
     assert.equal((await scrape()).get('shelf_build_queue_depth'), 0);
   });
 });
+
+describe('metrics on PostgreSQL: the connection pool', () => {
+  let shelf: TestShelf;
+  before(async () => {
+    shelf = await startShelf({ db: 'postgres', env: { SHELF_METRICS_TOKEN: METRICS_TOKEN } });
+  });
+  after(async () => shelf?.stop());
+
+  test('shelf_database_pool_connections counts the pool by state, and the error counter is there', async () => {
+    // Some traffic first, so the pool holds connections.
+    await Promise.all(Array.from({ length: 8 }, () => fetch(`${shelf.url}/v1/search?value=x`).then((r) => r.arrayBuffer())));
+    const text = await (await fetch(`${shelf.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    const value = (state: string) => Number(new RegExp(`^shelf_database_pool_connections\\{state="${state}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    assert.ok(value('total') >= 1, text.split('\n').filter((l) => l.includes('pool')).join('\n'));
+    assert.ok(value('idle') >= 0 && value('idle') <= value('total'));
+    assert.ok(value('waiting') >= 0);
+    assert.match(text, /^# TYPE shelf_database_errors_total counter/m);
+  });
+});
