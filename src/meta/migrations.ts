@@ -435,6 +435,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('webhook_deliveries_log').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
     },
   },
+  /** The provider's subject of an OpenID account, so a reused name claim cannot take it over. */
+  '0096_external_subject': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('users').addColumn('external_subject', 'text').execute();
+    },
+  },
   /** Immutable tags and retention per entity, collection or container (issue 17). */
   '0100_tag_policies': {
     async up(db: Kysely<unknown>) {

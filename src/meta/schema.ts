@@ -74,8 +74,10 @@ export interface UsersTable {
   created_at: string;
   /** `scrypt$N$r$p$salt$hash` (base64url parts), or null: no local password. */
   password_hash: string | null;
-  /** 'local' or 'ldap'. */
+  /** 'local', 'ldap' or 'oidc'. */
   auth_source: string;
+  /** An OpenID account's `sub` at its provider: the account is that identity, whatever its name claim says later. */
+  external_subject: Generated<string | null>;
 }
 
 export interface TokensTable {

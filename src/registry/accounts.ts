@@ -138,7 +138,7 @@ export class Accounts {
    * created at the first sign-in; a local or other directory's account of the same name is
    * never taken over. `isAdmin` null leaves the administrator flag as Shelf has it.
    */
-  async externalSignIn(source: string, username: string, isAdmin: boolean | null): Promise<Principal> {
+  async externalSignIn(source: string, username: string, isAdmin: boolean | null, subject: string | null = null): Promise<Principal> {
     try {
       checkName('user', username);
     } catch (err) {
@@ -149,7 +149,15 @@ export class Accounts {
       throw new RegistryError('forbidden', `the account ${username} is not linked to this sign-in method: sign in with its password, or ask an administrator`);
     }
     if (user?.disabled) throw new RegistryError('unauthorized', `the account ${username} is disabled`);
-    return this.signInFrom(source, username, user, isAdmin);
+    if (subject !== null && user) {
+      const linked = (await this.db.selectFrom('users').select('external_subject').where('id', '=', user.id).executeTakeFirstOrThrow()).external_subject;
+      // Linked to one identity: another that now claims the same name (a name reused at the provider) is refused.
+      if (linked !== null && linked !== subject) throw new RegistryError('forbidden', `the account ${username} belongs to another identity at the provider; ask an administrator`);
+      if (linked === null) await this.db.updateTable('users').set({ external_subject: subject }).where('id', '=', user.id).where('external_subject', 'is', null).execute();
+    }
+    const principal = await this.signInFrom(source, username, user, isAdmin);
+    if (subject !== null && !user) await this.db.updateTable('users').set({ external_subject: subject }).where('id', '=', principal.userId).where('external_subject', 'is', null).execute();
+    return principal;
   }
 
   /** The directory's or provider's word on the admin flag, or a new account at a first sign-in. */

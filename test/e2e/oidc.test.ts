@@ -207,6 +207,20 @@ describe('OIDC sign-in against a real OpenID provider (oidc-provider, code flow 
     assert.equal(password.status, 200);
   });
 
+  test('an account is its provider identity: another subject claiming the same name is refused', async () => {
+    await signedIn('quinn');
+    // Another identity at the provider (subject "quinn-reused") whose name claim is now "quinn".
+    provider.users.set('quinn-reused', { username: 'quinn', groups: [] });
+    try {
+      const { jar, landing } = await signInByHttp('quinn-reused');
+      assert.match(errorOf(landing), /account quinn belongs to another identity at the provider/);
+      assert.equal((await takeSession(jar)).status, 401);
+    } finally {
+      provider.users.delete('quinn-reused');
+    }
+    await signedIn('quinn');
+  });
+
   test('a disabled account cannot sign in through the provider', async () => {
     await signedIn('quinn');
     assert.equal((await api(shelf)('/api/users/quinn/disable', { method: 'POST' })).status, 200);

@@ -103,7 +103,7 @@ export async function oidcRoutes(app: FastifyInstance, opts: OidcRoutesOptions):
       callbackUrl.search = new URL(req.url, 'http://callback').search;
       const identity = await oidc.finish(callbackUrl, pending);
       req.signInName = identity.username;
-      let principal = await registry.accounts.externalSignIn(OIDC_SOURCE, identity.username, identity.isAdmin);
+      let principal = await registry.accounts.externalSignIn(OIDC_SOURCE, identity.username, identity.isAdmin, identity.subject);
       if (identity.groups) {
         await registry.groups.syncMemberships(principal.userId, identity.groups, opts.groupRole);
         principal = await registry.accounts.principalOf(principal.userId);

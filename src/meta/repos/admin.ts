@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { decodeCursor, isPair, isString, pageOf, type Page } from '../paging.js';
-import type { AuditLogTable, Database, UsersTable } from '../schema.js';
+import type { AuditLogTable, Database, Row, UsersTable } from '../schema.js';
 
 export interface KeyListRow {
   fingerprint: string;
@@ -15,7 +15,7 @@ export interface KeyListRow {
 export class AdminListsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async users(limit: number, cursor: string | null): Promise<Page<UsersTable>> {
+  async users(limit: number, cursor: string | null): Promise<Page<Row<UsersTable>>> {
     const after = decodeCursor(cursor, isString);
     let q = this.db.selectFrom('users').selectAll().orderBy('username').limit(limit + 1);
     if (after !== null) q = q.where('username', '>', after);
