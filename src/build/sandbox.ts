@@ -1,22 +1,15 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readlink, rmdir, writeFile } from 'node:fs/promises';
+import { readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { joinCgroupArgv, makeCgroup, removeCgroup, type SandboxLimits } from './cgroups.js';
 import { SANDBOX_SETUP, SANDBOX_WAIT } from './sandbox-setup.js';
 
 /** The PATH every sandboxed command gets (Apptainer's default for builds). */
 export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const ID_RANGE = 65536;
-const CGROUP_ROOT = '/sys/fs/cgroup';
 
-export interface SandboxLimits {
-  /** cgroup v2 memory.max in bytes. */
-  memory?: number;
-  /** cgroup v2 cpu.max in CPUs (e.g. 1.5). */
-  cpus?: number;
-  /** cgroup v2 pids.max. */
-  pids?: number;
-}
+export type { SandboxLimits } from './cgroups.js';
 
 export interface SandboxOptions {
   /** image: run inside a rootfs; tools: run host tools with only the work folder visible. */
@@ -55,58 +48,7 @@ export function staticBusybox(): string {
   throw new Error('the builder needs a static busybox (Debian package busybox-static)');
 }
 
-let cgroupBase: string | null | undefined;
-
-/** A cgroup v2 subtree this process may create children in, or null (v1, no delegation). */
-async function cgroupParent(): Promise<string | null> {
-  if (cgroupBase !== undefined) return cgroupBase;
-  cgroupBase = null;
-  if (!existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return null;
-  const dir = path.join(CGROUP_ROOT, 'shelf-builds');
-  try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(CGROUP_ROOT, 'cgroup.subtree_control'), '+memory +cpu +pids').catch(() => undefined);
-    await writeFile(path.join(dir, 'cgroup.subtree_control'), '+memory +cpu +pids');
-    cgroupBase = dir;
-  } catch {
-    cgroupBase = null;
-  }
-  return cgroupBase;
-}
-
-async function makeCgroup(name: string, limits: SandboxLimits): Promise<string | null> {
-  const parent = await cgroupParent();
-  if (!parent) return null;
-  const dir = path.join(parent, name);
-  try {
-    await mkdir(dir);
-    if (limits.memory) await writeFile(path.join(dir, 'memory.max'), String(limits.memory));
-    if (limits.memory) await writeFile(path.join(dir, 'memory.swap.max'), '0').catch(() => undefined);
-    if (limits.pids) await writeFile(path.join(dir, 'pids.max'), String(limits.pids));
-    if (limits.cpus) await writeFile(path.join(dir, 'cpu.max'), `${Math.round(limits.cpus * 100_000)} 100000`);
-    return dir;
-  } catch {
-    await rmdir(dir).catch(() => undefined);
-    return null;
-  }
-}
-
-async function removeCgroup(dir: string): Promise<void> {
-  await writeFile(path.join(dir, 'cgroup.kill'), '1').catch(() => undefined);
-  for (let i = 0; i < 50; i++) {
-    try {
-      await rmdir(dir);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-/** Whether cgroup v2 limits can be applied on this machine. */
-export async function cgroupLimitsAvailable(): Promise<boolean> {
-  return (await cgroupParent()) !== null;
-}
+export { cgroupLimitsAvailable } from './cgroups.js';
 
 async function waitForOwnUserNs(pid: number): Promise<void> {
   const mine = await readlink('/proc/self/ns/user');
@@ -139,7 +81,7 @@ function startSlirp(pid: number): Promise<() => void> {
 /**
  * Runs a command in a sandbox: an unprivileged user namespace with the build's own 65536-id
  * range, new mount, pid, uts, ipc and network namespaces, the root replaced with pivot_root, a
- * minimal /dev, and (where the machine has cgroup v2) memory/CPU/pids limits. No network unless
+ * minimal /dev, and (where the machine lets this process use cgroups, v2 or v1) memory/CPU/pids limits. No network unless
  * asked; then slirp4netns, which cannot reach the host's loopback. The wall-clock limit and a
  * cancel kill the whole process group; the pid namespace takes every descendant with it.
  */
@@ -151,7 +93,7 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
   // If the builder dies, its sandboxes die with it (the pid namespace takes every descendant).
   const unshare = ['setpriv', '--pdeathsig', 'SIGKILL', 'unshare', '--user', `--map-users=${map}`, `--map-groups=${map}`, '--setuid=0', '--setgid=0', '--mount', '--pid', '--fork', '--uts', '--ipc', '--net', '--kill-child=SIGKILL', '/bin/sh', '-c', SANDBOX_WAIT, 'shelf-sandbox', ...opts.command];
   // With a cgroup, a small shell joins it first so every process of the sandbox starts inside.
-  const argv = cgroup ? ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...unshare] : unshare;
+  const argv = cgroup ? joinCgroupArgv(cgroup, unshare) : unshare;
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -279,7 +279,7 @@ export const configSchema = z
           .default('pgboss'),
         /** Let %post reach the network (through slirp4netns, never the host's loopback). */
         network: z.boolean().default(false),
-        /** cgroup v2 limits per build, where the machine has them. */
+        /** Memory, CPU and process limits per build, in a cgroup (v2, or the v1 controllers) where the builder may make one. */
         memory: byteSize.optional(),
         cpus: z.number().positive().optional(),
         pids: z.number().int().positive().optional(),

@@ -118,13 +118,18 @@ describe('build sandbox', { concurrency: false }, () => {
     assert.ok(r.seconds < 10, `stopped after ${r.seconds} s`);
   });
 
-  test('cgroup v2 memory limit: a build past it is killed (machines with cgroup v2 delegation)', async (t) => {
-    if (!(await cgroupLimitsAvailable())) {
-      t.skip('this machine has no cgroup v2 hierarchy to delegate (cgroup v1): the builder runs without memory/CPU limits here');
-      return;
-    }
-    const r = await sandbox(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo "survived $(echo "$x" | wc -c)"`, { limits: { memory: 32 * 2 ** 20, pids: 64 } });
-    assert.doesNotMatch(r.output, /survived/);
-    assert.notEqual(r.code, 0);
+  test('cgroup limits (v2, or the v1 controllers): past the memory limit a build is killed; within it, it runs', async () => {
+    assert.ok(await cgroupLimitsAvailable(), 'this machine lets the builder use cgroups (v2 delegated, or v1 controllers)');
+    const big = await sandbox(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo "survived $(echo "$x" | wc -c)"`, { limits: { memory: 32 * 2 ** 20, pids: 64, cpus: 1 } });
+    assert.doesNotMatch(big.output, /survived/);
+    assert.notEqual(big.code, 0);
+    const small = await sandbox(`x=$(head -c 2000000 /dev/zero | tr '\\0' a); echo "survived $(echo "$x" | wc -c)"`, { limits: { memory: 32 * 2 ** 20, pids: 64, cpus: 1 } });
+    assert.match(small.output, /survived 2000001/);
+    assert.equal(small.code, 0);
+  });
+
+  test('cgroup pids limit: a fork bomb stops at it', async () => {
+    const r = await sandbox('i=0; while [ $i -lt 200 ]; do sleep 5 & i=$((i+1)); done; echo spawned-all', { limits: { pids: 40 }, timeoutMs: 30_000 });
+    assert.match(r.output, /can't fork|Resource temporarily unavailable|Cannot allocate/i, r.output.slice(0, 500));
   });
 });
