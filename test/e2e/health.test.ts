@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,10 +8,21 @@ import { startGate, type Gate } from '../helpers/gate.js';
 import { freshPostgres, PG_ADMIN_URL, startShelf, type TestShelf } from '../helpers/shelf.js';
 import { startSwift, type SwiftServer } from '../helpers/swift.js';
 
-const probe = async (shelf: TestShelf, which: 'healthz' | 'readyz') => {
-  const res = await fetch(`${shelf.url}/${which}`);
-  return { status: res.status, body: (await res.json()) as { status: string; checks?: Record<string, string> } };
-};
+/**
+ * One probe on a connection of its own, as a load balancer's health check makes it: a kept-alive
+ * socket from an earlier test's server (a port the system gave out again) is never reused.
+ */
+const probe = (shelf: TestShelf, which: 'healthz' | 'readyz') =>
+  new Promise<{ status: number; body: { status: string; checks?: Record<string, string> } }>((resolve, reject) => {
+    http
+      .get(`${shelf.url}/${which}`, { agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as { status: string; checks?: Record<string, string> } }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
 
 // After a cut connection comes back, clients drop their broken sockets and make new ones: ready
 // again soon, not necessarily on the very next probe.
