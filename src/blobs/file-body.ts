@@ -1,4 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 
 /** Each chunk once the download has moved PROMOTE_AFTER bytes, while the budget allows. */
@@ -70,7 +72,11 @@ export class FileBody extends Readable {
   }
 
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
-    if (this.piped || this.readableFlowing || this.readableLength > 0) return super.pipe(destination, options);
+    // Only a socket (or an HTTP/1 response, which writes to one) is done with a chunk when its
+    // write callback runs. Another stream (a Transform hashing into a file) may still hold the
+    // chunk when it calls back: refilling the buffer then would change bytes not yet written.
+    const copiesOnWrite = destination instanceof http.ServerResponse || destination instanceof net.Socket;
+    if (!copiesOnWrite || this.piped || this.readableFlowing || this.readableLength > 0) return super.pipe(destination, options);
     this.piped = true;
     destination.emit('pipe', this);
     void this.copyTo(destination as unknown as Writable, options?.end !== false);
