@@ -280,7 +280,7 @@ describe('web UI in Debian chromium', { concurrency: false }, () => {
       assert.equal(await page.locator('article.image').count(), 0);
       // The collection stays public; the container is gone from it.
       await page.goto(`${shelf.url}/library/alice/tools`);
-      await page.locator('main h2').waitFor();
+      await page.getByRole('heading', { name: 'Containers' }).waitFor();
       await page.waitForLoadState('networkidle');
       assert.match(await text('main'), /No containers/, `${who}: collection page`);
       assert.doesNotMatch(await text('main'), /hello/, `${who}: collection page`);
