@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { FilesystemBlobStore } from '../src/blobs/filesystem.js';
 import { openMetaDb } from '../src/meta/db.js';
-import { MEDIA } from '../src/registry/manifests.js';
+import { MEDIA } from '../src/registry/oci/manifests.js';
 import { Registry } from '../src/registry/registry.js';
 import { freshPostgres, type DbKind } from '../test/helpers/shelf.js';
 

@@ -1,4 +1,4 @@
-import { WebhookDispatcher } from './registry/webhook-delivery.js';
+import { WebhookDispatcher } from './registry/events/webhook-delivery.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { BlobUrlError, openBlobStore, parseBlobUrl } from './blobs/open.js';
@@ -11,7 +11,7 @@ import { buildServer } from './http/server.js';
 import { Metrics } from './http/metrics.js';
 import { isLoopback, readTls, TlsError, type TlsMaterial } from './ops/tls.js';
 import { openMetaDb, type MetaDb } from './meta/db.js';
-import type { SecretSource } from './registry/capabilities.js';
+import type { SecretSource } from './registry/accounts/capabilities.js';
 import { Registry } from './registry/registry.js';
 import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
 import { makeWorker, openBuilds } from './build/setup.js';

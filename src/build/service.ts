@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Selectable } from 'kysely';
-import { SYSTEM, type Principal } from '../registry/accounts.js';
-import { access } from '../registry/access.js';
+import { SYSTEM, type Principal } from '../registry/accounts/accounts.js';
+import { access } from '../registry/accounts/access.js';
 import { RegistryError, invalid, notFound } from '../registry/errors.js';
-import { parseLibraryRef, type LibraryRef } from '../registry/names.js';
+import { parseLibraryRef, type LibraryRef } from '../registry/namespaces/names.js';
 import type { Registry } from '../registry/registry.js';
 import { newSecret, nowIso } from '../registry/util.js';
 import { BuildFailure, checkDefinition } from './builder.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Client, Filter, InvalidCredentialsError, SizeLimitExceededError } from 'ldapts';
-import type { DirectoryUser, PasswordDirectory } from '../registry/accounts.js';
+import type { DirectoryUser, PasswordDirectory } from '../registry/accounts/accounts.js';
 import { RegistryError } from '../registry/errors.js';
 
 export interface LdapSettings {

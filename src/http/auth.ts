@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { Principal } from '../registry/accounts.js';
+import type { Principal } from '../registry/accounts/accounts.js';
 import type { Registry } from '../registry/registry.js';
 import { RegistryError } from '../registry/errors.js';
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CACHE_USER, type PullThroughCache } from '../cache/pull-through.js';
-import { access } from '../registry/access.js';
+import { access } from '../registry/accounts/access.js';
 import { RegistryError, notFound } from '../registry/errors.js';
-import { parseLibraryRef, parseRepositoryName } from '../registry/names.js';
+import { parseLibraryRef, parseRepositoryName } from '../registry/namespaces/names.js';
 import type { Registry } from '../registry/registry.js';
 import { authenticate } from './auth.js';
 import { sendLibraryError, libraryStatusOf } from './library/errors.js';

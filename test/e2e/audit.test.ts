@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { AuditRecord } from '../../src/registry/audit.js';
+import type { AuditRecord } from '../../src/registry/accounts/audit.js';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';

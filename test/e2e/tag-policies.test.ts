@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { RetentionReport } from '../../src/registry/retention.js';
+import type { RetentionReport } from '../../src/registry/storage/retention.js';
 import { shelfCli, type ShelfCli } from '../helpers/cli.js';
 import { run } from '../helpers/run.js';
 import { ADMIN_TOKEN, CLIENTS, DB_KINDS, FIXTURES, api, startShelf, type TestShelf } from '../helpers/shelf.js';

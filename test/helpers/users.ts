@@ -1,5 +1,5 @@
 import { openMetaDb } from '../../src/meta/db.js';
-import { Accounts } from '../../src/registry/accounts.js';
+import { Accounts } from '../../src/registry/accounts/accounts.js';
 
 /** Creates a user with one API token directly in the server's database (admin CLI comes later). */
 export async function createUserWithToken(dbUrl: string, username: string): Promise<string> {

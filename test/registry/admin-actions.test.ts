@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SYSTEM, type Principal } from '../../src/registry/accounts.js';
+import { SYSTEM, type Principal } from '../../src/registry/accounts/accounts.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { openTestRegistry } from '../helpers/registry.js';

@@ -8,11 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import { FilesystemBlobStore } from '../../src/blobs/filesystem.js';
 import type { BlobStore } from '../../src/blobs/store.js';
 import { openMetaDb, type MetaDb } from '../../src/meta/db.js';
-import type { Principal } from '../../src/registry/accounts.js';
+import type { Principal } from '../../src/registry/accounts/accounts.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { MEDIA } from '../../src/registry/manifests.js';
-import { parseLibraryRef } from '../../src/registry/names.js';
-import type { Container } from '../../src/registry/namespaces.js';
+import { MEDIA } from '../../src/registry/oci/manifests.js';
+import { parseLibraryRef } from '../../src/registry/namespaces/names.js';
+import type { Container } from '../../src/registry/namespaces/namespaces.js';
 import { Registry } from '../../src/registry/registry.js';
 import { DB_KINDS, FIXTURES, freshPostgres } from '../helpers/shelf.js';
 

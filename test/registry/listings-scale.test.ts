@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import type { Principal } from '../../src/registry/accounts.js';
+import type { Principal } from '../../src/registry/accounts/accounts.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { seedLibrary } from '../helpers/bulk-seed.js';
 import { openTestRegistry } from '../helpers/registry.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RegistryError } from '../../src/registry/errors.js';
-import { checkName, checkTag, parseAnySha256, parseLibraryRef } from '../../src/registry/names.js';
+import { checkName, checkTag, parseAnySha256, parseLibraryRef } from '../../src/registry/namespaces/names.js';
 
 const HEX = 'ab'.repeat(32);
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RegistryError } from '../../src/registry/errors.js';
-import { parseDurationText, parsePolicy, tagMatches } from '../../src/registry/policies.js';
+import { parseDurationText, parsePolicy, tagMatches } from '../../src/registry/namespaces/policies.js';
 
 describe('tag policies: patterns, durations, input', () => {
   test('* and ? are wildcards; latest only when named; other characters are literal', () => {

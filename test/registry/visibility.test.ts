@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Principal } from '../../src/registry/accounts.js';
+import type { Principal } from '../../src/registry/accounts/accounts.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { openTestRegistry } from '../helpers/registry.js';
 import { DB_KINDS } from '../helpers/shelf.js';

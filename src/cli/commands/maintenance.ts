@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { ShelfApi, ShelfApiError } from '../../client/shelf-api.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
-import type { DoctorReport } from '../../registry/doctor.js';
-import type { GcReport } from '../../registry/gc.js';
-import type { RetentionReport } from '../../registry/retention.js';
+import type { DoctorReport } from '../../registry/storage/doctor.js';
+import type { GcReport } from '../../registry/storage/gc.js';
+import type { RetentionReport } from '../../registry/storage/retention.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
 import { CliError } from '../errors.js';
@@ -88,7 +88,7 @@ export function registerEnable(user: Command): void {
       },
       async (registry) => {
         // On the stores themselves: whoever may open them acts as Shelf itself.
-        const { SYSTEM } = await import('../../registry/accounts.js');
+        const { SYSTEM } = await import('../../registry/accounts/accounts.js');
         await registry.accounts.setDisabled(name, false, SYSTEM);
         if (opts.admin) await registry.accounts.setAdmin(name, true, SYSTEM);
       },
@@ -123,7 +123,7 @@ export function registerSecret(admin: Command): void {
       }
       if (config.secret) throw new CliError('the key is configured (secret / SHELF_SECRET): rotate it there, with the old one in secretPrevious', 2);
       const { secretFile } = await import('../../app.js');
-      const { KeyFile } = await import('../../registry/capabilities.js');
+      const { KeyFile } = await import('../../registry/accounts/capabilities.js');
       const file = new KeyFile(secretFile(config));
       await file.rotate();
       print(`rotated the key in ${file.file}; restart the server (every node using this file) to sign with it`);

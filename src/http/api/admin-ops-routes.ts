@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { access } from '../../registry/access.js';
+import { access } from '../../registry/accounts/access.js';
 import { invalid } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';

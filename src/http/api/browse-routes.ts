@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/browse.js';
+import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/listings/browse.js';
 import { invalid, notFound } from '../../registry/errors.js';
-import { checkArch } from '../../registry/names.js';
+import { checkArch } from '../../registry/namespaces/names.js';
 import type { Registry } from '../../registry/registry.js';
-import { setDescription } from '../../registry/descriptions.js';
+import { setDescription } from '../../registry/namespaces/descriptions.js';
 import { authenticate } from '../auth.js';
 import { readJson } from '../body.js';
 import { downloadName } from '../download-name.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientError } from '../../client/errors.js';
 import { parseMirrorEnd } from '../../mirror/endpoints.js';
 import type { MirrorJobs } from '../../mirror/jobs.js';
-import { access } from '../../registry/access.js';
+import { access } from '../../registry/accounts/access.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseByteSize } from '../../config/schema.js';
-import { access, ROLES, type Role } from '../../registry/access.js';
-import type { Principal } from '../../registry/accounts.js';
+import { access, ROLES, type Role } from '../../registry/accounts/access.js';
+import type { Principal } from '../../registry/accounts/accounts.js';
 import { RegistryError, invalid } from '../../registry/errors.js';
-import { MAX_PAGE } from '../../registry/listings.js';
+import { MAX_PAGE } from '../../registry/listings/listings.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate, bearerToken } from '../auth.js';
 import { field, readJson } from '../body.js';

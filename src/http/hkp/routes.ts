@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import * as openpgp from 'openpgp';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
-import { KEYS_PER_UPLOAD, type StoredKey } from '../../registry/keystore.js';
+import { KEYS_PER_UPLOAD, type StoredKey } from '../../registry/keys/keystore.js';
 import { authenticate } from '../auth.js';
 import { PayloadTooLarge, readBody } from '../body.js';
 

@@ -1,7 +1,7 @@
-import type { ArchTags, ImageRow } from '../../registry/images.js';
-import { DEFAULT_ARCH } from '../../registry/images.js';
-import type { Collection, Container, Entity } from '../../registry/namespaces.js';
-import { toImageHash } from '../../registry/names.js';
+import type { ArchTags, ImageRow } from '../../registry/images/images.js';
+import { DEFAULT_ARCH } from '../../registry/images/images.js';
+import type { Collection, Container, Entity } from '../../registry/namespaces/namespaces.js';
+import { toImageHash } from '../../registry/namespaces/names.js';
 
 /** JSON shapes of the Library API (container-library-client `models.go`): IDs are strings, times RFC 3339. */
 

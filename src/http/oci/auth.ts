@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
-import type { Principal } from '../../registry/accounts.js';
+import type { Principal } from '../../registry/accounts/accounts.js';
 import { RegistryError } from '../../registry/errors.js';
-import { grantAllows, type Grant, type OciAction } from '../../registry/oci-access.js';
+import { grantAllows, type Grant, type OciAction } from '../../registry/oci/oci-access.js';
 import type { Registry } from '../../registry/registry.js';
 import { OciError } from './errors.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SIGN_IN, SIGN_IN_FAILED } from '../../registry/audit.js';
+import { SIGN_IN, SIGN_IN_FAILED } from '../../registry/accounts/audit.js';
 import type { Registry } from '../../registry/registry.js';
 import { redactUrl } from '../auth.js';
 import { parseBasic } from '../oci/auth.js';

@@ -1,0 +1,270 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { Readable } from 'node:stream';
+import { parseDigest } from '../../blobs/digest.js';
+import { BlobError, type BlobStore, type ByteRange } from '../../blobs/store.js';
+import type { Dialect } from '../../meta/db.js';
+import { isOutOfSpace } from '../../meta/errors.js';
+import type { Database } from '../../meta/schema.js';
+import type { Principal } from '../accounts/accounts.js';
+import { RegistryError, notFound } from '../errors.js';
+import type { Container } from '../namespaces/namespaces.js';
+import type { Quotas } from '../storage/quota.js';
+import { heldSize, holderInEntity, linkPossessed, lockBlobs, type Possession } from '../storage/blob-links.js';
+import { newSecret, nowIso } from '../util.js';
+
+/**
+ * Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. Chunks
+ * of one upload may arrive at different nodes; the bytes before the recorded length never change
+ * (a chunk must start at it), so the cache is used only when its length is the recorded one.
+ */
+interface RunningHash {
+  hash: Hash;
+  length: number;
+}
+
+export interface UploadState {
+  id: string;
+  container: Container;
+  received: number;
+}
+
+/** How long an upload session lives after its last chunk, unless configured. */
+export const DEFAULT_UPLOAD_IDLE_TTL = 24 * 3600;
+/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
+const RUNNING_CACHE = 256;
+
+/** OCI blobs per repository: links to the content-addressed store, upload sessions, mounts. */
+export class OciBlobs {
+  private readonly running = new Map<string, RunningHash>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly blobs: BlobStore,
+    private readonly quotas: Quotas,
+    private readonly dialect: Dialect,
+    /** Seconds an upload session lives after its last chunk. */
+    private readonly idleTtl = DEFAULT_UPLOAD_IDLE_TTL,
+  ) {}
+
+  /** Size of a blob linked into the container, or null. */
+  async linkedSize(container: Container, digest: string): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('repo_blobs')
+      .select('size')
+      .where('container_id', '=', container.id)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+    return row?.size ?? null;
+  }
+
+  /**
+   * A client asked whether the repository has the blob (HEAD), and will skip its upload: the
+   * link counts as new again, so garbage collection leaves it for the manifest that follows.
+   * Written at most once a minute per link.
+   */
+  async touch(container: Container, digest: string): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .updateTable('repo_blobs')
+      .set({ created_at: new Date(now).toISOString() })
+      .where('container_id', '=', container.id)
+      .where('digest', '=', digest)
+      .where('created_at', '<', new Date(now - 60_000).toISOString())
+      .execute();
+  }
+
+  async open(container: Container, digest: string, range?: ByteRange): Promise<Readable> {
+    if ((await this.linkedSize(container, digest)) === null) throw notFound(`blob ${digest}`, 'blob');
+    return this.blobs.open(digest, range);
+  }
+
+  /**
+   * Links a blob into the repository, within the entity's quota (checked race-free), on proof of
+   * possession (false when it fails, or the bytes were just collected as garbage).
+   */
+  async link(container: Container, digest: string, size: number, proof: Possession): Promise<boolean> {
+    const entity = container.collection.entity;
+    await this.quotas.assertRoom(entity, digest, size);
+    return this.db.transaction().execute(async (trx) => {
+      await lockBlobs(trx, this.dialect, [digest]);
+      await this.quotas.lockEntity(trx, entity.id);
+      await this.quotas.assertRoom(entity, digest, size, trx);
+      return linkPossessed(trx, this.blobs, container.id, digest, size, proof);
+    });
+  }
+
+  /** Unlinks a blob from one repository; the bytes stay for others (garbage collection frees them). */
+  async unlink(container: Container, digest: string): Promise<void> {
+    const res = await this.db.deleteFrom('repo_blobs').where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw notFound(`blob ${digest}`, 'blob');
+  }
+
+  /**
+   * Cross-repository mount: links a blob without moving bytes, when the caller can show it holds
+   * them. With `from` (a repository the caller may read), the blob must be in it; without, in a
+   * repository of the target's own entity (all readable by whoever may write the target). Bytes
+   * stored for anyone else are never mounted: null, and the client uploads them.
+   */
+  async mount(container: Container, digest: string, from: Container | null): Promise<number | null> {
+    const holder = from ? from.id : await holderInEntity(this.db, container.collection.entity.id, digest);
+    if (!holder) return null;
+    const size = await heldSize(this.db, [holder], digest);
+    if (size === null) return null;
+    return (await this.link(container, digest, size, { heldIn: [holder] })) ? size : null;
+  }
+
+  async startUpload(principal: Principal, container: Container): Promise<string> {
+    await this.quotas.assertUploadSlot(principal.userId);
+    const id = newSecret(24);
+    const now = Date.now();
+    await this.db
+      .insertInto('oci_uploads')
+      .values({
+        id,
+        container_id: container.id,
+        user_id: principal.userId,
+        received: 0,
+        created_at: new Date(now).toISOString(),
+        expires_at: this.expiry(now),
+      })
+      .execute();
+    this.running.set(id, { hash: createHash('sha256'), length: 0 });
+    return id;
+  }
+
+  async upload(container: Container, id: string): Promise<UploadState> {
+    const row = await this.db
+      .selectFrom('oci_uploads')
+      .selectAll()
+      .where('id', '=', id)
+      .where('container_id', '=', container.id)
+      .executeTakeFirst();
+    if (!row || row.expires_at < nowIso()) throw notFound('upload', 'upload');
+    return { id, container, received: row.received };
+  }
+
+  /**
+   * Appends a chunk. With a `Content-Range` start it must continue exactly where the upload is
+   * (416 otherwise); without one it is appended (streamed PATCH).
+   */
+  async append(
+    state: UploadState,
+    body: Readable,
+    rangeStart: number | null,
+    rangeEnd: number | null,
+    declaredLength: number | null = null,
+    /** The digest the whole blob will have, when the client already named it (closing PUT, single POST). */
+    digestHint = '',
+  ): Promise<number> {
+    if (rangeStart !== null && rangeStart !== state.received) {
+      body.resume();
+      throw new RegistryError('range', `chunk starts at ${rangeStart}, the upload has ${state.received} bytes`, 'upload');
+    }
+    const expected = rangeStart !== null && rangeEnd !== null ? rangeEnd - rangeStart + 1 : undefined;
+    // Bytes in flight count against the quota: a chunk may bring what the entity has room for.
+    const entity = state.container.collection.entity;
+    const room = Math.max(0, (await this.quotas.uploadRoom(entity, digestHint, state.id)) - state.received);
+    const announced = declaredLength ?? expected;
+    if (announced !== undefined && announced > room) {
+      body.resume();
+      throw this.quotas.uploadQuotaError(entity, room, announced);
+    }
+    const cappedByQuota = room < (expected ?? Number.POSITIVE_INFINITY);
+    const running = this.running.get(state.id);
+    const extended = running && running.length === state.received ? running.hash.copy() : null;
+    let written: number;
+    try {
+      written = await this.blobs.writeTemp(state.id, state.received, body, {
+        maxBytes: cappedByQuota ? room : expected,
+        observe: (chunk) => extended?.update(chunk),
+      });
+    } catch (err) {
+      if (err instanceof BlobError && err.code === 'size-mismatch') {
+        if (cappedByQuota) {
+          // The chunk is refused whole; its bytes past the acknowledged end are freed now.
+          await this.blobs.truncateTemp(state.id, state.received).catch(() => undefined);
+          throw this.quotas.uploadQuotaError(entity, room, null);
+        }
+        throw new RegistryError('invalid', err.message, 'upload');
+      }
+      // A full disk: free what the upload holds at once (the client starts again when space returns).
+      if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
+      throw err;
+    }
+    if (expected !== undefined && written !== expected) {
+      throw new RegistryError('invalid', `chunk has ${written} bytes, Content-Range says ${expected}`, 'upload');
+    }
+    const received = state.received + written;
+    this.running.delete(state.id);
+    if (extended) {
+      this.running.set(state.id, { hash: extended, length: received });
+      if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
+    }
+    await this.db.updateTable('oci_uploads').set({ received, expires_at: this.expiry() }).where('id', '=', state.id).execute();
+    state.received = received;
+    return received;
+  }
+
+  /** Verifies the whole upload against `digest` and makes it a blob of the repository. */
+  async finish(state: UploadState, digest: string): Promise<number> {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new RegistryError('invalid', `invalid or unsupported digest ${JSON.stringify(digest)}`, 'digest');
+    if (state.received === 0) await this.blobs.writeTemp(state.id, 0, Readable.from([]));
+    // A chunk cut off mid-way may have left bytes past the acknowledged end.
+    await this.blobs.truncateTemp(state.id, state.received);
+    const actual = await this.digestOf(state, parsed.algorithm);
+    if (actual !== digest) {
+      throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
+    }
+    try {
+      await this.link(state.container, digest, state.received, { sent: state.id });
+    } catch (err) {
+      if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
+      throw err;
+    }
+    await this.close(state.id);
+    return state.received;
+  }
+
+  async cancel(state: UploadState): Promise<void> {
+    await this.close(state.id);
+  }
+
+  async sweepExpired(before = nowIso()): Promise<number> {
+    const expired = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', before).execute();
+    for (const { id } of expired) await this.close(id);
+    return expired.length;
+  }
+
+  /** Ends an upload session and drops its bytes (garbage collection of abandoned uploads). */
+  async discard(id: string): Promise<void> {
+    await this.close(id);
+  }
+
+  private async digestOf(state: UploadState, algorithm: 'sha256' | 'sha512'): Promise<string> {
+    const running = this.running.get(state.id);
+    let hash: Hash;
+    let from = 0;
+    if (algorithm === 'sha256' && running && running.length <= state.received) {
+      hash = running.hash.copy();
+      from = running.length;
+    } else {
+      hash = createHash(algorithm);
+    }
+    if (from < state.received) {
+      for await (const chunk of await this.blobs.readTemp(state.id, { start: from, end: state.received - 1 })) hash.update(chunk as Buffer);
+    }
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  private expiry(now = Date.now()): string {
+    return new Date(now + this.idleTtl * 1000).toISOString();
+  }
+
+  private async close(id: string): Promise<void> {
+    this.running.delete(id);
+    await this.blobs.deleteTemp(id);
+    await this.db.deleteFrom('oci_uploads').where('id', '=', id).execute();
+  }
+}

@@ -1,0 +1,495 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '../../blobs/store.js';
+import { BlobError } from '../../blobs/store.js';
+import type { Dialect } from '../../meta/db.js';
+import { isOutOfSpace } from '../../meta/errors.js';
+import type { Database } from '../../meta/schema.js';
+import { access } from '../accounts/access.js';
+import { SYSTEM, type Principal } from '../accounts/accounts.js';
+import { RegistryError, invalid, notFound } from '../errors.js';
+import type { ImageRow, Images } from '../images/images.js';
+import { containerChain, type Container, type Entity, type Namespaces } from '../namespaces/namespaces.js';
+import type { QuotaReport, Quotas } from './quota.js';
+import { RangeSource, readSifFacts, type SifFacts } from '../images/sif-facts.js';
+import { holds, linkPossessed, lockBlobs, type Possession } from './blob-links.js';
+import { newSecret, nowIso } from '../util.js';
+
+/** Full rights for the registry's own lookups, after the caller's rights were checked. */
+
+export interface UploadSettings {
+  multipartPartSize: number;
+  uploadUrlTtl: number;
+}
+
+export interface CommitResult {
+  image: ImageRow;
+  container: Container;
+  quota: QuotaReport;
+}
+
+/**
+ * A running SHA-256 over the parts received in order by this process; a cache, rebuilt from the
+ * stored bytes. Another node may receive (or re-send) parts of the same upload, so it is used
+ * only while the tokens of the parts it covers still match those recorded in the database.
+ */
+interface RunningHash {
+  hash: Hash;
+  nextPart: number;
+  tokens: string[];
+}
+
+/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
+const RUNNING_CACHE = 256;
+
+/**
+ * Library uploads: v1 (one POST), v2 single-part (capability URL) and v2 multipart.
+ * Bytes are hashed on their way to a temporary object; the image becomes visible only after
+ * digest, size and SIF header check out, in one metadata transaction.
+ */
+export class Uploads {
+  private readonly running = new Map<string, RunningHash>();
+  /** Told about every committed signed image, to verify it after the client's answer. */
+  onSignedImage: (imageId: string) => void = () => {};
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly blobs: BlobStore,
+    private readonly namespaces: Namespaces,
+    private readonly images: Images,
+    private readonly quotas: Quotas,
+    private readonly settings: UploadSettings,
+    private readonly dialect: Dialect,
+  ) {}
+
+  private async writableImage(principal: Principal | null, imageId: string) {
+    access.requireUser(principal);
+    const found = await this.images.getById(principal, imageId);
+    access.assertWrite(principal, containerChain(found.container));
+    return found;
+  }
+
+  /** `POST v2/imagefile/{id}`: announces a single-part upload; returns the capability ID. */
+  async startSingle(principal: Principal | null, imageId: string, filesize: number, sha256: string | null): Promise<string> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    if (sha256 && `sha256:${sha256}` !== image.digest) {
+      throw invalid(`sha256sum ${sha256} does not match the image hash`);
+    }
+    await this.quotas.assertUploadRoom(container.collection.entity, image.digest, filesize);
+    return this.openSession(principal!, image, 'single', filesize, filesize, 1);
+  }
+
+  /** `PUT` to the capability URL of a single-part upload. */
+  async receiveSingle(uploadId: string, body: Readable): Promise<CommitResult> {
+    const session = await this.session(uploadId, 'single');
+    try {
+      return await this.ingestAndCommit(session.image_id, uploadId, body, session.filesize);
+    } finally {
+      await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+    }
+  }
+
+  /** `POST v1/imagefile/{id}`: the legacy upload, the SIF as the request body. */
+  async receiveLegacy(
+    principal: Principal | null,
+    imageId: string,
+    body: Readable,
+    contentLength: number | undefined,
+  ): Promise<CommitResult> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    const entity = container.collection.entity;
+    if (contentLength !== undefined) await this.quotas.assertUploadRoom(entity, image.digest, contentLength);
+    // A body of unannounced length stops where the quota does.
+    const room = contentLength === undefined ? await this.quotas.uploadRoom(entity, image.digest) : Number.POSITIVE_INFINITY;
+    // A session row, like v2's, tells garbage collection that the temporary object is in use.
+    const tempId = await this.openSession(principal!, image, 'v1', contentLength ?? 0, contentLength ?? 0, 1);
+    try {
+      return await this.ingestAndCommit(image.id, tempId, body, contentLength, Number.isFinite(room) ? { room, entity } : null);
+    } finally {
+      await this.db.deleteFrom('uploads').where('id', '=', tempId).execute();
+    }
+  }
+
+  private async ingestAndCommit(
+    imageId: string,
+    tempId: string,
+    body: Readable,
+    expectedSize: number | undefined,
+    quotaCap: { room: number; entity: Entity } | null = null,
+  ): Promise<CommitResult> {
+    const hash = createHash('sha256');
+    try {
+      let size: number;
+      try {
+        size = await this.blobs.writeTemp(tempId, 0, body, {
+          maxBytes: quotaCap ? quotaCap.room : expectedSize,
+          observe: (chunk) => hash.update(chunk),
+        });
+      } catch (err) {
+        if (quotaCap && err instanceof BlobError && err.code === 'size-mismatch') {
+          throw this.quotas.uploadQuotaError(quotaCap.entity, quotaCap.room, null);
+        }
+        throw err;
+      }
+      if (expectedSize !== undefined && size !== expectedSize) {
+        throw new RegistryError('size-mismatch', `received ${size} bytes, expected ${expectedSize}`);
+      }
+      return await this.commit(imageId, tempId, size, `sha256:${hash.digest('hex')}`);
+    } catch (err) {
+      await this.blobs.deleteTemp(tempId);
+      throw translateBlobError(err);
+    }
+  }
+
+  /** `POST v2/imagefile/{id}/_multipart`. */
+  async startMultipart(principal: Principal | null, imageId: string, filesize: number) {
+    const { image, container } = await this.writableImage(principal, imageId);
+    await this.quotas.assertUploadRoom(container.collection.entity, image.digest, filesize);
+    const partSize = this.settings.multipartPartSize;
+    const totalParts = Math.max(1, Math.ceil(filesize / partSize));
+    const uploadId = await this.openSession(principal!, image, 'multipart', filesize, partSize, totalParts);
+    return { uploadId, totalParts, partSize };
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart`: checks one part's announcement; the caller builds its URL. */
+  async announcePart(
+    principal: Principal | null,
+    imageId: string,
+    uploadId: string,
+    partNumber: number,
+    partSize: number,
+    sha256: string,
+  ): Promise<void> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    const expected = expectedPartSize(session, partNumber);
+    if (partSize !== expected) throw invalid(`part ${partNumber} must be ${expected} bytes, not ${partSize}`);
+    if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) throw invalid('part sha256sum must be 64 hex digits');
+    await this.db
+      .insertInto('upload_parts')
+      .values({ upload_id: uploadId, part_number: partNumber, size: -1, sha256, token: '' })
+      .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size: -1, sha256, token: '' }))
+      .execute();
+  }
+
+  /**
+   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. The part is
+   * hashed on its own only when the client announced its SHA-256; the whole-file digest
+   * verifies every byte in any case.
+   */
+  async receivePart(uploadId: string, partNumber: number, body: Readable): Promise<string> {
+    const session = await this.session(uploadId, 'multipart');
+    const expected = expectedPartSize(session, partNumber);
+    const announced = await this.db
+      .selectFrom('upload_parts')
+      .select('sha256')
+      .where('upload_id', '=', uploadId)
+      .where('part_number', '=', partNumber)
+      .executeTakeFirst();
+    let running = this.running.get(uploadId);
+    // A part sent again after it was hashed may differ: forget the running hash, re-read at the end.
+    if (running && partNumber < running.nextPart) {
+      this.running.delete(uploadId);
+      running = undefined;
+    }
+    if (!running && partNumber === 1) running = { hash: createHash('sha256'), nextPart: 1, tokens: [] };
+    const inOrder = running?.nextPart === partNumber;
+    const whole = inOrder && running ? running.hash.copy() : null;
+    const partHash = announced?.sha256 ? createHash('sha256') : null;
+    let size: number;
+    try {
+      size = await this.blobs.writeTemp(uploadId, (partNumber - 1) * session.part_size, body, {
+        maxBytes: expected,
+        observe: (chunk) => {
+          partHash?.update(chunk);
+          whole?.update(chunk);
+        },
+      });
+    } catch (err) {
+      // A full disk: free what the whole upload holds at once.
+      if (isOutOfSpace(err)) await this.closeSession(uploadId).catch(() => undefined);
+      throw translateBlobError(err);
+    }
+    if (size !== expected) throw new RegistryError('size-mismatch', `part ${partNumber}: received ${size} bytes, expected ${expected}`);
+    const sha = partHash?.digest('hex') ?? '';
+    if (partHash && announced?.sha256 !== sha) {
+      throw new RegistryError('digest-mismatch', `part ${partNumber}: content sha256 ${sha} does not match ${announced?.sha256}`);
+    }
+    const token = sha || `${partNumber}-${newSecret(9)}`;
+    if (whole && running) {
+      running.hash = whole;
+      running.nextPart += 1;
+      running.tokens.push(token);
+      this.remember(uploadId, running);
+    }
+    // One transaction (one log flush) per part: the part and the session's new expiry.
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('upload_parts')
+        .values({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token })
+        .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size, sha256: sha, token }))
+        .execute();
+      await trx.updateTable('uploads').set({ expires_at: this.expiry() }).where('id', '=', uploadId).execute();
+    });
+    return token;
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart_complete`. */
+  async completeMultipart(
+    principal: Principal | null,
+    imageId: string,
+    uploadId: string,
+    completed: Array<{ partNumber: number; token: string }>,
+  ): Promise<CommitResult> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    const parts = await this.db
+      .selectFrom('upload_parts')
+      .selectAll()
+      .where('upload_id', '=', uploadId)
+      .orderBy('part_number')
+      .execute();
+    for (let n = 1; n <= session.total_parts; n++) {
+      const part = parts.find((p) => p.part_number === n);
+      if (!part || part.size !== expectedPartSize(session, n)) throw invalid(`part ${n} of ${session.total_parts} was not uploaded`);
+      const token = completed.find((c) => c.partNumber === n)?.token.replace(/"/g, '');
+      if (token !== undefined && token !== part.token) throw invalid(`part ${n}: token does not match the uploaded part`);
+    }
+    try {
+      const digest = await this.finishHash(uploadId, session, parts);
+      const result = await this.commit(imageId, uploadId, session.filesize, digest);
+      await this.closeSession(uploadId);
+      return result;
+    } catch (err) {
+      if (err instanceof RegistryError && (err.kind === 'digest-mismatch' || err.kind === 'not-sif' || err.kind === 'quota')) {
+        await this.closeSession(uploadId);
+      }
+      throw translateBlobError(err);
+    }
+  }
+
+  /** `PUT v2/imagefile/{id}/_multipart_abort`. */
+  async abortMultipart(principal: Principal | null, imageId: string, uploadId: string): Promise<void> {
+    await this.writableImage(principal, imageId);
+    const session = await this.session(uploadId, 'multipart');
+    if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
+    await this.closeSession(uploadId);
+  }
+
+  /** `PUT v2/imagefile/{id}/_complete`: the upload itself was committed when its bytes arrived. */
+  async completeSingle(principal: Principal | null, imageId: string): Promise<CommitResult> {
+    const { image, container } = await this.writableImage(principal, imageId);
+    if (image.uploaded !== 1) throw invalid(`image ${imageId}: no upload was received`);
+    return { image, container, quota: await this.quotas.report(container.collection.entity) };
+  }
+
+  /**
+   * When the caller can already read an uploaded image of the same bytes (a re-push, or a copy of
+   * a container they may read), a new image record takes its facts instead of an upload and the
+   * client skips it. Bytes stored only where the caller cannot read stay unknown to them: they
+   * upload, and the stored blob is then reused without a second copy. Refused quietly if over quota.
+   */
+  async adoptStoredBytes(principal: Principal | null, image: ImageRow, container: Container): Promise<ImageRow> {
+    if (image.uploaded === 1) return image;
+    const twin = await this.readableTwin(principal, image.digest);
+    if (!twin) return image;
+    try {
+      const adopted = await this.markUploaded(image, container, twin.size, {
+        arch: twin.arch,
+        deffile: twin.deffile,
+        labels: JSON.parse(twin.labels) as Record<string, string>,
+        fingerprints: JSON.parse(twin.fingerprints) as string[],
+        encrypted: twin.encrypted === 1,
+        info: JSON.parse(twin.sif_info) as unknown,
+      }, { heldIn: [twin.container_id] });
+      if (!adopted) return image;
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'quota') return image;
+      throw err;
+    }
+    const updated = (await this.images.byId(image.id)) ?? image;
+    // A push whose bytes were here already: no upload followed, but it is a push all the same.
+    this.images.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'library', imageId: image.id, digest: image.digest, size: twin.size, arch: updated.arch } });
+    return updated;
+  }
+
+  /** An uploaded image of these bytes in a container the caller may read, or null. */
+  private async readableTwin(principal: Principal | null, digest: string): Promise<ImageRow | null> {
+    for (const twin of await this.images.uploadedTwins(digest)) {
+      const readable = await this.namespaces.getContainerById(principal, twin.container_id).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof RegistryError && err.kind === 'not-found') return false;
+          throw err;
+        },
+      );
+      if (readable) return twin;
+    }
+    return null;
+  }
+
+  /** Removes sessions (and their bytes) that expired before `before` (an ISO time, default now). */
+  async sweepExpired(before = nowIso()): Promise<number> {
+    const expired = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', before).execute();
+    for (const { id } of expired) await this.closeSession(id);
+    return expired.length;
+  }
+
+  /** Ends a session and drops its bytes (garbage collection of abandoned uploads). */
+  async discard(uploadId: string): Promise<void> {
+    await this.closeSession(uploadId);
+  }
+
+  private async commit(imageId: string, tempId: string, size: number, digest: string): Promise<CommitResult> {
+    const image = await this.images.byId(imageId);
+    if (!image) throw notFound(`image ${imageId}`);
+    if (digest !== image.digest) {
+      throw new RegistryError('digest-mismatch', `uploaded content ${digest} does not match the announced hash ${image.digest}`);
+    }
+    const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
+    const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
+    await this.quotas.assertRoom(container.collection.entity, digest, size);
+    await this.markUploaded(image, container, size, facts, { sent: tempId });
+    if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
+    const updated = (await this.images.byId(imageId))!;
+    this.images.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'library', imageId, digest, size, arch: updated.arch } });
+    return { image: updated, container, quota: await this.quotas.report(container.collection.entity) };
+  }
+
+  /** Makes a blob of the image's own container (its ORAS push) an uploaded Library image. */
+  async registerStored(image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
+    if (!(await this.markUploaded(image, container, size, facts, { heldIn: [container.id] }))) throw notFound(`blob ${image.digest}`, 'blob');
+    if ((facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(image.id);
+  }
+
+  /**
+   * Makes the image uploaded, in one transaction: its bytes linked on proof of possession (false
+   * when it fails), and its facts recorded. The bytes are durable before the row that refers to
+   * them commits.
+   */
+  private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, proof: Possession): Promise<boolean> {
+    const entity = container.collection.entity;
+    const now = nowIso();
+    return this.db.transaction().execute(async (trx) => {
+      await lockBlobs(trx, this.dialect, [image.digest]);
+      await this.quotas.lockEntity(trx, entity.id);
+      await this.quotas.assertRoom(entity, image.digest, size, trx);
+      if ('heldIn' in proof && !(await holds(trx, this.blobs, image.digest, size, proof))) return false;
+      await trx
+        .updateTable('images')
+        .set({
+          uploaded: 1,
+          size,
+          arch: facts.arch ?? image.arch,
+          deffile: facts.deffile,
+          labels: JSON.stringify(facts.labels),
+          fingerprints: JSON.stringify(facts.fingerprints),
+          signed: 0,
+          encrypted: facts.encrypted ? 1 : 0,
+          sif_info: JSON.stringify(facts.info),
+          updated_at: now,
+        })
+        .where('id', '=', image.id)
+        .execute();
+      await trx.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
+      // The bytes last: a row the database refused above leaves no committed blob behind.
+      return linkPossessed(trx, this.blobs, container.id, image.digest, size, proof);
+    });
+  }
+
+  /** The whole-file digest: from the running hash where it covers every part, else re-read. */
+  private async finishHash(
+    uploadId: string,
+    session: { total_parts: number; part_size: number; filesize: number },
+    parts: Array<{ part_number: number; token: string }>,
+  ) {
+    let running = this.running.get(uploadId);
+    // Parts hashed here but sent again through another node since: the cache is stale.
+    if (running?.tokens.some((token, i) => parts.find((p) => p.part_number === i + 1)?.token !== token)) running = undefined;
+    let hash: Hash;
+    let from: number;
+    if (running) {
+      hash = running.hash.copy();
+      from = (running.nextPart - 1) * session.part_size;
+    } else {
+      hash = createHash('sha256');
+      from = 0;
+    }
+    if (from < session.filesize) {
+      for await (const chunk of await this.blobs.readTemp(uploadId, { start: from, end: session.filesize - 1 })) {
+        hash.update(chunk as Buffer);
+      }
+    }
+    return `sha256:${hash.digest('hex')}`;
+  }
+
+  private remember(uploadId: string, running: RunningHash): void {
+    this.running.delete(uploadId);
+    this.running.set(uploadId, running);
+    if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
+  }
+
+  private async openSession(
+    principal: Principal,
+    image: ImageRow,
+    kind: 'single' | 'multipart' | 'v1',
+    filesize: number,
+    partSize: number,
+    totalParts: number,
+  ): Promise<string> {
+    if (!Number.isSafeInteger(filesize) || filesize < 0) throw invalid('filesize must be a non-negative integer');
+    await this.quotas.assertUploadSlot(principal.userId);
+    const id = newSecret(24);
+    await this.db
+      .insertInto('uploads')
+      .values({
+        id,
+        image_id: image.id,
+        user_id: principal.userId,
+        kind,
+        filesize,
+        sha256: image.digest,
+        part_size: partSize,
+        total_parts: totalParts,
+        created_at: nowIso(),
+        expires_at: this.expiry(),
+      })
+      .execute();
+    return id;
+  }
+
+  private async session(uploadId: string, kind: 'single' | 'multipart') {
+    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    if (!row || row.kind !== kind || row.expires_at < nowIso()) throw notFound('upload');
+    return row;
+  }
+
+  private async closeSession(uploadId: string): Promise<void> {
+    this.running.delete(uploadId);
+    await this.blobs.deleteTemp(uploadId);
+    await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+  }
+
+  private expiry(): string {
+    return new Date(Date.now() + this.settings.uploadUrlTtl * 1000).toISOString();
+  }
+}
+
+function expectedPartSize(session: { filesize: number; part_size: number; total_parts: number }, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > session.total_parts) {
+    throw invalid(`part number must be between 1 and ${session.total_parts}`);
+  }
+  return Math.min(session.part_size, session.filesize - (n - 1) * session.part_size);
+}
+
+function translateBlobError(err: unknown): unknown {
+  if (err instanceof BlobError) {
+    if (err.code === 'size-mismatch') return new RegistryError('size-mismatch', err.message);
+    if (err.code === 'digest-mismatch') return new RegistryError('digest-mismatch', err.message);
+    if (err.code === 'not-found') return notFound('upload');
+  }
+  return err;
+}
