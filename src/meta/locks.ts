@@ -2,6 +2,34 @@ import { sql, type Kysely } from 'kysely';
 import type { Dialect } from './db.js';
 import type { Database } from './schema.js';
 
+/**
+ * Families of transaction-scoped locks, each its own first key of PostgreSQL's two-key advisory
+ * locks so that keys of different families never meet. `blob` keeps the key ('SHB1') it had.
+ */
+export const LOCK_FAMILIES = {
+  /** One blob digest: committing, reusing or linking its bytes, and garbage collection's delete. */
+  blob: 0x53484231,
+  /** One entity's quota-relevant commits. */
+  entity: 0x53484532,
+  /** The set of administrators (never zero of them). */
+  admins: 0x53484133,
+} as const;
+export type LockFamily = keyof typeof LOCK_FAMILIES;
+
+/**
+ * Takes transaction-scoped locks: held until the transaction ends. PostgreSQL: advisory locks,
+ * in sorted order so two takers cannot deadlock. SQLite: a write takes the database's one write
+ * lock (across processes too), and one process runs one transaction at a time on its connection.
+ */
+export async function lockInTransaction(trx: Kysely<Database>, dialect: Dialect, family: LockFamily, keys: Iterable<string>): Promise<void> {
+  const sorted = [...new Set(keys)].sort();
+  if (dialect === 'postgres') {
+    for (const key of sorted) await sql`select pg_advisory_xact_lock(${LOCK_FAMILIES[family]}, hashtext(${key}))`.execute(trx);
+    return;
+  }
+  await sql`update blobs set size = size where digest = ''`.execute(trx);
+}
+
 /** Named mutual exclusion across every node sharing the metadata store. */
 export interface Locks {
   /** Runs `work` while holding the lock `name`; callers of one name run one at a time. */

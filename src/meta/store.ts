@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Dialect, MetaDb } from './db.js';
-import { StoreLocks, type Locks } from './locks.js';
+import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './locks.js';
 import { AdminListsRepo } from './repos/admin.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
@@ -18,13 +18,22 @@ export interface Repositories {
   readonly rateLimits: RateLimitsRepo;
 }
 
+/** The repositories inside one open transaction, and the locks it may hold until it ends. */
+export interface TxRepositories extends Repositories {
+  /**
+   * Holds `family` locks on `keys` until the transaction ends, taken in sorted order. Take every
+   * lock a transaction needs first, blob locks before entity locks.
+   */
+  lock(family: LockFamily, keys: Iterable<string>): Promise<void>;
+}
+
 /**
  * What the domain asks of the metadata database: repositories per aggregate, a transaction
  * (the repositories handed to `fn` all run in it; commit on return, rollback on throw) and named
  * locks across nodes. Implemented once over Kysely for SQLite and PostgreSQL.
  */
 export interface MetaStore extends Repositories {
-  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: TxRepositories) => Promise<T>): Promise<T>;
   readonly locks: Locks;
 }
 
@@ -43,6 +52,9 @@ export function createMetaStore(meta: MetaDb): MetaStore {
   return {
     ...repositories(meta.db, meta.dialect),
     locks: new StoreLocks(meta.db, meta.dialect),
-    transaction: (fn) => meta.db.transaction().execute((trx) => fn(repositories(trx, meta.dialect))),
+    transaction: (fn) =>
+      meta.db.transaction().execute((trx) =>
+        fn({ ...repositories(trx, meta.dialect), lock: (family, keys) => lockInTransaction(trx, meta.dialect, family, keys) }),
+      ),
   };
 }

@@ -1,28 +1,17 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { BlobStore } from '../../blobs/store.js';
 import type { Dialect } from '../../meta/db.js';
+import { lockInTransaction } from '../../meta/locks.js';
 import type { Database } from '../../meta/schema.js';
 import { nowIso } from '../util.js';
-
-/** The first key of PostgreSQL's two-key advisory locks that guard one blob digest ('SHB1'). */
-const BLOB_LOCK_CLASS = 0x53484231;
 
 /**
  * Serialises everything that decides whether a blob's bytes stay: committing or reusing them,
  * linking them into a repository or a manifest, and garbage collection's final check and delete.
  * Take it first in a transaction (before any entity lock), for all digests at once.
- *
- * PostgreSQL: transaction-scoped advisory locks, in sorted order so two takers cannot deadlock.
- * SQLite: the first write takes the database's one write lock (across processes too), and one
- * process runs one transaction at a time on its one connection.
  */
 export async function lockBlobs(trx: Transaction<Database>, dialect: Dialect, digests: Iterable<string>): Promise<void> {
-  const sorted = [...new Set(digests)].sort();
-  if (dialect === 'postgres') {
-    for (const d of sorted) await sql`select pg_advisory_xact_lock(${BLOB_LOCK_CLASS}, hashtext(${d}))`.execute(trx);
-    return;
-  }
-  await trx.updateTable('blobs').set((eb) => ({ size: eb.ref('size') })).where('digest', '=', sorted[0] ?? '').execute();
+  await lockInTransaction(trx, dialect, 'blob', digests);
 }
 
 /**
