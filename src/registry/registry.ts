@@ -54,6 +54,8 @@ export interface RegistrySettings extends UploadSettings {
   /** Where the key of capability tokens comes from (never the database). */
   secret?: SecretSource;
   webhooks?: WebhookSettings;
+  /** Hours a sign-in session lives (default 12). */
+  sessionHours?: number;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -97,7 +99,7 @@ export class Registry {
   ) {
     const db = meta.db;
     this.store = createMetaStore(meta);
-    this.accounts = new Accounts(this.store, settings.defaultQuota, settings.directory ?? null);
+    this.accounts = new Accounts(this.store, settings.defaultQuota, settings.directory ?? null, settings.sessionHours);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect, settings.uploadsPerUser);

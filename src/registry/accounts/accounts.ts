@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import type { UserRow } from '../../meta/repos/accounts.js';
 import type { MetaStore, TxRepositories } from '../../meta/store.js';
 import { access, type Role } from './access.js';
-import { RegistryError, notFound } from '../errors.js';
+import { RegistryError, invalid, notFound } from '../errors.js';
 import { checkName } from '../namespaces/names.js';
 import { deleteOwnedEntities } from './owned-entities.js';
 import { checkText } from '../text.js';
-import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
+import { DUMMY_HASH, checkPassword, hashPassword, verifyPassword } from './passwords.js';
 import { newId, newSecret, nowIso } from '../util.js';
 
 /** Who is calling. `null` stands for anonymous. */
@@ -28,6 +28,15 @@ export const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 const TOKEN_PREFIX = 'shelf_';
+
+/** Hours a sign-in session (its token) lives unless the registry is told otherwise. */
+export const DEFAULT_SESSION_HOURS = 12;
+
+/** A sign-in session: a token that stops working at `expiresAt`. */
+export interface Session {
+  token: string;
+  expiresAt: string;
+}
 
 export interface TokenInfo {
   id: string;
@@ -72,7 +81,30 @@ export class Accounts {
     /** Quota of the entity each new user gets. */
     private readonly defaultQuota = 0,
     private readonly directory: PasswordDirectory | null = null,
+    /** Hours a sign-in session lives. */
+    private readonly sessionHours = DEFAULT_SESSION_HOURS,
   ) {}
+
+  /** The session a signed-in user gets, whichever way they signed in. */
+  async startSession(principal: Principal): Promise<Session> {
+    const expiresAt = new Date(Date.now() + this.sessionHours * 3600_000).toISOString();
+    const token = await this.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
+    return { token, expiresAt };
+  }
+
+  /** The caller, who must be signed in. */
+  whoAmI(actor: Principal | null): Principal {
+    access.requireUser(actor);
+    return actor;
+  }
+
+  /** The named account, for an administrator or for that user themself. */
+  private async selfOrAdmin(actor: Principal | null, username: string): Promise<UserRow> {
+    access.requireUser(actor);
+    const user = await this.requireUser(username);
+    if (!actor.isAdmin && actor.userId !== user.id) throw new RegistryError('forbidden', 'only the user or an administrator may do that');
+    return user;
+  }
 
   /** Resolves a presented API token; unknown, revoked, expired or disabled → `unauthorized`. */
   async authenticate(token: string): Promise<Principal> {
@@ -195,7 +227,14 @@ export class Accounts {
     return user;
   }
 
-  async createUser(username: string, opts: { isAdmin?: boolean; password?: string; authSource?: string } = {}): Promise<Principal> {
+  /** A new local account, made by an administrator (an empty password: none, no password sign-in). */
+  async createAccount(actor: Principal | null, username: string, opts: { isAdmin?: boolean; password?: string } = {}): Promise<Principal> {
+    access.assertAdmin(actor);
+    return this.createUser(username, { isAdmin: opts.isAdmin, password: opts.password || undefined });
+  }
+
+  async createUser(username: string, opts: { isAdmin?: boolean; password?: string | undefined; authSource?: string } = {}): Promise<Principal> {
+    if (opts.password) checkPassword(opts.password);
     checkName('user', username);
     if (await this.findUser(username)) throw new RegistryError('conflict', `user ${username} already exists`);
     if (await this.store.groups.byName(username)) {
@@ -229,8 +268,14 @@ export class Accounts {
     return { userId: id, username, isAdmin: !!opts.isAdmin, roles: {} };
   }
 
+  /** Sets an account's password, for that user or an administrator. */
+  async changePassword(actor: Principal | null, username: string, password: string): Promise<void> {
+    const user = await this.selfOrAdmin(actor, username);
+    await this.setPassword(user.username, password);
+  }
+
   async setPassword(username: string, password: string): Promise<void> {
-    if (password.length < 8) throw new RegistryError('invalid', 'a password needs at least 8 characters');
+    checkPassword(password);
     const user = await this.requireUser(username);
     await this.store.accounts.setPasswordHash(user.id, await hashPassword(password));
   }
@@ -315,6 +360,31 @@ export class Accounts {
       revoked_at: null,
     });
     return secret;
+  }
+
+  /** A new API token of an account, for that user or an administrator; `expiresAt` (RFC 3339) must lie ahead. */
+  async issueToken(actor: Principal | null, username: string, opts: { name: string; expiresAt: string | null }): Promise<string> {
+    const user = await this.selfOrAdmin(actor, username);
+    const { expiresAt } = opts;
+    if (expiresAt && (Number.isNaN(Date.parse(expiresAt)) || Date.parse(expiresAt) <= Date.now())) {
+      throw invalid('expiresAt must be a future RFC 3339 time');
+    }
+    return this.createToken(user.id, opts.name, undefined, expiresAt ? new Date(expiresAt).toISOString() : null);
+  }
+
+  /** An account's tokens, for that user or an administrator. */
+  async tokensOf(actor: Principal | null, username: string): Promise<TokenInfo[]> {
+    return this.listTokens((await this.selfOrAdmin(actor, username)).id);
+  }
+
+  /** Revokes one token of an account, for that user or an administrator. */
+  async revokeTokenOf(actor: Principal | null, username: string, tokenId: string): Promise<void> {
+    await this.revokeToken((await this.selfOrAdmin(actor, username)).id, tokenId);
+  }
+
+  /** Revokes every token of an account (and so its sessions), for that user or an administrator; how many. */
+  async revokeAllTokensOf(actor: Principal | null, username: string): Promise<number> {
+    return this.revokeAllTokens((await this.selfOrAdmin(actor, username)).id);
   }
 
   async listTokens(userId: string): Promise<TokenInfo[]> {

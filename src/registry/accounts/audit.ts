@@ -1,4 +1,5 @@
 import type { MetaStore } from '../../meta/store.js';
+import { access } from './access.js';
 import type { Principal } from './accounts.js';
 import { invalid } from '../errors.js';
 import { newId, nowIso } from '../util.js';
@@ -80,8 +81,13 @@ export class Audit {
     return this.store.audit.recent(limit);
   }
 
-  /** Newest first, filtered, one page at a time (keyset paging on time and ID: stable while entries are added). */
-  async query(q: AuditQuery): Promise<AuditPage> {
+  /**
+   * Newest first, filtered, one page at a time (keyset paging on time and ID: stable while
+   * entries are added). For administrators.
+   */
+  async query(actor: Principal | null, q: AuditQuery): Promise<AuditPage> {
+    access.assertAdmin(actor);
+    if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1)) throw invalid('limit must be a positive whole number');
     const limit = Math.max(1, Math.min(q.limit ?? 100, MAX_PAGE));
     const rows = await this.store.audit.query(
       {

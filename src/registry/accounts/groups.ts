@@ -19,6 +19,12 @@ export class Groups {
     private readonly defaultQuota: number,
   ) {}
 
+  /** A new group (and its entity), made by an administrator. */
+  async createGroup(actor: Principal | null, name: string): Promise<GroupInfo> {
+    access.assertAdmin(actor);
+    return this.create(name, actor.username);
+  }
+
   async create(name: string, createdBy: string): Promise<GroupInfo> {
     checkName('group', name);
     const taken = (await this.store.groups.byName(name)) ?? (await this.store.accounts.userByName(name)) ?? (await this.store.accounts.entityNamed(name));
@@ -68,6 +74,33 @@ export class Groups {
       await tx.groups.delete(group.id);
       return { containersDeleted };
     });
+  }
+
+  /**
+   * Adds a member or changes their role, for an owner of the group or an administrator; the
+   * group as it then is.
+   */
+  async putMember(actor: Principal | null, groupName: string, username: string, role: string): Promise<GroupInfo> {
+    await this.assertManages(actor, groupName);
+    if (!ROLES.includes(role as Role)) throw new RegistryError('invalid', `role must be one of ${ROLES.join(', ')}`);
+    await this.setMember(groupName, username, role as Role);
+    return this.get(groupName);
+  }
+
+  /** Removes a member, for an owner of the group or an administrator; the group as it then is. */
+  async removeMember(actor: Principal | null, groupName: string, username: string): Promise<GroupInfo> {
+    await this.assertManages(actor, groupName);
+    await this.setMember(groupName, username, null);
+    return this.get(groupName);
+  }
+
+  /** Who may change a group's members: its owners and administrators. */
+  private async assertManages(actor: Principal | null, groupName: string): Promise<void> {
+    access.requireUser(actor);
+    const group = await this.get(groupName);
+    if (!actor.isAdmin && actor.roles[group.id] !== 'owner') {
+      throw new RegistryError('forbidden', `only an owner of ${group.name} or an administrator may change its members`);
+    }
   }
 
   /** Adds or changes a member; `role` null removes them. */
