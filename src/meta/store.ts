@@ -1,11 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { Dialect, MetaDb } from './db.js';
 import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './locks.js';
-import { AdminListsRepo } from './repos/admin.js';
+import { AccountsRepo } from './repos/accounts.js';
+import { AdminListsRepo, SettingsRepo } from './repos/admin.js';
+import { AuditRepo } from './repos/audit.js';
+import { GroupsRepo } from './repos/groups.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
 import { RateLimitsRepo } from './repos/rate-limits.js';
 import { SearchRepo } from './repos/search.js';
+import { WebhooksRepo } from './repos/webhooks.js';
 import type { Database } from './schema.js';
 
 /** The repositories of the metadata store, over one connection pool or one open transaction. */
@@ -16,6 +20,11 @@ export interface Repositories {
   readonly adminLists: AdminListsRepo;
   readonly keys: KeysRepo;
   readonly rateLimits: RateLimitsRepo;
+  readonly accounts: AccountsRepo;
+  readonly groups: GroupsRepo;
+  readonly audit: AuditRepo;
+  readonly webhooks: WebhooksRepo;
+  readonly settings: SettingsRepo;
 }
 
 /** The repositories inside one open transaction, and the locks it may hold until it ends. */
@@ -45,6 +54,11 @@ function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
     adminLists: new AdminListsRepo(db),
     keys: new KeysRepo(db),
     rateLimits: new RateLimitsRepo(db),
+    accounts: new AccountsRepo(db),
+    groups: new GroupsRepo(db),
+    audit: new AuditRepo(db),
+    webhooks: new WebhooksRepo(db),
+    settings: new SettingsRepo(db),
   };
 }
 

@@ -54,6 +54,8 @@ export interface RegistrySettings extends UploadSettings {
   /** Where the key of capability tokens comes from (never the database). */
   secret?: SecretSource;
   webhooks?: WebhookSettings;
+  /** Hours a sign-in session lives (default 12). */
+  sessionHours?: number;
 }
 
 /** The domain: every rule about names, namespaces, images, tags, uploads, quotas and access. */
@@ -97,7 +99,7 @@ export class Registry {
   ) {
     const db = meta.db;
     this.store = createMetaStore(meta);
-    this.accounts = new Accounts(db, settings.defaultQuota, settings.directory ?? null);
+    this.accounts = new Accounts(this.store, settings.defaultQuota, settings.directory ?? null, settings.sessionHours);
     this.namespaces = new Namespaces(db, settings.defaultQuota);
     this.images = new Images(db, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect, settings.uploadsPerUser);
@@ -109,14 +111,14 @@ export class Registry {
     this.manifests = new Manifests(db, blobs, meta.dialect);
     this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
     this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);
-    this.groups = new Groups(db, settings.defaultQuota);
-    this.audit = new Audit(db);
+    this.groups = new Groups(this.store, settings.defaultQuota);
+    this.audit = new Audit(this.store);
     this.signatures = new SignatureChecker(db, blobs);
     this.images.events = this.events;
     this.signatures.events = this.events;
-    this.webhooks = new Webhooks(db, this.namespaces, settings.webhooks ?? { retryBase: 10, maxAttempts: 8, allowLoopback: false });
+    this.webhooks = new Webhooks(this.store, this.namespaces, settings.webhooks ?? { retryBase: 10, maxAttempts: 8, allowLoopback: false });
     this.events.listen((event) => this.webhooks.enqueue(event));
-    this.keystore = new Keystore(db, this.store.keys, this.store.locks, settings.maxKeyBytes);
+    this.keystore = new Keystore(this.store, settings.maxKeyBytes);
     this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
     this.doctor = new Doctor(db, blobs);
     this.gcGrace = settings.gcGrace ?? 3600;
@@ -309,6 +311,6 @@ export class Registry {
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
     await completeManifestKinds(meta.db, blobs);
-    return new Registry(meta, blobs, await Capabilities.load(meta.db, settings.secret), settings);
+    return new Registry(meta, blobs, await Capabilities.load(createMetaStore(meta), settings.secret), settings);
   }
 }

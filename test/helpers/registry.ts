@@ -7,7 +7,7 @@ import { Registry } from '../../src/registry/registry.js';
 import { freshPostgres, type DbKind } from './shelf.js';
 
 /** A Registry over a fresh database of the given kind and a fresh blob folder, in this process. */
-export async function openTestRegistry(kind: DbKind, settings: { defaultQuota?: number; multipartPartSize?: number } = {}) {
+export async function openTestRegistry(kind: DbKind, settings: { defaultQuota?: number; multipartPartSize?: number; sessionHours?: number } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'shelf-domain-'));
   const pg = kind === 'postgres' ? await freshPostgres() : null;
   const meta = await openMetaDb(pg ? pg.url : `sqlite:${path.join(dir, 'shelf.db')}`);
@@ -17,6 +17,7 @@ export async function openTestRegistry(kind: DbKind, settings: { defaultQuota?: 
     multipartPartSize: settings.multipartPartSize ?? 64 * 2 ** 20,
     uploadUrlTtl: 3600,
     defaultQuota: settings.defaultQuota ?? 0,
+    ...(settings.sessionHours === undefined ? {} : { sessionHours: settings.sessionHours }),
   });
   return {
     registry,

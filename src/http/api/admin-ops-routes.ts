@@ -1,6 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { access } from '../../registry/accounts/access.js';
-import { invalid } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';
 
@@ -10,18 +8,12 @@ type Req = FastifyRequest<{ Querystring: Record<string, string | undefined> }>;
 export async function adminOpsRoutes(app: FastifyInstance, opts: { registry: Registry }): Promise<void> {
   const { registry } = opts;
   const data = (reply: FastifyReply, payload: unknown) => reply.code(200).send({ data: payload });
-  const admin = async (req: FastifyRequest) => {
-    const principal = await authenticate(registry, req);
-    access.assertAdmin(principal);
-    return principal!;
-  };
 
   /** `?user=&action=&target=&since=&until=&limit=&cursor=` → `{data: {items, next}}`, newest first. */
   app.get('/api/admin/audit', async (req: Req, reply) => {
-    await admin(req);
+    const principal = await authenticate(registry, req);
     const q = req.query;
     const limit = q.limit === undefined ? undefined : Number(q.limit);
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw invalid('limit must be a positive whole number');
-    return data(reply, await registry.audit.query({ user: q.user, action: q.action, target: q.target, since: q.since, until: q.until, limit, cursor: q.cursor }));
+    return data(reply, await registry.audit.query(principal, { user: q.user, action: q.action, target: q.target, since: q.since, until: q.until, limit, cursor: q.cursor }));
   });
 }

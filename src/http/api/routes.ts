@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseByteSize } from '../../config/schema.js';
-import { access, ROLES, type Role } from '../../registry/accounts/access.js';
+import { access } from '../../registry/accounts/access.js';
 import type { Principal } from '../../registry/accounts/accounts.js';
-import { RegistryError, invalid } from '../../registry/errors.js';
+import { invalid } from '../../registry/errors.js';
 import { MAX_PAGE } from '../../registry/listings/listings.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate, bearerToken } from '../auth.js';
@@ -22,13 +22,9 @@ export interface WebSession {
   admin: boolean;
 }
 
-/** Hours a web sign-in's token lives. */
-const SESSION_HOURS = 12;
-
-/** The session of a signed-in user, whichever way they signed in. */
+/** The session of a signed-in user, whichever way they signed in (its length is the domain's). */
 export async function issueSession(registry: Registry, principal: Principal): Promise<WebSession> {
-  const expiresAt = new Date(Date.now() + SESSION_HOURS * 3600_000).toISOString();
-  const token = await registry.accounts.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
+  const { token, expiresAt } = await registry.accounts.startSession(principal);
   return { token, expiresAt, username: principal.username, admin: principal.isAdmin };
 }
 
@@ -50,14 +46,6 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     access.assertAdmin(principal);
     return principal!;
   };
-  /** The named user, for an admin or for that user. */
-  const selfOrAdmin = async (req: Req) => {
-    const principal = await who(req);
-    access.requireUser(principal);
-    const user = await registry.accounts.requireUser(req.params.user!);
-    if (!principal.isAdmin && principal.userId !== user.id) throw new RegistryError('forbidden', 'only the user or an administrator may do that');
-    return { principal, user };
-  };
 
   app.post('/api/login', { config: { rateLimit: { max: opts.loginRateLimit, timeWindow: '1 minute' } } }, async (req: Req, reply) => {
     const body = await readJson(req);
@@ -73,11 +61,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
     return data(reply, { signedOut: true });
   });
 
-  app.get('/api/me', async (req, reply) => {
-    const principal = await who(req);
-    access.requireUser(principal);
-    return data(reply, principal);
-  });
+  app.get('/api/me', async (req, reply) => data(reply, registry.accounts.whoAmI(await who(req))));
 
   // --- users -----------------------------------------------------------------------------------
 
@@ -95,22 +79,19 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.post('/api/users', async (req: Req, reply) => {
-    await admin(req);
+    const principal = await who(req);
     const body = await readJson(req);
-    const password = field.string(body, 'password');
-    if (password && password.length < 8) throw invalid('a password needs at least 8 characters');
-    const user = await registry.accounts.createUser(field.string(body, 'username', true), { password: password || undefined, isAdmin: field.boolean(body, 'admin') });
+    const user = await registry.accounts.createAccount(principal, field.string(body, 'username', true), { password: field.string(body, 'password'), isAdmin: field.boolean(body, 'admin') });
     return data(reply, { id: user.userId, username: user.username });
   });
 
   app.post('/api/users/:user/disable', async (req: Req, reply) => {
-    const principal = await admin(req);
-    await registry.accounts.setDisabled(req.params.user!, true, principal);
+    await registry.accounts.setDisabled(req.params.user!, true, await who(req));
     return data(reply, { username: req.params.user, disabled: true });
   });
 
   app.put('/api/users/:user/admin', async (req: Req, reply) => {
-    const principal = await admin(req);
+    const principal = await who(req);
     const body = await readJson(req);
     if (typeof body.admin !== 'boolean') throw invalid('give {"admin": true|false}');
     await registry.accounts.setAdmin(req.params.user!, body.admin, principal);
@@ -118,8 +99,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.post('/api/users/:user/enable', async (req: Req, reply) => {
-    const principal = await admin(req);
-    await registry.accounts.setDisabled(req.params.user!, false, principal);
+    await registry.accounts.setDisabled(req.params.user!, false, await who(req));
     return data(reply, { username: req.params.user, disabled: false });
   });
 
@@ -130,39 +110,30 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.put('/api/users/:user/password', async (req: Req, reply) => {
-    const { user } = await selfOrAdmin(req);
+    const principal = await who(req);
     const body = await readJson(req);
-    await registry.accounts.setPassword(user.username, field.string(body, 'password', true));
-    return data(reply, { username: user.username });
+    await registry.accounts.changePassword(principal, req.params.user!, field.string(body, 'password', true));
+    return data(reply, { username: req.params.user });
   });
 
   // --- tokens ----------------------------------------------------------------------------------
 
-  app.get('/api/users/:user/tokens', async (req: Req, reply) => {
-    const { user } = await selfOrAdmin(req);
-    return data(reply, await registry.accounts.listTokens(user.id));
-  });
+  app.get('/api/users/:user/tokens', async (req: Req, reply) => data(reply, await registry.accounts.tokensOf(await who(req), req.params.user!)));
 
   app.post('/api/users/:user/tokens', async (req: Req, reply) => {
-    const { user } = await selfOrAdmin(req);
+    const principal = await who(req);
     const body = await readJson(req);
-    const expiresAt = field.string(body, 'expiresAt');
-    if (expiresAt && (Number.isNaN(Date.parse(expiresAt)) || Date.parse(expiresAt) <= Date.now())) {
-      throw invalid('expiresAt must be a future RFC 3339 time');
-    }
-    const token = await registry.accounts.createToken(user.id, field.string(body, 'name') || 'token', undefined, expiresAt ? new Date(expiresAt).toISOString() : null);
+    const token = await registry.accounts.issueToken(principal, req.params.user!, { name: field.string(body, 'name') || 'token', expiresAt: field.string(body, 'expiresAt') || null });
     return data(reply, { token });
   });
 
   app.delete('/api/users/:user/tokens/:id', async (req: Req, reply) => {
-    const { user } = await selfOrAdmin(req);
-    await registry.accounts.revokeToken(user.id, req.params.id!);
+    await registry.accounts.revokeTokenOf(await who(req), req.params.user!, req.params.id!);
     return data(reply, { revoked: req.params.id });
   });
 
   app.post('/api/users/:user/tokens/revoke-all', async (req: Req, reply) => {
-    const { user } = await selfOrAdmin(req);
-    return data(reply, { revoked: await registry.accounts.revokeAllTokens(user.id) });
+    return data(reply, { revoked: await registry.accounts.revokeAllTokensOf(await who(req), req.params.user!) });
   });
 
   // --- groups ----------------------------------------------------------------------------------
@@ -175,9 +146,9 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.post('/api/groups', async (req: Req, reply) => {
-    const principal = await admin(req);
+    const principal = await who(req);
     const body = await readJson(req);
-    return data(reply, await registry.groups.create(field.string(body, 'name', true), principal.username));
+    return data(reply, await registry.groups.createGroup(principal, field.string(body, 'name', true)));
   });
 
   /** `?force=true` also deletes what the group's entity holds (else 409 while it holds containers). */
@@ -187,28 +158,14 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   });
 
   app.put('/api/groups/:group/members/:user', async (req: Req, reply) => {
-    await groupOwnerOrAdmin(req);
+    const principal = await who(req);
     const body = await readJson(req);
-    const role = field.string(body, 'role', true) as Role;
-    if (!ROLES.includes(role)) throw invalid(`role must be one of ${ROLES.join(', ')}`);
-    await registry.groups.setMember(req.params.group!, req.params.user!, role);
-    return data(reply, await registry.groups.get(req.params.group!));
+    return data(reply, await registry.groups.putMember(principal, req.params.group!, req.params.user!, field.string(body, 'role', true)));
   });
 
   app.delete('/api/groups/:group/members/:user', async (req: Req, reply) => {
-    await groupOwnerOrAdmin(req);
-    await registry.groups.setMember(req.params.group!, req.params.user!, null);
-    return data(reply, await registry.groups.get(req.params.group!));
+    return data(reply, await registry.groups.removeMember(await who(req), req.params.group!, req.params.user!));
   });
-
-  async function groupOwnerOrAdmin(req: Req): Promise<void> {
-    const principal = await who(req);
-    access.requireUser(principal);
-    const group = await registry.groups.get(req.params.group!);
-    if (!principal.isAdmin && principal.roles[group.id] !== 'owner') {
-      throw new RegistryError('forbidden', `only an owner of ${group.name} or an administrator may change its members`);
-    }
-  }
 
   // --- keyserver keys (removal: DELETE /api/keys/:fingerprint, beside the keyserver) ----------
 

@@ -50,3 +50,16 @@ export class AdminListsRepo {
     return pageOf(await q.execute(), limit, ({ id: _id, ...r }) => r, (r) => [r.at, r.id]);
   }
 }
+
+/** Server-wide values kept in the database (`settings`), by key. */
+export class SettingsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async get(key: string): Promise<string | null> {
+    return (await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst())?.value ?? null;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.db.deleteFrom('settings').where('key', '=', key).execute();
+  }
+}

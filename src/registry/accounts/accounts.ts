@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { PostgresAdapter, sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { UserRow } from '../../meta/repos/accounts.js';
+import type { MetaStore, TxRepositories } from '../../meta/store.js';
 import { access, type Role } from './access.js';
-import { RegistryError, notFound } from '../errors.js';
+import { RegistryError, invalid, notFound } from '../errors.js';
 import { checkName } from '../namespaces/names.js';
 import { deleteOwnedEntities } from './owned-entities.js';
 import { checkText } from '../text.js';
-import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
+import { DUMMY_HASH, checkPassword, hashPassword, verifyPassword } from './passwords.js';
 import { newId, newSecret, nowIso } from '../util.js';
 
 /** Who is calling. `null` stands for anonymous. */
@@ -28,6 +28,15 @@ export const SYSTEM: Principal = { userId: 'system', username: 'system', isAdmin
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 const TOKEN_PREFIX = 'shelf_';
+
+/** Hours a sign-in session (its token) lives unless the registry is told otherwise. */
+export const DEFAULT_SESSION_HOURS = 12;
+
+/** A sign-in session: a token that stops working at `expiresAt`. */
+export interface Session {
+  token: string;
+  expiresAt: string;
+}
 
 export interface TokenInfo {
   id: string;
@@ -68,20 +77,38 @@ export interface PasswordDirectory {
 
 export class Accounts {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     /** Quota of the entity each new user gets. */
     private readonly defaultQuota = 0,
     private readonly directory: PasswordDirectory | null = null,
+    /** Hours a sign-in session lives. */
+    private readonly sessionHours = DEFAULT_SESSION_HOURS,
   ) {}
+
+  /** The session a signed-in user gets, whichever way they signed in. */
+  async startSession(principal: Principal): Promise<Session> {
+    const expiresAt = new Date(Date.now() + this.sessionHours * 3600_000).toISOString();
+    const token = await this.createToken(principal.userId, `sign-in ${new Date().toISOString().slice(0, 16)}`, undefined, expiresAt);
+    return { token, expiresAt };
+  }
+
+  /** The caller, who must be signed in. */
+  whoAmI(actor: Principal | null): Principal {
+    access.requireUser(actor);
+    return actor;
+  }
+
+  /** The named account, for an administrator or for that user themself. */
+  private async selfOrAdmin(actor: Principal | null, username: string): Promise<UserRow> {
+    access.requireUser(actor);
+    const user = await this.requireUser(username);
+    if (!actor.isAdmin && actor.userId !== user.id) throw new RegistryError('forbidden', 'only the user or an administrator may do that');
+    return user;
+  }
 
   /** Resolves a presented API token; unknown, revoked, expired or disabled → `unauthorized`. */
   async authenticate(token: string): Promise<Principal> {
-    const row = await this.db
-      .selectFrom('tokens')
-      .innerJoin('users', 'users.id', 'tokens.user_id')
-      .select(['tokens.id as tokenId', 'tokens.expires_at', 'tokens.revoked_at', 'users.id as userId', 'users.disabled'])
-      .where('tokens.token_hash', '=', hashToken(token))
-      .executeTakeFirst();
+    const row = await this.store.accounts.tokenHolder(hashToken(token));
     const now = nowIso();
     if (!row || row.revoked_at || row.disabled || (row.expires_at && row.expires_at <= now)) {
       throw new RegistryError('unauthorized', 'invalid or expired token');
@@ -96,12 +123,8 @@ export class Accounts {
    */
   private async noteTokenUse(tokenId: string, now: string): Promise<void> {
     const stale = new Date(Date.parse(now) - 60_000).toISOString();
-    await this.db
-      .updateTable('tokens')
-      .set({ last_used_at: now })
-      .where('id', '=', tokenId)
-      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', stale)]))
-      .execute()
+    await this.store.accounts
+      .noteTokenUse(tokenId, now, stale)
       .catch((err: unknown) => this.onWriteFailed(err));
   }
 
@@ -150,13 +173,13 @@ export class Accounts {
     }
     if (user?.disabled) throw new RegistryError('unauthorized', `the account ${username} is disabled`);
     if (subject !== null && user) {
-      const linked = (await this.db.selectFrom('users').select('external_subject').where('id', '=', user.id).executeTakeFirstOrThrow()).external_subject;
+      const linked = await this.store.accounts.externalSubject(user.id);
       // Linked to one identity: another that now claims the same name (a name reused at the provider) is refused.
       if (linked !== null && linked !== subject) throw new RegistryError('forbidden', `the account ${username} belongs to another identity at the provider; ask an administrator`);
-      if (linked === null) await this.db.updateTable('users').set({ external_subject: subject }).where('id', '=', user.id).where('external_subject', 'is', null).execute();
+      if (linked === null) await this.store.accounts.linkSubject(user.id, subject);
     }
     const principal = await this.signInFrom(source, username, user, isAdmin);
-    if (subject !== null && !user) await this.db.updateTable('users').set({ external_subject: subject }).where('id', '=', principal.userId).where('external_subject', 'is', null).execute();
+    if (subject !== null && !user) await this.store.accounts.linkSubject(principal.userId, subject);
     return principal;
   }
 
@@ -183,9 +206,9 @@ export class Accounts {
 
   /** The current rights of a user, or `unauthorized` if they are gone or disabled. */
   async principalOf(userId: string): Promise<Principal> {
-    const user = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    const user = await this.store.accounts.userById(userId);
     if (!user || user.disabled) throw new RegistryError('unauthorized', 'the account is disabled or gone');
-    const memberships = await this.db.selectFrom('memberships').select(['group_id', 'role']).where('user_id', '=', userId).execute();
+    const memberships = await this.store.accounts.rolesOf(userId);
     return {
       userId: user.id,
       username: user.username,
@@ -194,36 +217,38 @@ export class Accounts {
     };
   }
 
-  async findUser(username: string) {
-    return this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+  async findUser(username: string): Promise<UserRow | undefined> {
+    return this.store.accounts.userByName(username);
   }
 
-  async requireUser(username: string) {
+  async requireUser(username: string): Promise<UserRow> {
     const user = await this.findUser(username);
     if (!user) throw notFound(`user ${username}`);
     return user;
   }
 
-  async createUser(username: string, opts: { isAdmin?: boolean; password?: string; authSource?: string } = {}): Promise<Principal> {
+  /** A new local account, made by an administrator (an empty password: none, no password sign-in). */
+  async createAccount(actor: Principal | null, username: string, opts: { isAdmin?: boolean; password?: string } = {}): Promise<Principal> {
+    access.assertAdmin(actor);
+    return this.createUser(username, { isAdmin: opts.isAdmin, password: opts.password || undefined });
+  }
+
+  async createUser(username: string, opts: { isAdmin?: boolean; password?: string | undefined; authSource?: string } = {}): Promise<Principal> {
+    if (opts.password) checkPassword(opts.password);
     checkName('user', username);
     if (await this.findUser(username)) throw new RegistryError('conflict', `user ${username} already exists`);
-    if (await this.db.selectFrom('groups').select('id').where('name', '=', username).executeTakeFirst()) {
+    if (await this.store.groups.byName(username)) {
       throw new RegistryError('conflict', `${username} is a group`);
     }
     const id = newId();
     const now = nowIso();
     const passwordHash = opts.password ? await hashPassword(opts.password) : null;
     // Each user owns the entity of their name (an ownerless one of that name becomes theirs).
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('users')
-        .values({ id, username, is_admin: opts.isAdmin ? 1 : 0, disabled: 0, created_at: now, password_hash: passwordHash, auth_source: opts.authSource ?? 'local' })
-        .execute();
-      const entity = await trx.selectFrom('entities').select(['id', 'owner_user_id', 'owner_group_id']).where('name', '=', username).executeTakeFirst();
+    await this.store.transaction(async (tx) => {
+      await tx.accounts.insertUser({ id, username, is_admin: opts.isAdmin ? 1 : 0, disabled: 0, created_at: now, password_hash: passwordHash, auth_source: opts.authSource ?? 'local' });
+      const entity = await tx.accounts.entityNamed(username);
       if (!entity) {
-        await trx
-          .insertInto('entities')
-          .values({
+        await tx.accounts.insertEntity({
             id: newId(),
             name: username,
             description: 'No description',
@@ -234,20 +259,25 @@ export class Accounts {
             quota: this.defaultQuota,
             created_at: now,
             created_by: username,
-            updated_at: now,
-          })
-          .execute();
+          updated_at: now,
+        });
       } else if (!entity.owner_user_id && !entity.owner_group_id) {
-        await trx.updateTable('entities').set({ owner_user_id: id }).where('id', '=', entity.id).execute();
+        await tx.accounts.adoptEntity(entity.id, id);
       }
     });
     return { userId: id, username, isAdmin: !!opts.isAdmin, roles: {} };
   }
 
+  /** Sets an account's password, for that user or an administrator. */
+  async changePassword(actor: Principal | null, username: string, password: string): Promise<void> {
+    const user = await this.selfOrAdmin(actor, username);
+    await this.setPassword(user.username, password);
+  }
+
   async setPassword(username: string, password: string): Promise<void> {
-    if (password.length < 8) throw new RegistryError('invalid', 'a password needs at least 8 characters');
+    checkPassword(password);
     const user = await this.requireUser(username);
-    await this.db.updateTable('users').set({ password_hash: await hashPassword(password) }).where('id', '=', user.id).execute();
+    await this.store.accounts.setPasswordHash(user.id, await hashPassword(password));
   }
 
   /**
@@ -256,14 +286,12 @@ export class Accounts {
    * be disabled.
    */
   async setDisabled(username: string, disabled: boolean, actor: Principal | null): Promise<void> {
-    await this.withAdminsGuarded(username, actor, disabled, 'disable', (trx, user) => trx.updateTable('users').set({ disabled: disabled ? 1 : 0 }).where('id', '=', user.id).execute());
+    await this.withAdminsGuarded(username, actor, disabled, 'disable', (tx, user) => tx.accounts.setDisabled(user.id, disabled));
   }
 
   /** Grants or removes administrator rights, under the same rules as `setDisabled`. */
   async setAdmin(username: string, isAdmin: boolean, actor: Principal | null): Promise<void> {
-    await this.withAdminsGuarded(username, actor, !isAdmin, 'remove the administrator rights of', (trx, user) =>
-      trx.updateTable('users').set({ is_admin: isAdmin ? 1 : 0 }).where('id', '=', user.id).execute(),
-    );
+    await this.withAdminsGuarded(username, actor, !isAdmin, 'remove the administrator rights of', (tx, user) => tx.accounts.setAdmin(user.id, isAdmin));
   }
 
   /**
@@ -274,13 +302,11 @@ export class Accounts {
    */
   async deleteUser(actor: Principal | null, username: string, opts: { force?: boolean } = {}): Promise<{ containersDeleted: number }> {
     let containersDeleted = 0;
-    await this.withAdminsGuarded(username, actor, true, 'delete', async (trx, user) => {
-      containersDeleted = await deleteOwnedEntities(trx, { column: 'owner_user_id', id: user.id, label: `the entity of ${username}` }, !!opts.force);
+    await this.withAdminsGuarded(username, actor, true, 'delete', async (tx, user) => {
+      containersDeleted = await deleteOwnedEntities(tx, { column: 'owner_user_id', id: user.id, label: `the entity of ${username}` }, !!opts.force);
       // Upload sessions name their user without a foreign key: they end with the account (their
       // temporary bytes, owned by no session now, go at a later garbage collection).
-      await trx.deleteFrom('uploads').where('user_id', '=', user.id).execute();
-      await trx.deleteFrom('oci_uploads').where('user_id', '=', user.id).execute();
-      await trx.deleteFrom('users').where('id', '=', user.id).execute();
+      await tx.accounts.deleteUser(user.id);
     });
     return { containersDeleted };
   }
@@ -297,23 +323,21 @@ export class Accounts {
     actor: Principal | null,
     weakens: boolean,
     verb: string,
-    change: (trx: Transaction<Database>, user: { id: string }) => Promise<unknown>,
+    change: (tx: TxRepositories, user: { id: string }) => Promise<unknown>,
   ): Promise<void> {
     access.assertAdmin(actor);
     const user = await this.requireUser(username);
     if (weakens && actor.userId === user.id) throw new RegistryError('forbidden', `you cannot ${verb} your own account`);
-    await this.db.transaction().execute(async (trx) => {
-      if (this.db.getExecutor().adapter instanceof PostgresAdapter) await sql`select pg_advisory_xact_lock(hashtext('shelf-admins'))`.execute(trx);
-      await change(trx, user);
+    await this.store.transaction(async (tx) => {
+      await tx.lock('admins', ['all']);
+      await change(tx, user);
       if (!weakens || user.is_admin !== 1 || user.disabled === 1) return;
-      const left = await trx.selectFrom('users').select('id').where('is_admin', '=', 1).where('disabled', '=', 0).executeTakeFirst();
-      if (!left) throw new RegistryError('conflict', `${username} is the last enabled administrator: enable or make another one first`);
+      if (!(await tx.accounts.anyAdmin(true))) throw new RegistryError('conflict', `${username} is the last enabled administrator: enable or make another one first`);
     });
   }
 
   async listUsers(): Promise<UserInfo[]> {
-    const rows = await this.db.selectFrom('users').selectAll().orderBy('username').execute();
-    return rows.map(userInfo);
+    return (await this.store.accounts.listUsers()).map(userInfo);
   }
 
   /** Stores a token for a user and returns the secret, which is never stored or shown again. */
@@ -325,24 +349,46 @@ export class Accounts {
   ): Promise<string> {
     if (!name.trim() || name.length > 100) throw new RegistryError('invalid', 'a token needs a name of up to 100 characters');
     checkText('token name', name);
-    await this.db
-      .insertInto('tokens')
-      .values({
-        id: newId(),
-        user_id: userId,
-        name,
-        token_hash: hashToken(secret),
-        created_at: nowIso(),
-        expires_at: expiresAt,
-        last_used_at: null,
-        revoked_at: null,
-      })
-      .execute();
+    await this.store.accounts.insertToken({
+      id: newId(),
+      user_id: userId,
+      name,
+      token_hash: hashToken(secret),
+      created_at: nowIso(),
+      expires_at: expiresAt,
+      last_used_at: null,
+      revoked_at: null,
+    });
     return secret;
   }
 
+  /** A new API token of an account, for that user or an administrator; `expiresAt` (RFC 3339) must lie ahead. */
+  async issueToken(actor: Principal | null, username: string, opts: { name: string; expiresAt: string | null }): Promise<string> {
+    const user = await this.selfOrAdmin(actor, username);
+    const { expiresAt } = opts;
+    if (expiresAt && (Number.isNaN(Date.parse(expiresAt)) || Date.parse(expiresAt) <= Date.now())) {
+      throw invalid('expiresAt must be a future RFC 3339 time');
+    }
+    return this.createToken(user.id, opts.name, undefined, expiresAt ? new Date(expiresAt).toISOString() : null);
+  }
+
+  /** An account's tokens, for that user or an administrator. */
+  async tokensOf(actor: Principal | null, username: string): Promise<TokenInfo[]> {
+    return this.listTokens((await this.selfOrAdmin(actor, username)).id);
+  }
+
+  /** Revokes one token of an account, for that user or an administrator. */
+  async revokeTokenOf(actor: Principal | null, username: string, tokenId: string): Promise<void> {
+    await this.revokeToken((await this.selfOrAdmin(actor, username)).id, tokenId);
+  }
+
+  /** Revokes every token of an account (and so its sessions), for that user or an administrator; how many. */
+  async revokeAllTokensOf(actor: Principal | null, username: string): Promise<number> {
+    return this.revokeAllTokens((await this.selfOrAdmin(actor, username)).id);
+  }
+
   async listTokens(userId: string): Promise<TokenInfo[]> {
-    const rows = await this.db.selectFrom('tokens').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+    const rows = await this.store.accounts.tokensOf(userId);
     return rows.map((t) => ({
       id: t.id,
       name: t.name,
@@ -354,24 +400,16 @@ export class Accounts {
   }
 
   async revokeToken(userId: string, tokenId: string): Promise<void> {
-    const res = await this.db
-      .updateTable('tokens')
-      .set({ revoked_at: nowIso() })
-      .where('id', '=', tokenId)
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) throw notFound(`token ${tokenId}`);
+    if (!(await this.store.accounts.revokeToken(userId, tokenId, nowIso()))) throw notFound(`token ${tokenId}`);
   }
 
   /** Revokes the token with this secret (sign-out of a web session); unknown secrets are ignored. */
   async revokeSecret(secret: string): Promise<void> {
-    await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('token_hash', '=', hashToken(secret)).where('revoked_at', 'is', null).execute();
+    await this.store.accounts.revokeByHash(hashToken(secret), nowIso());
   }
 
   async revokeAllTokens(userId: string): Promise<number> {
-    const res = await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
-    return Number(res.numUpdatedRows);
+    return this.store.accounts.revokeAll(userId, nowIso());
   }
 
   /**
@@ -379,12 +417,11 @@ export class Accounts {
    * SHELF_BOOTSTRAP_TOKEN) or a fresh one. Returns the token only when it was generated here.
    */
   async bootstrapAdmin(bootstrapToken: string | undefined): Promise<{ created: boolean; generatedToken?: string }> {
-    const admin = await this.db.selectFrom('users').select('id').where('is_admin', '=', 1).executeTakeFirst();
-    if (admin) return { created: false };
+    if (await this.store.accounts.anyAdmin(false)) return { created: false };
     const existing = await this.findUser('admin');
     let userId: string;
     if (existing) {
-      await this.db.updateTable('users').set({ is_admin: 1 }).where('id', '=', existing.id).execute();
+      await this.store.accounts.setAdmin(existing.id, true);
       userId = existing.id;
     } else {
       userId = (await this.createUser('admin', { isAdmin: true })).userId;

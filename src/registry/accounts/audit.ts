@@ -1,5 +1,5 @@
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
+import { access } from './access.js';
 import type { Principal } from './accounts.js';
 import { invalid } from '../errors.js';
 import { newId, nowIso } from '../util.js';
@@ -64,7 +64,7 @@ function isoTime(name: string, value: string): string {
 
 /** Every write and every sign-in, recorded: who, what, on what, when, from where. Never a secret. */
 export class Audit {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly store: MetaStore) {}
 
   async record(
     principal: Principal | null,
@@ -74,33 +74,32 @@ export class Audit {
     extra: { username?: string | null; requestId?: string | null } = {},
   ): Promise<void> {
     const username = principal?.username ?? extra.username ?? null;
-    await this.db
-      .insertInto('audit_log')
-      .values({ id: newId(), at: nowIso(), username: username?.slice(0, 200) ?? null, action, target: target.slice(0, 1000), ip, request_id: extra.requestId ?? null })
-      .execute();
+    await this.store.audit.insert({ id: newId(), at: nowIso(), username: username?.slice(0, 200) ?? null, action, target: target.slice(0, 1000), ip, request_id: extra.requestId ?? null });
   }
 
   async recent(limit = 100): Promise<AuditEntry[]> {
-    return this.db.selectFrom('audit_log').select(['at', 'username', 'action', 'target', 'ip']).orderBy('at', 'desc').limit(limit).execute();
+    return this.store.audit.recent(limit);
   }
 
-  /** Newest first, filtered, one page at a time (keyset paging on time and ID: stable while entries are added). */
-  async query(q: AuditQuery): Promise<AuditPage> {
+  /**
+   * Newest first, filtered, one page at a time (keyset paging on time and ID: stable while
+   * entries are added). For administrators.
+   */
+  async query(actor: Principal | null, q: AuditQuery): Promise<AuditPage> {
+    access.assertAdmin(actor);
+    if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1)) throw invalid('limit must be a positive whole number');
     const limit = Math.max(1, Math.min(q.limit ?? 100, MAX_PAGE));
-    let query = this.db.selectFrom('audit_log').select(['id', 'at', 'username', 'action', 'target', 'ip', 'request_id']);
-    if (q.user) query = query.where('username', '=', q.user);
-    if (q.action) {
-      const action = q.action;
-      query = query.where((eb) => eb.or([eb('action', '=', action), like('action', `${escapeLike(action)} %`)]));
-    }
-    if (q.target) query = query.where(like('target', `${escapeLike(q.target)}%`));
-    if (q.since) query = query.where('at', '>=', isoTime('since', q.since));
-    if (q.until) query = query.where('at', '<=', isoTime('until', q.until));
-    if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor);
-      query = query.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));
-    }
-    const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const rows = await this.store.audit.query(
+      {
+        user: q.user,
+        action: q.action,
+        target: q.target,
+        since: q.since ? isoTime('since', q.since) : undefined,
+        until: q.until ? isoTime('until', q.until) : undefined,
+        before: q.cursor ? decodeCursor(q.cursor) : undefined,
+      },
+      limit + 1,
+    );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
@@ -108,12 +107,4 @@ export class Audit {
       next: rows.length > limit && last ? encodeCursor(last.at, last.id) : null,
     };
   }
-}
-
-/** `column LIKE pattern ESCAPE '\'` (SQLite has no default escape character). */
-const like = (column: 'action' | 'target', pattern: string) => sql<boolean>`${sql.ref(column)} like ${pattern} escape '\\'`;
-
-/** `like` patterns match `%` and `_` literally in user input (escaped with `\`). */
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

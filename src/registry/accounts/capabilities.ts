@@ -1,8 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Kysely } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { Repositories } from '../../meta/store.js';
 
 /**
  * Where the key of capability tokens comes from. Never the database: a copy of it must not be
@@ -61,6 +60,9 @@ export class KeyFile {
 
 const newKey = (): string => randomBytes(32).toString('base64url');
 
+/** Where versions before the key file kept the key, in `settings`. */
+const LEGACY_KEY = 'capability_key';
+
 /**
  * Signed, expiring tokens for URLs that must work without an Authorization header (the
  * Library client's ranged downloads) and for registry bearer tokens. Signed with the current
@@ -73,8 +75,8 @@ export class Capabilities {
    * The configured key, else the key file (created on first start). A key older versions kept
    * in the `settings` table is moved into a new key file (or kept as a previous key) and deleted.
    */
-  static async load(db: Kysely<Database>, source: SecretSource = {}): Promise<Capabilities> {
-    const legacy = (await db.selectFrom('settings').select('value').where('key', '=', 'capability_key').executeTakeFirst())?.value ?? null;
+  static async load(store: Pick<Repositories, 'settings'>, source: SecretSource = {}): Promise<Capabilities> {
+    const legacy = await store.settings.get(LEGACY_KEY);
     let keys: Buffer[];
     if (source.key) {
       keys = [source.key, ...(source.previous ?? [])].map((k) => Buffer.from(k, 'utf8'));
@@ -87,7 +89,7 @@ export class Capabilities {
       // No place to keep it (tests, tools): a key for this process only.
       keys = [randomBytes(32), ...(legacy ? [Buffer.from(legacy, 'base64url')] : [])];
     }
-    if (legacy) await db.deleteFrom('settings').where('key', '=', 'capability_key').execute();
+    if (legacy) await store.settings.delete(LEGACY_KEY);
     return new Capabilities(keys);
   }
 

@@ -1,9 +1,9 @@
-import type { Transaction } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { EntityOwnerColumn } from '../../meta/repos/accounts.js';
+import type { TxRepositories } from '../../meta/store.js';
 import { RegistryError } from '../errors.js';
 
 /** Whose entities: a user's (`owner_user_id`) or a group's (`owner_group_id`). */
-export type EntityOwner = { column: 'owner_user_id' | 'owner_group_id'; id: string; label: string };
+export type EntityOwner = { column: EntityOwnerColumn; id: string; label: string };
 
 /**
  * Deletes the entities an account or group owns, as part of deleting that owner. An entity is
@@ -12,21 +12,14 @@ export type EntityOwner = { column: 'owner_user_id' | 'owner_group_id'; id: stri
  * `force`, which deletes the containers with them (their bytes go at the next garbage collection).
  * Returns how many containers went.
  */
-export async function deleteOwnedEntities(trx: Transaction<Database>, owner: EntityOwner, force: boolean): Promise<number> {
-  const entities = await trx.selectFrom('entities').select('id').where(owner.column, '=', owner.id).execute();
-  if (entities.length === 0) return 0;
-  const ids = entities.map((e) => e.id);
-  const { n } = await trx
-    .selectFrom('containers')
-    .innerJoin('collections', 'collections.id', 'containers.collection_id')
-    .where('collections.entity_id', 'in', ids)
-    .select((eb) => eb.fn.countAll<number | string>().as('n'))
-    .executeTakeFirstOrThrow();
-  const containers = Number(n);
+export async function deleteOwnedEntities(tx: TxRepositories, owner: EntityOwner, force: boolean): Promise<number> {
+  const ids = await tx.accounts.ownedEntityIds(owner.column, owner.id);
+  if (ids.length === 0) return 0;
+  const containers = await tx.accounts.containersIn(ids);
   if (containers > 0 && !force) {
     throw new RegistryError('conflict', `${owner.label} still holds ${containers} container(s): delete them first, or force the deletion to delete them too`);
   }
   // Collections, containers, images, tags and manifests follow by cascade.
-  await trx.deleteFrom('entities').where('id', 'in', ids).execute();
+  await tx.accounts.deleteEntities(ids);
   return containers;
 }

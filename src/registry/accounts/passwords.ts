@@ -1,4 +1,13 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { invalid } from '../errors.js';
+
+/** Fewest characters a password may have. */
+export const MIN_PASSWORD_LENGTH = 8;
+
+/** The password policy, wherever a password is set or changed. */
+export function checkPassword(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) throw invalid(`a password needs at least ${MIN_PASSWORD_LENGTH} characters`);
+}
 
 /** scrypt, memory-hard: N=2^15, r=8 → 32 MiB per hash, about 100 ms on one core. */
 const PARAMS = { N: 2 ** 15, r: 8, p: 1 };

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Kysely } from 'kysely';
-import type { Database, WebhooksTable } from '../../meta/schema.js';
+import type { WebhookRow } from '../../meta/repos/webhooks.js';
+import type { MetaStore } from '../../meta/store.js';
 import { access } from '../accounts/access.js';
 import type { Principal } from '../accounts/accounts.js';
 import { RegistryError, notFound } from '../errors.js';
@@ -67,7 +67,7 @@ export class Webhooks {
   private cache: { at: number; hooks: Array<{ id: string; entity_id: string | null; events: EventType[] }> } | null = null;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly namespaces: Namespaces,
     readonly settings: WebhookSettings,
   ) {}
@@ -80,13 +80,12 @@ export class Webhooks {
       const entity = await this.namespaces.getEntity(principal, input.entity);
       access.assertOwner(principal, chainOf(entity));
       entityId = entity.id;
-      const held = await this.db.selectFrom('webhooks').select((eb) => eb.fn.countAll<number>().as('n')).where('entity_id', '=', entityId).executeTakeFirstOrThrow();
-      if (Number(held.n) >= MAX_HOOKS_PER_ENTITY) throw new RegistryError('too-many', `${input.entity} has ${MAX_HOOKS_PER_ENTITY} webhooks, the most an entity may have`);
+      if ((await this.store.webhooks.countOfEntity(entityId)) >= MAX_HOOKS_PER_ENTITY) throw new RegistryError('too-many', `${input.entity} has ${MAX_HOOKS_PER_ENTITY} webhooks, the most an entity may have`);
     }
     const url = checkUrl(input.url);
     const events = checkEvents(input.events);
     if (!principal.isAdmin) await this.assertTarget(url, false);
-    const row: WebhooksTable = {
+    const row: WebhookRow = {
       id: newId(),
       entity_id: entityId,
       url: url.href,
@@ -96,7 +95,7 @@ export class Webhooks {
       unrestricted: principal.isAdmin ? 1 : 0,
       created_at: nowIso(),
     };
-    await this.db.insertInto('webhooks').values(row).execute();
+    await this.store.webhooks.insert(row);
     this.cache = null;
     return { id: row.id, entity: input.entity, url: row.url, events, createdAt: row.created_at, secret: row.secret };
   }
@@ -104,36 +103,28 @@ export class Webhooks {
   /** Hooks the caller manages: of one entity it owns, or (administrators, no entity) all of them. */
   async list(principal: Principal | null, entityName: string | null): Promise<Webhook[]> {
     access.requireUser(principal);
-    let q = this.db.selectFrom('webhooks').leftJoin('entities', 'entities.id', 'webhooks.entity_id').select(['webhooks.id', 'webhooks.url', 'webhooks.events', 'webhooks.created_at', 'entities.name as entity']);
+    let entityId: string | undefined;
     if (entityName !== null) {
       const entity = await this.namespaces.getEntity(principal, entityName);
       access.assertOwner(principal, chainOf(entity));
-      q = q.where('webhooks.entity_id', '=', entity.id);
+      entityId = entity.id;
     } else {
       access.assertAdmin(principal);
     }
-    const rows = await q.orderBy('webhooks.created_at').orderBy('webhooks.id').execute();
+    const rows = await this.store.webhooks.list(entityId);
     return rows.map((r) => ({ id: r.id, entity: r.entity ?? null, url: r.url, events: JSON.parse(r.events) as EventType[], createdAt: r.created_at }));
   }
 
   async remove(principal: Principal | null, id: string): Promise<void> {
     await this.manageable(principal, id);
-    await this.db.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();
-    await this.db.deleteFrom('webhooks').where('id', '=', id).execute();
+    await this.store.webhooks.remove(id);
     this.cache = null;
   }
 
   /** The delivery log of one hook, newest first. */
   async deliveries(principal: Principal | null, id: string, limit = 50): Promise<Delivery[]> {
     await this.manageable(principal, id);
-    const rows = await this.db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .where('webhook_id', '=', id)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(Math.min(Math.max(1, limit), 500))
-      .execute();
+    const rows = await this.store.webhooks.deliveries(id, Math.min(Math.max(1, limit), 500));
     return rows.map((r) => ({
       id: r.id,
       event: r.event as EventType,
@@ -152,48 +143,23 @@ export class Webhooks {
   async enqueue(event: DomainEvent): Promise<void> {
     const hooks = await this.hooks();
     if (!hooks.length) return;
-    const place = await this.db
-      .selectFrom('containers')
-      .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .innerJoin('entities', 'entities.id', 'collections.entity_id')
-      .select(['entities.id as entityId', 'entities.name as entity', 'collections.name as collection', 'containers.name as container'])
-      .where('containers.id', '=', event.containerId)
-      .executeTakeFirst();
+    const place = await this.store.webhooks.placeOf(event.containerId);
     if (!place) return;
     const wanted = hooks.filter((h) => h.events.includes(event.type) && (h.entity_id === null || h.entity_id === place.entityId));
     if (!wanted.length) return;
     const now = nowIso();
     const body = { type: event.type, at: now, repository: `${place.entity}/${place.collection}/${place.container}`, entity: place.entity, collection: place.collection, container: place.container, ...event.data };
-    await this.db
-      .insertInto('webhook_deliveries')
-      .values(wanted.map((h) => ({ id: newId(), webhook_id: h.id, event: event.type, payload: JSON.stringify(body), state: 'pending', next_attempt_at: now, created_at: now })))
-      .execute();
+    await this.store.webhooks.enqueue(wanted.map((h) => ({ id: newId(), webhook_id: h.id, event: event.type, payload: JSON.stringify(body), state: 'pending', next_attempt_at: now, created_at: now })));
   }
 
   /** Leases up to `limit` due deliveries for this node; another node takes a lease only once it lapsed. */
   async lease(limit: number): Promise<LeasedDelivery[]> {
     const now = nowIso();
-    const due = await this.db
-      .selectFrom('webhook_deliveries')
-      .innerJoin('webhooks', 'webhooks.id', 'webhook_deliveries.webhook_id')
-      .select(['webhook_deliveries.id', 'webhooks.url', 'webhooks.secret', 'webhooks.unrestricted', 'webhook_deliveries.event', 'webhook_deliveries.payload', 'webhook_deliveries.attempts'])
-      .where('webhook_deliveries.state', '=', 'pending')
-      .where('webhook_deliveries.next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('webhook_deliveries.lease_until', 'is', null), eb('webhook_deliveries.lease_until', '<', now)]))
-      .orderBy('webhook_deliveries.next_attempt_at')
-      .limit(limit)
-      .execute();
+    const due = await this.store.webhooks.due(now, limit);
     const until = new Date(Date.now() + LEASE_SECONDS * 1000).toISOString();
     const mine: LeasedDelivery[] = [];
     for (const d of due) {
-      const taken = await this.db
-        .updateTable('webhook_deliveries')
-        .set({ lease_until: until })
-        .where('id', '=', d.id)
-        .where('state', '=', 'pending')
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .executeTakeFirst();
-      if (Number(taken.numUpdatedRows) === 1) mine.push({ id: d.id, url: d.url, secret: d.secret, unrestricted: d.unrestricted === 1, event: d.event, payload: d.payload, attempts: Number(d.attempts) });
+      if (await this.store.webhooks.takeLease(d.id, now, until)) mine.push({ id: d.id, url: d.url, secret: d.secret, unrestricted: d.unrestricted === 1, event: d.event, payload: d.payload, attempts: d.attempts });
     }
     return mine;
   }
@@ -204,19 +170,14 @@ export class Webhooks {
     const now = Date.now();
     const givenUp = !outcome.ok && attempts >= this.settings.maxAttempts;
     const wait = Math.min(3600, this.settings.retryBase * 2 ** (attempts - 1));
-    await this.db
-      .updateTable('webhook_deliveries')
-      .set({
-        state: outcome.ok ? 'delivered' : givenUp ? 'failed' : 'pending',
-        attempts,
-        last_status: outcome.status,
-        last_error: outcome.error?.slice(0, 500) ?? null,
-        lease_until: null,
-        next_attempt_at: new Date(now + (outcome.ok || givenUp ? 0 : wait * 1000)).toISOString(),
-        delivered_at: outcome.ok ? new Date(now).toISOString() : null,
-      })
-      .where('id', '=', delivery.id)
-      .execute();
+    await this.store.webhooks.recordAttempt(delivery.id, {
+      state: outcome.ok ? 'delivered' : givenUp ? 'failed' : 'pending',
+      attempts,
+      last_status: outcome.status,
+      last_error: outcome.error?.slice(0, 500) ?? null,
+      next_attempt_at: new Date(now + (outcome.ok || givenUp ? 0 : wait * 1000)).toISOString(),
+      delivered_at: outcome.ok ? new Date(now).toISOString() : null,
+    });
   }
 
   /**
@@ -235,7 +196,7 @@ export class Webhooks {
 
   private async manageable(principal: Principal | null, id: string): Promise<void> {
     access.requireUser(principal);
-    const row = await this.db.selectFrom('webhooks').select(['entity_id']).where('id', '=', id).executeTakeFirst();
+    const row = await this.store.webhooks.entityOf(id);
     if (!row) throw notFound(`webhook ${id}`);
     if (row.entity_id === null) return access.assertAdmin(principal);
     const entity = await this.namespaces.getEntityById(principal, row.entity_id).catch(() => null);
@@ -245,7 +206,7 @@ export class Webhooks {
 
   private async hooks(): Promise<Array<{ id: string; entity_id: string | null; events: EventType[] }>> {
     if (this.cache && Date.now() - this.cache.at < HOOK_CACHE_MS) return this.cache.hooks;
-    const rows = await this.db.selectFrom('webhooks').select(['id', 'entity_id', 'events']).execute();
+    const rows = await this.store.webhooks.all();
     const hooks = rows.map((r) => ({ id: r.id, entity_id: r.entity_id, events: JSON.parse(r.events) as EventType[] }));
     this.cache = { at: Date.now(), hooks };
     return hooks;

@@ -1,9 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import * as openpgp from 'openpgp';
-import type { Locks } from '../../meta/locks.js';
-import type { KeysRepo } from '../../meta/repos/keys.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import type { KeyProvider } from '../../sif/index.js';
 import type { Principal } from '../accounts/accounts.js';
 import { RegistryError } from '../errors.js';
@@ -70,9 +67,7 @@ export class Keystore {
   onKeysChanged: (fingerprints: string[]) => void = () => {};
 
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly keys: KeysRepo,
-    private readonly locks: Locks,
+    private readonly store: MetaStore,
     readonly maxKeyBytes = DEFAULT_MAX_KEY_BYTES,
   ) {}
 
@@ -89,7 +84,7 @@ export class Keystore {
     }
     // Read, merge and write under one lock across nodes: two updates of one key at once both
     // land, neither merged into a copy the other has already replaced.
-    const changed = await this.locks.run(KEYSERVER_LOCK, () => this.merge(principal, keys));
+    const changed = await this.store.locks.run(KEYSERVER_LOCK, () => this.merge(principal, keys));
     if (changed.length) this.onKeysChanged(changed);
     return changed;
   }
@@ -101,7 +96,7 @@ export class Keystore {
       const incoming = await cleanKey(key as openpgp.PublicKey);
       const fingerprint = incoming.getFingerprint().toUpperCase();
       this.assertSize(incoming, fingerprint);
-      const existing = await this.db.selectFrom('pgp_keys').select(['armored', 'owner_user_id']).where('fingerprint', '=', fingerprint).executeTakeFirst();
+      const existing = await this.store.keys.byFingerprint(fingerprint);
       if (!existing) {
         await assertUsable(incoming, fingerprint);
         updates.push({ key: incoming, owner: principal?.userId ?? null, isNew: true });
@@ -127,7 +122,7 @@ export class Keystore {
     }
     const changed: string[] = [];
     for (const u of updates) {
-      await this.store(u.key, u.isNew ? u.owner : null);
+      await this.write(u.key, u.isNew ? u.owner : null);
       changed.push(u.key.getFingerprint().toUpperCase());
     }
     return changed;
@@ -138,10 +133,10 @@ export class Keystore {
     if (size > this.maxKeyBytes) throw new RegistryError('too-large', `key ${fingerprint} would be ${size} bytes armored, more than the ${this.maxKeyBytes} allowed`);
   }
 
-  private async store(key: openpgp.PublicKey, owner: string | null): Promise<void> {
+  private async write(key: openpgp.PublicKey, owner: string | null): Promise<void> {
     const d = await describe(key);
     const now = nowIso();
-    const row = {
+    const facts = {
       fingerprint: d.fingerprint,
       armored: key.armor(),
       user_ids: JSON.stringify(d.userIds),
@@ -153,28 +148,19 @@ export class Keystore {
       updated_at: now,
     };
     const ids = [...new Set(key.getKeyIDs().map((id) => id.toHex().toUpperCase()))];
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('pgp_keys')
-        .values({ ...row, owner_user_id: owner, added_at: now })
-        .onConflict((oc) => oc.column('fingerprint').doUpdateSet(row))
-        .execute();
-      await trx.deleteFrom('pgp_key_ids').where('fingerprint', '=', d.fingerprint).execute();
-      for (const keyId of ids) await trx.insertInto('pgp_key_ids').values({ key_id: keyId, fingerprint: d.fingerprint }).execute();
-    });
+    await this.store.transaction((tx) => tx.keys.put(facts, owner, now, ids));
   }
 
   /** Admins remove keys; images they signed are verified again (and no longer verify). */
   async remove(principal: Principal | null, fingerprint: string): Promise<void> {
     if (!principal?.isAdmin) throw new RegistryError(principal ? 'forbidden' : 'unauthorized', 'only an administrator may remove keys');
     const fp = fingerprint.toUpperCase();
-    const res = await this.db.deleteFrom('pgp_keys').where('fingerprint', '=', fp).executeTakeFirst();
-    if (Number(res.numDeletedRows) === 0) throw new RegistryError('not-found', `key ${fp} not found`);
+    if (!(await this.store.keys.remove(fp))) throw new RegistryError('not-found', `key ${fp} not found`);
     this.onKeysChanged([fp]);
   }
 
   async get(fingerprint: string): Promise<StoredKey | null> {
-    const row = await this.db.selectFrom('pgp_keys').selectAll().where('fingerprint', '=', fingerprint.toUpperCase()).executeTakeFirst();
+    const row = await this.store.keys.byFingerprint(fingerprint.toUpperCase());
     return row ? this.fromRow(row) : null;
   }
 
@@ -201,10 +187,7 @@ export class Keystore {
       const h = hex[1]!.toUpperCase();
       let fingerprints: string[];
       if (h.length === 40) fingerprints = [h];
-      else {
-        const rows = await this.db.selectFrom('pgp_key_ids').select('fingerprint').where('key_id', 'like', `%${h}`).execute();
-        fingerprints = [...new Set(rows.map((r) => r.fingerprint))];
-      }
+      else fingerprints = await this.store.keys.fingerprintsByKeyIdSuffix(h);
       const found = await Promise.all(fingerprints.map((f) => this.get(f)));
       return found.filter((k): k is StoredKey => k !== null).slice(0, limit);
     }
@@ -214,7 +197,7 @@ export class Keystore {
     // exact rule (a whole ID or address) is checked here.
     const out: StoredKey[] = [];
     for (let after = ''; out.length < limit; ) {
-      const rows = await this.keys.byUserIdText(needle, after, limit);
+      const rows = await this.store.keys.byUserIdText(needle, after, limit);
       for (const row of rows) {
         const ids = (JSON.parse(row.user_ids) as string[]).map((u) => u.toLowerCase());
         const hit = exact ? ids.some((u) => u === needle || u.includes(`<${needle}>`)) : ids.some((u) => u.includes(needle));
