@@ -2,8 +2,11 @@ import type { Kysely } from 'kysely';
 import type { Dialect, MetaDb } from './db.js';
 import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './locks.js';
 import { AdminListsRepo } from './repos/admin.js';
+import { ImagesRepo } from './repos/images.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
+import { NamespacesRepo } from './repos/namespaces.js';
+import { PoliciesRepo } from './repos/policies.js';
 import { RateLimitsRepo } from './repos/rate-limits.js';
 import { SearchRepo } from './repos/search.js';
 import type { Database } from './schema.js';
@@ -16,6 +19,9 @@ export interface Repositories {
   readonly adminLists: AdminListsRepo;
   readonly keys: KeysRepo;
   readonly rateLimits: RateLimitsRepo;
+  readonly namespaces: NamespacesRepo;
+  readonly images: ImagesRepo;
+  readonly policies: PoliciesRepo;
 }
 
 /** The repositories inside one open transaction, and the locks it may hold until it ends. */
@@ -45,6 +51,9 @@ function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
     adminLists: new AdminListsRepo(db),
     keys: new KeysRepo(db),
     rateLimits: new RateLimitsRepo(db),
+    namespaces: new NamespacesRepo(db),
+    images: new ImagesRepo(db),
+    policies: new PoliciesRepo(db),
   };
 }
 
