@@ -11,6 +11,7 @@ import { Doctor, type DoctorReport } from './storage/doctor.js';
 import { GarbageCollector, type GcReport } from './storage/gc.js';
 import { Groups } from './accounts/groups.js';
 import { Images } from './images/images.js';
+import { Downloads } from './images/downloads.js';
 import { Keystore } from './keys/keystore.js';
 import { LibraryView } from './images/library-view.js';
 import { Namespaces } from './namespaces/namespaces.js';
@@ -81,6 +82,8 @@ export class Registry {
   readonly tagLocks: TagLocks;
   readonly policies: Policies;
   readonly retention: Retention;
+  /** What counts as a download, and download links. */
+  readonly downloads: Downloads;
   /** The metadata store's repositories, transactions and locks. */
   readonly store: MetaStore;
   /** Pushes, pulls, deletes, tags and signature states, told after they committed. */
@@ -138,6 +141,7 @@ export class Registry {
     this.policies = new Policies(this.store, this.namespaces);
     this.images.policies = this.policies;
     this.retention = new Retention(this.store, this.namespaces, this.images, this.policies, this.tagLocks, this.audit);
+    this.downloads = new Downloads(this.images, capabilities, blobs, (digest, ttl) => this.directUrl(digest, ttl));
   }
 
   /**

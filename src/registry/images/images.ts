@@ -10,6 +10,7 @@ import { containerChain, type Container, type Namespaces } from '../namespaces/n
 import { withoutNul } from '../text.js';
 import { newId, nowIso } from '../util.js';
 import { containerPath, immutableTag, type Policies } from '../namespaces/policies.js';
+import { countsAsDownload, type DownloadRequest } from './downloads.js';
 
 export type ImageRow = ImagesTable;
 export type ImageWithContainer = { image: ImageRow; container: Container };
@@ -224,7 +225,31 @@ export class Images {
     await this.store.images.upsertTag(containerId, arch, tag, imageId, nowIso());
   }
 
-  /** An OCI blob fetched from a container: a download when it is one of the container's SIF images. */
+  /**
+   * Counts a read of an image the caller may read as a download when the request is one
+   * (`countsAsDownload`); tells whether it counted.
+   */
+  recordDownload(principal: Principal | null, found: ImageWithContainer, request: DownloadRequest): boolean {
+    if (!access.canRead(principal, containerChain(found.container))) throw notFound(`image ${found.image.id}`);
+    if (found.image.uploaded !== 1 || !countsAsDownload(request)) return false;
+    this.noteDownload(found.image);
+    return true;
+  }
+
+  /**
+   * A blob of a container the caller may read, fetched by the OCI door: a download when the
+   * request is one and the blob is one of the container's SIF images.
+   */
+  async recordBlobDownload(principal: Principal | null, container: Container, digest: string, request: DownloadRequest): Promise<boolean> {
+    if (!countsAsDownload(request)) return false;
+    const image = await this.findInContainer(container.id, digest);
+    return !!image && this.recordDownload(principal, { image, container }, request);
+  }
+
+  /**
+   * An OCI blob fetched from a container: a download when it is one of the container's SIF
+   * images. The OCI door decides itself that the request is one (`recordBlobDownload` decides it here).
+   */
   async countBlobPull(containerId: string, digest: string): Promise<void> {
     const image = await this.findInContainer(containerId, digest);
     if (image?.uploaded === 1) this.noteDownload(image);
