@@ -5,8 +5,11 @@ import { AccountsRepo } from './repos/accounts.js';
 import { AdminListsRepo, SettingsRepo } from './repos/admin.js';
 import { AuditRepo } from './repos/audit.js';
 import { GroupsRepo } from './repos/groups.js';
+import { ImagesRepo } from './repos/images.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
+import { NamespacesRepo } from './repos/namespaces.js';
+import { PoliciesRepo } from './repos/policies.js';
 import { RateLimitsRepo } from './repos/rate-limits.js';
 import { SearchRepo } from './repos/search.js';
 import { WebhooksRepo } from './repos/webhooks.js';
@@ -25,6 +28,9 @@ export interface Repositories {
   readonly audit: AuditRepo;
   readonly webhooks: WebhooksRepo;
   readonly settings: SettingsRepo;
+  readonly namespaces: NamespacesRepo;
+  readonly images: ImagesRepo;
+  readonly policies: PoliciesRepo;
 }
 
 /** The repositories inside one open transaction, and the locks it may hold until it ends. */
@@ -59,6 +65,9 @@ function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
     audit: new AuditRepo(db),
     webhooks: new WebhooksRepo(db),
     settings: new SettingsRepo(db),
+    namespaces: new NamespacesRepo(db),
+    images: new ImagesRepo(db),
+    policies: new PoliciesRepo(db),
   };
 }
 

@@ -11,6 +11,7 @@ import { Doctor, type DoctorReport } from './storage/doctor.js';
 import { GarbageCollector, type GcReport } from './storage/gc.js';
 import { Groups } from './accounts/groups.js';
 import { Images } from './images/images.js';
+import { Downloads } from './images/downloads.js';
 import { Keystore } from './keys/keystore.js';
 import { LibraryView } from './images/library-view.js';
 import { Namespaces } from './namespaces/namespaces.js';
@@ -83,6 +84,8 @@ export class Registry {
   readonly tagLocks: TagLocks;
   readonly policies: Policies;
   readonly retention: Retention;
+  /** What counts as a download, and download links. */
+  readonly downloads: Downloads;
   /** The metadata store's repositories, transactions and locks. */
   readonly store: MetaStore;
   /** Pushes, pulls, deletes, tags and signature states, told after they committed. */
@@ -100,8 +103,8 @@ export class Registry {
     const db = meta.db;
     this.store = createMetaStore(meta);
     this.accounts = new Accounts(this.store, settings.defaultQuota, settings.directory ?? null, settings.sessionHours);
-    this.namespaces = new Namespaces(db, settings.defaultQuota);
-    this.images = new Images(db, this.namespaces);
+    this.namespaces = new Namespaces(this.store, settings.defaultQuota);
+    this.images = new Images(this.store, this.namespaces);
     this.quotas = new Quotas(db, meta.dialect, settings.uploadsPerUser);
     this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings, meta.dialect);
     this.search = new Search(this.store);
@@ -113,7 +116,7 @@ export class Registry {
     this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);
     this.groups = new Groups(this.store, settings.defaultQuota);
     this.audit = new Audit(this.store);
-    this.signatures = new SignatureChecker(db, blobs);
+    this.signatures = new SignatureChecker(this.store, blobs);
     this.images.events = this.events;
     this.signatures.events = this.events;
     this.webhooks = new Webhooks(this.store, this.namespaces, settings.webhooks ?? { retryBase: 10, maxAttempts: 8, allowLoopback: false });
@@ -128,8 +131,7 @@ export class Registry {
     this.keystore.onKeysChanged = (fingerprints) => {
       const job = (async () => {
         for (const fp of fingerprints) {
-          const rows = await db.selectFrom('images').select('id').where('uploaded', '=', 1).where('fingerprints', 'like', `%${fp}%`).execute();
-          for (const r of rows) this.checkLater(r.id);
+          for (const id of await this.store.images.uploadedIdsSignedBy(fp)) this.checkLater(id);
         }
       })().catch((err: unknown) => this.onBackgroundError(err));
       this.track(job);
@@ -138,9 +140,10 @@ export class Registry {
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
     this.tagLocks = new TagLocks(this.store.locks);
     this.images.withTagLock = (containerId, work) => this.tagLocks.run(containerId, work);
-    this.policies = new Policies(db, this.namespaces);
+    this.policies = new Policies(this.store, this.namespaces);
     this.images.policies = this.policies;
-    this.retention = new Retention(db, this.namespaces, this.images, this.policies, this.tagLocks, this.audit);
+    this.retention = new Retention(this.store, this.namespaces, this.images, this.policies, this.tagLocks, this.audit);
+    this.downloads = new Downloads(this.images, capabilities, blobs, (digest, ttl) => this.directUrl(digest, ttl));
   }
 
   /**
@@ -156,47 +159,38 @@ export class Registry {
     const digest = digestBytes(bytes, algorithm);
     const parsed = parseManifest(bytes, contentType);
     const where = containerPath(container);
-    const db = this.meta.db;
+    const images = this.store.images;
     for (const tag of pinned) {
       if (view === 'library' && parsed.manifests.length > 0) {
         for (const entry of parsed.manifests) {
           const arch = entry.platform?.architecture;
           if (!arch || !entry.digest) continue;
-          const child = await db.selectFrom('manifests').select('image_id').where('container_id', '=', container.id).where('digest', '=', entry.digest).executeTakeFirst();
-          const held = await db.selectFrom('tags').select('image_id').where('container_id', '=', container.id).where('arch', '=', arch).where('name', '=', tag).executeTakeFirst();
-          if (held && child?.image_id && held.image_id !== child.image_id) throw immutableTag(tag, where, `it names image ${held.image_id} (${arch}) and may not move`);
+          const child = (await images.manifestImage(container.id, entry.digest))?.imageId;
+          const held = await images.tagTarget(container.id, tag, arch);
+          if (held !== null && child && held !== child) throw immutableTag(tag, where, `it names image ${held} (${arch}) and may not move`);
         }
         continue;
       }
-      const current = await db.selectFrom('oci_tags').select('manifest_digest').where('container_id', '=', container.id).where('name', '=', tag).executeTakeFirst();
-      if (!current || current.manifest_digest === digest) continue;
+      const current = await images.ociTagTarget(container.id, tag);
+      if (current === null || current === digest) continue;
       const layer = sifLayerOf(parsed)?.digest;
-      if (layer) {
-        const same = await db
-          .selectFrom('manifests as m')
-          .innerJoin('images as i', 'i.id', 'm.image_id')
-          .select('i.digest')
-          .where('m.container_id', '=', container.id)
-          .where('m.digest', '=', current.manifest_digest)
-          .executeTakeFirst();
-        if (same?.digest === layer) continue;
-      }
-      throw immutableTag(tag, where, `it names ${current.manifest_digest} and may not move to ${digest}`);
+      if (layer && (await images.imageDigestOfManifest(container.id, current)) === layer) continue;
+      throw immutableTag(tag, where, `it names ${current} and may not move to ${digest}`);
     }
   }
 
   /** Refuses a manifest delete that would remove an immutable tag (by tag, or of the manifest or its image). */
   private async checkOciTagRemoval(principal: Principal, container: Container, reference: string): Promise<void> {
-    const db = this.meta.db;
+    const images = this.store.images;
     const where = containerPath(container);
     if (!reference.includes(':')) {
-      const held = await db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).where('name', '=', reference).executeTakeFirst();
-      if (held && (await this.policies.isImmutable(principal, container, reference))) throw immutableTag(reference, where, 'it may not be removed');
+      const held = await images.ociTagTarget(container.id, reference);
+      if (held !== null && (await this.policies.isImmutable(principal, container, reference))) throw immutableTag(reference, where, 'it may not be removed');
       return;
     }
-    const tags = (await db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).where('manifest_digest', '=', reference).execute()).map((t) => t.name);
-    const m = await db.selectFrom('manifests').select('image_id').where('container_id', '=', container.id).where('digest', '=', reference).executeTakeFirst();
-    if (m?.image_id) tags.push(...(await this.images.tagNamesOf(m.image_id)));
+    const tags = await images.ociTagNamesOf(container.id, reference);
+    const imageId = (await images.manifestImage(container.id, reference))?.imageId;
+    if (imageId) tags.push(...(await this.images.tagNamesOf(imageId)));
     const pinned = await this.policies.immutableOf(principal, container, [...new Set(tags)].filter((t) => !isImageHash(t)));
     if (pinned.length) throw immutableTag(pinned.join(', '), where, `it names ${reference}, which may not be deleted`);
   }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VERSION } from '../../version.js';
 import { downloadName } from '../download-name.js';
 import type { Registry } from '../../registry/registry.js';
-import { RegistryError, invalid, notFound } from '../../registry/errors.js';
+import { RegistryError, invalid } from '../../registry/errors.js';
 import { checkArch, checkName, parseAnySha256, parseContainerPath, parseLibraryRef, repositoryNameOf } from '../../registry/namespaces/names.js';
 import type { CommitResult } from '../../registry/storage/uploads.js';
 import { authenticate, bearerToken } from '../auth.js';
@@ -313,22 +313,14 @@ export async function libraryRoutes(app: FastifyInstance, opts: LibraryRoutesOpt
 
   // 303 is the one redirect that turns on the client's concurrent ranged download.
   app.get('/v1/imagefile/*', async (req: Req, reply) => {
-    const arch = archOf(req.query);
-    const { image } = await registry.images.resolve(await who(req), parseLibraryRef(req.params['*']!), arch);
-    if (image.uploaded !== 1) throw notFound('image file');
-    registry.images.noteDownload(image);
-    if (image.size === 0) return sendBlob(req, reply, image.digest, 0);
-    const direct = await registry.directUrl(image.digest, opts.downloadUrlTtl);
-    if (direct) return reply.code(303).header('location', direct).send();
-    const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
-    return reply.code(303).header('location', `${baseUrl(req)}/v1/imagefile/_download/${token}`).send();
+    const { source } = await registry.downloads.libraryPull(await who(req), parseLibraryRef(req.params['*']!), archOf(req.query), opts.downloadUrlTtl);
+    if (source.kind === 'inline') return sendBlob(req, reply, source.digest, 0);
+    const location = source.kind === 'direct' ? source.url : `${baseUrl(req)}/v1/imagefile/_download/${source.token}`;
+    return reply.code(303).header('location', location).send();
   });
 
   const download = async (req: Req, reply: FastifyReply) => {
-    const digest = registry.capabilities.verify(req.params.token!);
-    if (!digest) throw notFound('download link (expired or invalid)');
-    const size = await registry.blobs.stat(digest);
-    if (size === null) throw notFound('image file');
+    const { digest, size } = await registry.downloads.openLink(req.params.token!);
     const filename = downloadName(req.query.filename);
     if (filename) reply.header('content-disposition', `attachment; filename="${filename}"`);
     return sendBlob(req, reply, digest, size);

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { ImagesRepo } from '../../meta/repos/images.js';
 
 /**
  * What a container holds, for people (UI badges, search): `sif` (Library images, however they
@@ -8,27 +7,14 @@ import type { Database } from '../../meta/schema.js';
  */
 export type ContainerKind = 'sif' | 'oci-sif' | 'oci';
 
-export async function containerKinds(db: Kysely<Database>, containerIds: string[]): Promise<Map<string, ContainerKind>> {
+export async function containerKinds(images: ImagesRepo, containerIds: string[]): Promise<Map<string, ContainerKind>> {
   const kinds = new Map<string, ContainerKind>();
   if (containerIds.length === 0) return kinds;
-  const withImages = await db
-    .selectFrom('images')
-    .select('container_id')
-    .distinct()
-    .where('container_id', 'in', containerIds)
-    .where('uploaded', '=', 1)
-    .execute();
-  const oci = await db
-    .selectFrom('manifests')
-    .select(['container_id', 'kind'])
-    .distinct()
-    .where('container_id', 'in', containerIds)
-    .where('library_view', '=', 0)
-    .where('kind', 'in', ['oci-sif', 'oci'])
-    .execute();
+  const withImages = await images.containersWithUploaded(containerIds);
+  const oci = await images.rawOciKinds(containerIds);
   for (const id of containerIds) kinds.set(id, 'sif');
   for (const row of oci) if (kinds.get(row.container_id) !== 'oci-sif') kinds.set(row.container_id, row.kind as ContainerKind);
-  for (const row of withImages) kinds.set(row.container_id, 'sif');
+  for (const id of withImages) kinds.set(id, 'sif');
   return kinds;
 }
 

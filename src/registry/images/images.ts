@@ -1,6 +1,6 @@
 import { DomainEvents } from '../events/events.js';
-import type { Kysely, Selectable } from 'kysely';
-import type { Database, ImagesTable } from '../../meta/schema.js';
+import type { ImagesTable } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { isUniqueViolation } from '../../meta/errors.js';
 import { access } from '../accounts/access.js';
 import type { Principal } from '../accounts/accounts.js';
@@ -10,8 +10,9 @@ import { containerChain, type Container, type Namespaces } from '../namespaces/n
 import { withoutNul } from '../text.js';
 import { newId, nowIso } from '../util.js';
 import { containerPath, immutableTag, type Policies } from '../namespaces/policies.js';
+import { countsAsDownload, type DownloadRequest } from './downloads.js';
 
-export type ImageRow = Selectable<ImagesTable>;
+export type ImageRow = ImagesTable;
 export type ImageWithContainer = { image: ImageRow; container: Container };
 /** arch → tag → image ID */
 export type ArchTags = Record<string, Record<string, string>>;
@@ -33,16 +34,16 @@ export class Images {
   private countTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly namespaces: Namespaces,
   ) {}
 
   async byId(id: string): Promise<ImageRow | undefined> {
-    return this.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.store.images.byId(id);
   }
 
   async listByContainer(containerId: string): Promise<ImageRow[]> {
-    return this.db.selectFrom('images').selectAll().where('container_id', '=', containerId).orderBy('created_at').execute();
+    return this.store.images.ofContainer(containerId);
   }
 
   /** An image the caller may see, with its container. */
@@ -58,12 +59,7 @@ export class Images {
     const container = await this.namespaces.getContainer(principal, ref);
     const name = `${ref.entity}/${ref.collection}/${ref.container}:${ref.tag ?? ref.digest}`;
     if (ref.digest) {
-      const image = await this.db
-        .selectFrom('images')
-        .selectAll()
-        .where('container_id', '=', container.id)
-        .where('digest', '=', ref.digest)
-        .executeTakeFirst();
+      const image = await this.store.images.byDigest(container.id, ref.digest);
       if (!image) throw notFound(`image ${name}`);
       return { image, container };
     }
@@ -77,16 +73,8 @@ export class Images {
   }
 
   /** The images a tag names, one per architecture (`tagArch`), in architecture order. */
-  taggedImages(containerId: string, tag: string) {
-    return this.db
-      .selectFrom('tags')
-      .innerJoin('images', 'images.id', 'tags.image_id')
-      .selectAll('images')
-      .select('tags.arch as tagArch')
-      .where('tags.container_id', '=', containerId)
-      .where('tags.name', '=', tag)
-      .orderBy('tags.arch')
-      .execute();
+  taggedImages(containerId: string, tag: string): Promise<Array<ImageRow & { tagArch: string }>> {
+    return this.store.images.tagged(containerId, tag);
   }
 
   /** `POST v1/images`: get-or-create the image record for a hash in a container. */
@@ -122,7 +110,7 @@ export class Images {
       updated_at: now,
     };
     try {
-      await this.db.insertInto('images').values(row).execute();
+      await this.store.images.insert(row);
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       const raced = await this.findInContainer(container.id, digest);
@@ -132,18 +120,13 @@ export class Images {
     return { image: row, container, created: true };
   }
 
-  private findInContainer(containerId: string, digest: string) {
-    return this.db
-      .selectFrom('images')
-      .selectAll()
-      .where('container_id', '=', containerId)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
+  private findInContainer(containerId: string, digest: string): Promise<ImageRow | undefined> {
+    return this.store.images.byDigest(containerId, digest);
   }
 
   /** Uploaded images of the same bytes (a bounded sample), whose facts a new record may reuse. */
   async uploadedTwins(digest: string, limit = 64): Promise<ImageRow[]> {
-    return this.db.selectFrom('images').selectAll().where('digest', '=', digest).where('uploaded', '=', 1).limit(limit).execute();
+    return this.store.images.uploadedWithDigest(digest, limit);
   }
 
   async delete(principal: Principal | null, ref: LibraryRef, arch: string): Promise<ImageWithContainer> {
@@ -165,22 +148,14 @@ export class Images {
    */
   async removeUnlocked(containerId: string, imageId: string, tags: string[]): Promise<void> {
     const image = await this.byId(imageId);
-    await this.db.transaction().execute(async (trx) => {
-      const manifests = (await trx.selectFrom('manifests').select('digest').where('container_id', '=', containerId).where('image_id', '=', imageId).execute()).map((m) => m.digest);
-      if (manifests.length) {
-        await trx.deleteFrom('oci_tags').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-        await trx.deleteFrom('manifest_refs').where('container_id', '=', containerId).where('manifest_digest', 'in', manifests).execute();
-        await trx.deleteFrom('manifests').where('container_id', '=', containerId).where('digest', 'in', manifests).execute();
-      }
-      await trx.deleteFrom('images').where('id', '=', imageId).execute();
-    });
+    await this.store.transaction((tx) => tx.images.deleteWithManifests(containerId, imageId));
     await this.onTagsChanged(containerId, tags);
     this.events.emit({ type: 'delete', containerId, data: { protocol: 'library', imageId, digest: image?.digest ?? null, arch: image?.arch ?? null, tags } });
   }
 
   /** Every tag of a container (the caller checked it may read it), by architecture and name. */
   async tagRowsOf(containerId: string): Promise<Array<{ arch: string; name: string; image_id: string }>> {
-    return this.db.selectFrom('tags').select(['arch', 'name', 'image_id']).where('container_id', '=', containerId).orderBy('arch').orderBy('name').execute();
+    return this.store.images.tagsOf(containerId);
   }
 
   async tagsOf(principal: Principal | null, containerId: string): Promise<{ container: Container; tags: ArchTags }> {
@@ -193,10 +168,7 @@ export class Images {
 
   /** Tags of one image, for one architecture or all. */
   async tagNamesOf(imageId: string, arch?: string): Promise<string[]> {
-    let q = this.db.selectFrom('tags').select('name').where('image_id', '=', imageId);
-    if (arch) q = q.where('arch', '=', arch);
-    const rows = await q.orderBy('name').execute();
-    return [...new Set(rows.map((r) => r.name))];
+    return [...new Set(await this.store.images.tagNamesOf(imageId, arch))];
   }
 
   /**
@@ -215,16 +187,13 @@ export class Images {
     access.assertWrite(principal, containerChain(container));
     checkTag(tag);
     if (!imageId) {
-      let q = this.db.deleteFrom('tags').where('container_id', '=', container.id).where('name', '=', tag);
-      if (arch) q = q.where('arch', '=', checkArch(arch));
+      if (arch) checkArch(arch);
       await this.withTagLock(container.id, async () => {
         if (await this.policies?.isImmutable(principal, container, tag)) {
-          let held = this.db.selectFrom('tags').select('image_id').where('container_id', '=', container.id).where('name', '=', tag);
-          if (arch) held = held.where('arch', '=', arch);
-          const row = await held.executeTakeFirst();
-          if (row) throw immutableTag(tag, containerPath(container), `it names image ${row.image_id} and may not be removed`);
+          const held = await this.store.images.tagTarget(container.id, tag, arch);
+          if (held !== null) throw immutableTag(tag, containerPath(container), `it names image ${held} and may not be removed`);
         }
-        await q.execute();
+        await this.store.images.deleteTag(container.id, tag, arch);
         await this.onTagsChanged(container.id, [tag]);
       });
       this.events.emit({ type: 'tag', containerId: container.id, data: { protocol: 'library', tag, arch, imageId: null } });
@@ -238,19 +207,13 @@ export class Images {
     const tagArch = checkArch(arch || image.arch || DEFAULT_ARCH);
     await this.withTagLock(container.id, async () => {
       if (await this.policies?.isImmutable(principal, container, tag)) {
-        const held = await this.db
-          .selectFrom('tags')
-          .select('image_id')
-          .where('container_id', '=', container.id)
-          .where('arch', '=', tagArch)
-          .where('name', '=', tag)
-          .executeTakeFirst();
-        if (held && held.image_id !== image.id) throw immutableTag(tag, containerPath(container), `it names image ${held.image_id} (${tagArch}) and may not move to ${image.id}`);
+        const held = await this.store.images.tagTarget(container.id, tag, tagArch);
+        if (held !== null && held !== image.id) throw immutableTag(tag, containerPath(container), `it names image ${held} (${tagArch}) and may not move to ${image.id}`);
       }
       await this.upsertTag(container.id, tagArch, tag, image.id);
       if (!image.arch) {
         // A SIF without a known architecture (e.g. no partition) takes the one it was tagged for.
-        await this.db.updateTable('images').set({ arch: tagArch }).where('id', '=', image.id).execute();
+        await this.store.images.setArch(image.id, tagArch);
       }
       await this.onTagsChanged(container.id, [tag]);
     });
@@ -259,16 +222,34 @@ export class Images {
 
   /** Points a Library tag at an image, without telling the OCI view (for changes that came from it). */
   async upsertTag(containerId: string, arch: string, tag: string, imageId: string): Promise<void> {
-    const now = nowIso();
-    await this.db
-      .insertInto('tags')
-      .values({ container_id: containerId, arch, name: tag, image_id: imageId, updated_at: now })
-      .onConflict((oc) => oc.columns(['container_id', 'arch', 'name']).doUpdateSet({ image_id: imageId, updated_at: now }))
-      .execute();
-    await this.db.updateTable('containers').set({ updated_at: now }).where('id', '=', containerId).execute();
+    await this.store.images.upsertTag(containerId, arch, tag, imageId, nowIso());
   }
 
-  /** An OCI blob fetched from a container: a download when it is one of the container's SIF images. */
+  /**
+   * Counts a read of an image the caller may read as a download when the request is one
+   * (`countsAsDownload`); tells whether it counted.
+   */
+  recordDownload(principal: Principal | null, found: ImageWithContainer, request: DownloadRequest): boolean {
+    if (!access.canRead(principal, containerChain(found.container))) throw notFound(`image ${found.image.id}`);
+    if (found.image.uploaded !== 1 || !countsAsDownload(request)) return false;
+    this.noteDownload(found.image);
+    return true;
+  }
+
+  /**
+   * A blob of a container the caller may read, fetched by the OCI door: a download when the
+   * request is one and the blob is one of the container's SIF images.
+   */
+  async recordBlobDownload(principal: Principal | null, container: Container, digest: string, request: DownloadRequest): Promise<boolean> {
+    if (!countsAsDownload(request)) return false;
+    const image = await this.findInContainer(container.id, digest);
+    return !!image && this.recordDownload(principal, { image, container }, request);
+  }
+
+  /**
+   * An OCI blob fetched from a container: a download when it is one of the container's SIF
+   * images. The OCI door decides itself that the request is one (`recordBlobDownload` decides it here).
+   */
   async countBlobPull(containerId: string, digest: string): Promise<void> {
     const image = await this.findInContainer(containerId, digest);
     if (image?.uploaded === 1) this.noteDownload(image);
@@ -303,15 +284,6 @@ export class Images {
   onCountFailed: (err: unknown) => void = () => {};
 
   async countDownload(image: ImageRow, n = 1): Promise<void> {
-    await this.db
-      .updateTable('images')
-      .set((eb) => ({ download_count: eb('download_count', '+', n) }))
-      .where('id', '=', image.id)
-      .execute();
-    await this.db
-      .updateTable('containers')
-      .set((eb) => ({ download_count: eb('download_count', '+', n) }))
-      .where('id', '=', image.container_id)
-      .execute();
+    await this.store.images.addDownloads(image.id, image.container_id, n);
   }
 }

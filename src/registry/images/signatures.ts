@@ -1,7 +1,6 @@
-import type { Kysely } from 'kysely';
 import { DomainEvents } from '../events/events.js';
 import type { BlobStore } from '../../blobs/store.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { StaticKeys, verifySif, type KeyProvider } from '../../sif/index.js';
 import { RangeSource } from './sif-facts.js';
 
@@ -32,12 +31,12 @@ export class SignatureChecker {
   keys: () => Promise<KeyProvider> = async () => new StaticKeys([], [], 'SHELF');
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
   ) {}
 
   async check(imageId: string): Promise<VerificationRecord | null> {
-    const image = await this.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirst();
+    const image = await this.store.images.byId(imageId);
     if (!image || image.uploaded !== 1) return null;
     const size = await this.blobs.stat(image.digest);
     if (size === null) return null;
@@ -55,11 +54,7 @@ export class SignatureChecker {
     };
     const before = JSON.parse(image.sif_info) as { verification?: VerificationRecord };
     const info = { ...before, verification: record };
-    await this.db
-      .updateTable('images')
-      .set({ signed: record.status === 'verified' ? 1 : 0, sif_info: JSON.stringify(info) })
-      .where('id', '=', imageId)
-      .execute();
+    await this.store.images.setVerification(imageId, record.status === 'verified' ? 1 : 0, JSON.stringify(info));
     const states = (r: VerificationRecord | undefined) => JSON.stringify(r?.signatures.map((x) => [x.fingerprint, x.state]) ?? []);
     if (record.signatures.length && (before.verification?.status !== record.status || states(before.verification) !== states(record))) {
       this.events.emit({

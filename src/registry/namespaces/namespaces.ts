@@ -1,16 +1,17 @@
-import type { Kysely, Selectable } from 'kysely';
-import type { CollectionsTable, ContainersTable, Database, EntitiesTable } from '../../meta/schema.js';
+import type { CollectionsTable, ContainersTable, EntitiesTable } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { access, type NamespaceChain } from '../accounts/access.js';
 import type { Principal } from '../accounts/accounts.js';
 import { RegistryError, notFound } from '../errors.js';
+import { checkDescription } from './descriptions.js';
 import { checkName, type ContainerPath } from './names.js';
 import { checkText } from '../text.js';
 import { newId, nowIso } from '../util.js';
 import { isUniqueViolation } from '../../meta/errors.js';
 
-export type Entity = Selectable<EntitiesTable>;
-export type Collection = Selectable<CollectionsTable> & { entity: Entity };
-export type Container = Selectable<ContainersTable> & { collection: Collection };
+export type Entity = EntitiesTable;
+export type Collection = CollectionsTable & { entity: Entity };
+export type Container = ContainersTable & { collection: Collection };
 
 export const chainOf = (e: Entity, ...rest: Array<{ private: number }>): NamespaceChain => ({
   ownerUserId: e.owner_user_id,
@@ -28,12 +29,12 @@ export const NO_DESCRIPTION = 'No description';
 /** Entities, collections and containers: lookup with visibility, and creation with permission. */
 export class Namespaces {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly defaultQuota: number,
   ) {}
 
   async findEntity(name: string): Promise<Entity | undefined> {
-    return this.db.selectFrom('entities').selectAll().where('name', '=', name).executeTakeFirst();
+    return this.store.namespaces.entityByName(name);
   }
 
   async getEntity(principal: Principal | null, name: string): Promise<Entity> {
@@ -43,7 +44,7 @@ export class Namespaces {
   }
 
   async getEntityById(principal: Principal | null, id: string): Promise<Entity> {
-    const e = await this.db.selectFrom('entities').selectAll().where('id', '=', id).executeTakeFirst();
+    const e = await this.store.namespaces.entityById(id);
     if (!e || !access.canRead(principal, chainOf(e))) throw notFound(`entity ${id}`);
     return e;
   }
@@ -52,7 +53,7 @@ export class Namespaces {
     checkName('entity', name);
     access.assertCreateEntity(principal, name);
     if (await this.findEntity(name)) throw new RegistryError('conflict', `entity ${name} already exists`);
-    const owner = principal!.username === name ? principal!.userId : await this.userIdByName(name);
+    const owner = principal!.username === name ? principal!.userId : await this.store.namespaces.userIdByName(name);
     const now = nowIso();
     const row: Entity = {
       id: newId(),
@@ -67,29 +68,19 @@ export class Namespaces {
       created_by: principal!.username,
       updated_at: now,
     };
-    await this.db.insertInto('entities').values(row).execute();
+    await this.store.namespaces.insertEntity(row);
     return row;
-  }
-
-  private async userIdByName(name: string): Promise<string | null> {
-    const u = await this.db.selectFrom('users').select('id').where('username', '=', name).executeTakeFirst();
-    return u?.id ?? null;
   }
 
   async getCollection(principal: Principal | null, entityName: string, name: string): Promise<Collection> {
     const entity = await this.getEntity(principal, entityName);
-    const c = await this.db
-      .selectFrom('collections')
-      .selectAll()
-      .where('entity_id', '=', entity.id)
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const c = await this.store.namespaces.collectionByName(entity.id, name);
     if (!c || !access.canRead(principal, chainOf(entity, c))) throw notFound(`collection ${entityName}/${name}`);
     return { ...c, entity };
   }
 
   async getCollectionById(principal: Principal | null, id: string): Promise<Collection> {
-    const c = await this.db.selectFrom('collections').selectAll().where('id', '=', id).executeTakeFirst();
+    const c = await this.store.namespaces.collectionById(id);
     if (!c) throw notFound(`collection ${id}`);
     const entity = await this.getEntityById(principal, c.entity_id);
     if (!access.canRead(principal, chainOf(entity, c))) throw notFound(`collection ${id}`);
@@ -106,20 +97,16 @@ export class Namespaces {
     checkName('collection', name);
     const entity = await this.getEntityById(principal, entityId);
     access.assertWrite(principal, chainOf(entity));
-    const existing = await this.db
-      .selectFrom('collections')
-      .select('id')
-      .where('entity_id', '=', entity.id)
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const existing = await this.store.namespaces.collectionByName(entity.id, name);
     const conflict = async () => {
       if (!opts.existingOk) return new RegistryError('conflict', `collection ${entity.name}/${name} already exists`);
-      const row = await this.db.selectFrom('collections').select('id').where('entity_id', '=', entity.id).where('name', '=', name).executeTakeFirstOrThrow();
+      const row = await this.store.namespaces.collectionByName(entity.id, name);
+      if (!row) throw new Error(`collection ${entity.name}/${name} vanished`);
       return this.getCollectionById(principal, row.id);
     };
     if (existing) return this.orThrow(await conflict());
     const now = nowIso();
-    const row = {
+    const row: CollectionsTable = {
       id: newId(),
       entity_id: entity.id,
       name,
@@ -130,7 +117,7 @@ export class Namespaces {
       updated_at: now,
     };
     try {
-      await this.db.insertInto('collections').values(row).execute();
+      await this.store.namespaces.insertCollection(row);
     } catch (err) {
       if (isUniqueViolation(err)) return this.orThrow(await conflict());
       throw err;
@@ -140,12 +127,7 @@ export class Namespaces {
 
   async getContainer(principal: Principal | null, path: ContainerPath): Promise<Container> {
     const collection = await this.getCollection(principal, path.entity, path.collection);
-    const k = await this.db
-      .selectFrom('containers')
-      .selectAll()
-      .where('collection_id', '=', collection.id)
-      .where('name', '=', path.container)
-      .executeTakeFirst();
+    const k = await this.store.namespaces.containerByName(collection.id, path.container);
     const full = k && { ...k, collection };
     if (!full || !access.canRead(principal, containerChain(full))) {
       throw notFound(`container ${path.entity}/${path.collection}/${path.container}`);
@@ -154,7 +136,7 @@ export class Namespaces {
   }
 
   async getContainerById(principal: Principal | null, id: string): Promise<Container> {
-    const k = await this.db.selectFrom('containers').selectAll().where('id', '=', id).executeTakeFirst();
+    const k = await this.store.namespaces.containerById(id);
     if (!k) throw notFound(`container ${id}`);
     const collection = await this.getCollectionById(principal, k.collection_id);
     const full = { ...k, collection };
@@ -172,19 +154,14 @@ export class Namespaces {
     checkName('container', name);
     const collection = await this.getCollectionById(principal, collectionId);
     access.assertWrite(principal, chainOf(collection.entity, collection));
-    const existing = await this.db
-      .selectFrom('containers')
-      .select('id')
-      .where('collection_id', '=', collection.id)
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const existing = await this.store.namespaces.containerByName(collection.id, name);
     const conflict = async () => {
       if (!opts.existingOk) return new RegistryError('conflict', `container ${collection.entity.name}/${collection.name}/${name} already exists`);
       return this.getContainer(principal, { entity: collection.entity.name, collection: collection.name, container: name });
     };
     if (existing) return this.orThrow(await conflict());
     const now = nowIso();
-    const row = {
+    const row: ContainersTable = {
       id: newId(),
       collection_id: collection.id,
       name,
@@ -198,7 +175,7 @@ export class Namespaces {
       updated_at: now,
     };
     try {
-      await this.db.insertInto('containers').values(row).execute();
+      await this.store.namespaces.insertContainer(row);
     } catch (err) {
       if (isUniqueViolation(err)) return this.orThrow(await conflict());
       throw err;
@@ -270,41 +247,61 @@ export class Namespaces {
     if (parts.length < 1 || parts.length > 3 || parts.some((p) => !p)) {
       throw new RegistryError('invalid', 'visibility takes ENTITY[/COLLECTION[/CONTAINER]]');
     }
-    const value = makePrivate ? 1 : 0;
+    const value: 0 | 1 = makePrivate ? 1 : 0;
     const now = nowIso();
     const entity = await this.getEntity(principal, parts[0]!);
     access.assertOwner(principal, chainOf(entity));
     if (parts.length === 1) {
-      await this.db.updateTable('entities').set({ private: value, updated_at: now }).where('id', '=', entity.id).execute();
+      await this.store.namespaces.setPrivate('entity', entity.id, value, now);
       return;
     }
     const collection = await this.getCollection(principal, parts[0]!, parts[1]!);
     if (parts.length === 2) {
-      await this.db.updateTable('collections').set({ private: value, updated_at: now }).where('id', '=', collection.id).execute();
+      await this.store.namespaces.setPrivate('collection', collection.id, value, now);
       return;
     }
     const container = await this.getContainer(principal, { entity: parts[0]!, collection: parts[1]!, container: parts[2]! });
-    await this.db.updateTable('containers').set({ private: value, updated_at: now }).where('id', '=', container.id).execute();
+    await this.store.namespaces.setPrivate('container', container.id, value, now);
+  }
+
+  /** Sets the description of `ENTITY[/COLLECTION[/CONTAINER]]`; owners and administrators only. */
+  async setDescription(principal: Principal | null, pathText: string, description: string): Promise<void> {
+    const parts = pathText.replace(/^\/+|\/+$/g, '').split('/');
+    if (parts.length > 3 || parts.some((p) => !p)) throw new RegistryError('invalid', 'a description belongs to ENTITY[/COLLECTION[/CONTAINER]]');
+    checkDescription(description);
+    // Not a change of content: the "last updated" times that order listings stay as they were.
+    const text = description.trim();
+    if (parts.length === 1) {
+      const entity = await this.getEntity(principal, parts[0]!);
+      access.assertOwner(principal, chainOf(entity));
+      await this.store.namespaces.setDescription('entity', entity.id, text);
+    } else if (parts.length === 2) {
+      const collection = await this.getCollection(principal, parts[0]!, parts[1]!);
+      access.assertOwner(principal, chainOf(collection.entity, collection));
+      await this.store.namespaces.setDescription('collection', collection.id, text);
+    } else {
+      const container = await this.getContainer(principal, { entity: parts[0]!, collection: parts[1]!, container: parts[2]! });
+      access.assertOwner(principal, containerChain(container));
+      await this.store.namespaces.setDescription('container', container.id, text);
+    }
   }
 
   async setQuota(principal: Principal | null, entityName: string, bytes: number): Promise<void> {
     access.assertAdmin(principal);
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RegistryError('invalid', 'a quota is a number of bytes, 0 for unlimited');
     const entity = await this.getEntity(principal, entityName);
-    await this.db.updateTable('entities').set({ quota: bytes, updated_at: nowIso() }).where('id', '=', entity.id).execute();
+    await this.store.namespaces.setQuota(entity.id, bytes, nowIso());
   }
 
   async listEntities(): Promise<Entity[]> {
-    return this.db.selectFrom('entities').selectAll().orderBy('name').execute();
+    return this.store.namespaces.entities();
   }
 
   async containerIdsOfCollection(collectionId: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('containers').select('id').where('collection_id', '=', collectionId).execute();
-    return rows.map((r) => r.id);
+    return this.store.namespaces.containerIdsOf(collectionId);
   }
 
   async collectionIdsOfEntity(entityId: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('collections').select('id').where('entity_id', '=', entityId).execute();
-    return rows.map((r) => r.id);
+    return this.store.namespaces.collectionIdsOf(entityId);
   }
 }

@@ -1,5 +1,5 @@
-import type { Kysely, Selectable } from 'kysely';
-import type { Database, TagPoliciesTable } from '../../meta/schema.js';
+import type { TagPoliciesTable } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { access } from '../accounts/access.js';
 import type { Principal } from '../accounts/accounts.js';
 import { RegistryError, invalid } from '../errors.js';
@@ -46,7 +46,7 @@ export interface PolicyInput {
   keepSigned?: unknown;
 }
 
-type PolicyRow = Selectable<TagPoliciesTable>;
+type PolicyRow = TagPoliciesTable;
 
 const MAX_PATTERNS = 50;
 const PATTERN = /^[A-Za-z0-9_.*?-]{1,128}$/;
@@ -105,7 +105,7 @@ export const immutableTag = (tag: string, where: string, detail: string): Regist
  */
 export class Policies {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly namespaces: Namespaces,
   ) {}
 
@@ -151,11 +151,7 @@ export class Policies {
       updated_at: now,
       updated_by: principal!.username,
     };
-    await this.db
-      .insertInto('tag_policies')
-      .values({ scope_id: scope.id, scope_kind: scope.kind, ...values })
-      .onConflict((oc) => oc.column('scope_id').doUpdateSet(values))
-      .execute();
+    await this.store.policies.put(scope.id, scope.kind, values);
     return this.get(principal, scope.path);
   }
 
@@ -163,19 +159,19 @@ export class Policies {
   async clear(principal: Principal | null, pathText: string): Promise<PolicyView> {
     const scope = await this.scopeOf(principal, pathText);
     access.assertOwner(principal, scope.chain);
-    await this.db.deleteFrom('tag_policies').where('scope_id', '=', scope.id).execute();
+    await this.store.policies.remove(scope.id);
     return this.get(principal, scope.path);
   }
 
   private row(scopeId: string): Promise<PolicyRow | undefined> {
-    return this.db.selectFrom('tag_policies').selectAll().where('scope_id', '=', scopeId).executeTakeFirst();
+    return this.store.policies.of(scopeId);
   }
 
   /** The policy in force for a container, or null. */
   async effectiveFor(container: Container): Promise<ScopedPolicy | null> {
     const collection = container.collection;
     const entity = collection.entity;
-    const rows = await this.db.selectFrom('tag_policies').selectAll().where('scope_id', 'in', [container.id, collection.id, entity.id]).execute();
+    const rows = await this.store.policies.ofScopes([container.id, collection.id, entity.id]);
     const by = new Map(rows.map((r) => [r.scope_id, r]));
     const k = by.get(container.id);
     if (k) return toPolicy(k, 'container', `${entity.name}/${collection.name}/${container.name}`);
@@ -201,7 +197,7 @@ export class Policies {
 
   /** Every policy with a retention rule, with its scope. */
   async retentionScopes(): Promise<PolicyRow[]> {
-    return this.db.selectFrom('tag_policies').selectAll().execute();
+    return this.store.policies.all();
   }
 }
 

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { SYSTEM, type Principal } from '../accounts/accounts.js';
 import type { Audit } from '../accounts/audit.js';
 import type { ImageRow, Images } from '../images/images.js';
@@ -48,7 +47,7 @@ export class Retention {
   private readonly jobs = new OneAtATime<RetentionReport>();
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly namespaces: Namespaces,
     private readonly images: Images,
     private readonly policies: Policies,
@@ -67,14 +66,8 @@ export class Retention {
     if (rows.length === 0) return report;
     const scopes = rows.map((r) => r.scope_id);
     // Every container under a scope with a rule (its own policy may still be without one).
-    const containers = await this.db
-      .selectFrom('containers as k')
-      .innerJoin('collections as c', 'c.id', 'k.collection_id')
-      .select('k.id')
-      .where((eb) => eb.or([eb('k.id', 'in', scopes), eb('c.id', 'in', scopes), eb('c.entity_id', 'in', scopes)]))
-      .orderBy('k.id')
-      .execute();
-    for (const { id } of containers) {
+    const containers = await this.store.policies.containersUnder(scopes);
+    for (const id of containers) {
       const container = await this.namespaces.getContainerById(SYSTEM, id).catch(() => null);
       if (!container) continue;
       const policy = await this.policies.effectiveFor(container);
@@ -103,14 +96,7 @@ export class Retention {
 
   /** What the policy removes from one container now. */
   private async judge(container: Container, policy: ScopedPolicy): Promise<RetentionItem[]> {
-    const images: ImageRow[] = await this.db
-      .selectFrom('images')
-      .selectAll()
-      .where('container_id', '=', container.id)
-      .where('uploaded', '=', 1)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .execute();
+    const images: ImageRow[] = await this.store.images.uploadedNewestFirst(container.id);
     const tagged = await this.taggedIds(container.id);
     const now = Date.now();
     const out: RetentionItem[] = [];
@@ -139,22 +125,11 @@ export class Retention {
 
   /** Images of the container a Library tag, or an OCI tag a user gave, names (directly or through an index). */
   private async taggedIds(containerId: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    for (const r of await this.db.selectFrom('tags').select('image_id').where('container_id', '=', containerId).execute()) ids.add(r.image_id);
-    const ociTags = (await this.db.selectFrom('oci_tags').select(['name', 'manifest_digest']).where('container_id', '=', containerId).execute()).filter(
-      (t) => !isImageHash(t.name),
-    );
+    const ids = new Set(await this.store.images.taggedImageIds(containerId));
+    const ociTags = (await this.store.images.ociTagsOf(containerId)).filter((t) => !isImageHash(t.name));
     if (ociTags.length === 0) return ids;
     const digests = [...new Set(ociTags.map((t) => t.manifest_digest))];
-    const direct = await this.db.selectFrom('manifests').select('image_id').where('container_id', '=', containerId).where('digest', 'in', digests).execute();
-    const viaIndex = await this.db
-      .selectFrom('manifest_refs as r')
-      .innerJoin('manifests as m', (j) => j.onRef('m.container_id', '=', 'r.container_id').onRef('m.digest', '=', 'r.ref_digest'))
-      .select('m.image_id')
-      .where('r.container_id', '=', containerId)
-      .where('r.manifest_digest', 'in', digests)
-      .execute();
-    for (const r of [...direct, ...viaIndex]) if (r.image_id) ids.add(r.image_id);
+    for (const id of await this.store.images.imageIdsOfManifests(containerId, digests)) ids.add(id);
     return ids;
   }
 }
