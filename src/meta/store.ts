@@ -2,10 +2,14 @@ import type { Kysely } from 'kysely';
 import type { Dialect, MetaDb } from './db.js';
 import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './locks.js';
 import { AdminListsRepo } from './repos/admin.js';
+import { BlobLinksRepo } from './repos/blob-links.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
+import { ManifestsRepo } from './repos/manifests.js';
+import { QuotaRepo } from './repos/quota.js';
 import { RateLimitsRepo } from './repos/rate-limits.js';
 import { SearchRepo } from './repos/search.js';
+import { UploadsRepo } from './repos/uploads.js';
 import type { Database } from './schema.js';
 
 /** The repositories of the metadata store, over one connection pool or one open transaction. */
@@ -16,6 +20,10 @@ export interface Repositories {
   readonly adminLists: AdminListsRepo;
   readonly keys: KeysRepo;
   readonly rateLimits: RateLimitsRepo;
+  readonly blobLinks: BlobLinksRepo;
+  readonly quota: QuotaRepo;
+  readonly manifests: ManifestsRepo;
+  readonly uploads: UploadsRepo;
 }
 
 /** The repositories inside one open transaction, and the locks it may hold until it ends. */
@@ -35,6 +43,12 @@ export interface TxRepositories extends Repositories {
 export interface MetaStore extends Repositories {
   transaction<T>(fn: (tx: TxRepositories) => Promise<T>): Promise<T>;
   readonly locks: Locks;
+  /**
+   * Locks per blob digest held while its bytes are written, with no transaction open, and then
+   * linked (or judged and deleted by garbage collection). Their own budget of pinned connections,
+   * so that they can be taken while holding one of `locks`.
+   */
+  readonly bytesLocks: Locks;
 }
 
 function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
@@ -45,6 +59,10 @@ function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
     adminLists: new AdminListsRepo(db),
     keys: new KeysRepo(db),
     rateLimits: new RateLimitsRepo(db),
+    blobLinks: new BlobLinksRepo(db),
+    quota: new QuotaRepo(db),
+    manifests: new ManifestsRepo(db),
+    uploads: new UploadsRepo(db),
   };
 }
 
@@ -52,6 +70,7 @@ export function createMetaStore(meta: MetaDb): MetaStore {
   return {
     ...repositories(meta.db, meta.dialect),
     locks: new StoreLocks(meta.db, meta.dialect),
+    bytesLocks: new StoreLocks(meta.db, meta.dialect),
     transaction: (fn) =>
       meta.db.transaction().execute((trx) =>
         fn({ ...repositories(trx, meta.dialect), lock: (family, keys) => lockInTransaction(trx, meta.dialect, family, keys) }),
