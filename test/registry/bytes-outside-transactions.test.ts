@@ -55,12 +55,12 @@ function sqliteProbe(file: string): TransactionProbe {
   return Object.assign(probe, { close: () => Promise.resolve(void db.close()) });
 }
 
-/** A blob store that asks the probe, before each write or delete of stored bytes, whether a transaction is open. */
+/** A blob store that asks the probe, before each write, commit or delete of bytes, whether a transaction is open. */
 function watched(store: BlobStore, probe: () => Promise<boolean>, seen: { calls: string[]; inTransaction: string[] }): BlobStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
-      if (prop === 'commitTemp' || prop === 'ingest' || prop === 'delete') {
+      if (prop === 'commitTemp' || prop === 'ingest' || prop === 'writeTemp' || prop === 'delete') {
         return async (...args: unknown[]) => {
           seen.calls.push(String(prop));
           if (await probe()) seen.inTransaction.push(String(prop));
@@ -148,7 +148,7 @@ for (const db of DB_KINDS) {
       const report = await registry.collectGarbage();
       assert.ok(report.blobs.some((b) => b.name === sha(sif)), 'the deleted image was collected');
 
-      for (const call of ['commitTemp', 'ingest', 'delete']) assert.ok(seen.calls.includes(call), `${call} was exercised: ${seen.calls.join(', ')}`);
+      for (const call of ['commitTemp', 'writeTemp', 'delete']) assert.ok(seen.calls.includes(call), `${call} was exercised: ${seen.calls.join(', ')}`);
       assert.deepEqual(seen.inTransaction, [], `blob I/O inside a transaction (of ${seen.calls.length} calls)`);
     });
   });

@@ -1,7 +1,6 @@
-import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
 import type { MetaStore } from '../../meta/store.js';
-import { storeThenLink } from '../storage/blob-links.js';
+import { storeComputed, storeThenLink } from '../storage/blob-links.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
 import { MEDIA, digestBytes, type Manifests } from '../oci/manifests.js';
 import { isImageHash, parseImageHash } from '../namespaces/names.js';
@@ -141,7 +140,7 @@ export class LibraryView {
       this.store,
       this.blobs,
       digest,
-      async () => !(await this.blobs.ingest(Readable.from([config]), { digest, size: config.length })).existed,
+      () => storeComputed(this.blobs, digest, config),
       (tx) => tx.blobLinks.record(digest, config.length, nowIso()),
     );
   }

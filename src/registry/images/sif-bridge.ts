@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
 import type { MetaStore } from '../../meta/store.js';
 import { SYSTEM, type Principal } from '../accounts/accounts.js';
@@ -9,7 +8,7 @@ import { NO_DESCRIPTION, type Container, type Namespaces } from '../namespaces/n
 import { RangeSource, readSifFacts } from './sif-facts.js';
 import { isImageHash } from '../namespaces/names.js';
 import type { Uploads } from '../storage/uploads.js';
-import { linkBlob, storeThenLinkHeld, withBytesLock } from '../storage/blob-links.js';
+import { linkBlob, storeComputed, storeThenLinkHeld, withBytesLock } from '../storage/blob-links.js';
 import { METADATA_BYTES } from '../storage/quota.js';
 import { withoutNul } from '../text.js';
 
@@ -160,7 +159,7 @@ export class SifBridge {
         this.store,
         this.blobs,
         empty,
-        async () => !(await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: empty, size: 2 })).existed,
+        () => storeComputed(this.blobs, empty, EMPTY_CONFIG),
         async (tx) => {
           await linkBlob(tx, container.id, empty, 2);
           await tx.blobLinks.uncharge(container.id, empty);

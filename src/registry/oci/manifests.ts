@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import type { BlobStore } from '../../blobs/store.js';
 import type { ManifestRecord } from '../../meta/repos/manifests.js';
 import type { MetaStore, Repositories } from '../../meta/store.js';
-import { blobStored, storeThenLink } from '../storage/blob-links.js';
+import { blobStored, storeComputed, storeThenLink } from '../storage/blob-links.js';
 import { RegistryError, notFound } from '../errors.js';
 import type { Container } from '../namespaces/namespaces.js';
 import { describeIssue, manifestSchema, type Descriptor } from './manifest-schema.js';
@@ -161,7 +160,7 @@ export class Manifests {
       this.store,
       this.blobs,
       digest,
-      async () => !(await this.blobs.ingest(Readable.from([bytes]), { digest, size: bytes.length })).existed,
+      () => storeComputed(this.blobs, digest, bytes),
       async (tx) => {
         await this.checkRequired(tx, container, parsed, digest, view);
         await tx.blobLinks.record(digest, bytes.length, now);

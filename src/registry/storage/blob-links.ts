@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
 import type { MetaStore, Repositories, TxRepositories } from '../../meta/store.js';
 import { RegistryError } from '../errors.js';
@@ -80,6 +82,23 @@ export async function commitSent<T>(store: MetaStore, blobs: BlobStore, tempId: 
   );
   if (stored) await blobs.deleteTemp(tempId);
   return linked;
+}
+
+/**
+ * Stores bytes whose digest the server computed itself, without the store hashing them again
+ * (`ingest` would); false when the blob is stored already. Under the digest's bytes lock.
+ */
+export async function storeComputed(blobs: BlobStore, digest: string, bytes: Buffer): Promise<boolean> {
+  if ((await blobs.stat(digest)) !== null) return false;
+  const tempId = `ingest-${randomBytes(12).toString('hex')}`;
+  try {
+    await blobs.writeTemp(tempId, 0, Readable.from([bytes]));
+    await blobs.commitTemp(tempId, digest);
+  } catch (err) {
+    await blobs.deleteTemp(tempId).catch(() => undefined);
+    throw err;
+  }
+  return true;
 }
 
 /**

@@ -168,9 +168,10 @@ export class Uploads {
   }
 
   /**
-   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. The part is
-   * hashed on its own only when the client announced its SHA-256; the whole-file digest
-   * verifies every byte in any case.
+   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. Every byte is
+   * hashed once: into the whole-file digest (here when the part continues the running hash, else
+   * when the upload completes), which verifies every byte. A SHA-256 the client announced for the
+   * part is checked when the whole-file digest does not match, to name the part that differs.
    */
   async receivePart(uploadId: string, partNumber: number, body: Readable): Promise<string> {
     const session = await this.session(uploadId, 'multipart');
@@ -185,15 +186,11 @@ export class Uploads {
     if (!running && partNumber === 1) running = { hash: createHash('sha256'), nextPart: 1, tokens: [] };
     const inOrder = running?.nextPart === partNumber;
     const whole = inOrder && running ? running.hash.copy() : null;
-    const partHash = announced ? createHash('sha256') : null;
     let size: number;
     try {
       size = await this.blobs.writeTemp(uploadId, (partNumber - 1) * session.part_size, body, {
         maxBytes: expected,
-        observe: (chunk) => {
-          partHash?.update(chunk);
-          whole?.update(chunk);
-        },
+        observe: (chunk) => whole?.update(chunk),
       });
     } catch (err) {
       // A full disk: free what the whole upload holds at once.
@@ -201,11 +198,10 @@ export class Uploads {
       throw translateBlobError(err);
     }
     if (size !== expected) throw new RegistryError('size-mismatch', `part ${partNumber}: received ${size} bytes, expected ${expected}`);
-    const sha = partHash?.digest('hex') ?? '';
-    if (partHash && announced !== sha) {
-      throw new RegistryError('digest-mismatch', `part ${partNumber}: content sha256 ${sha} does not match ${announced}`);
-    }
-    const token = sha || `${partNumber}-${newSecret(9)}`;
+    const sha = announced ?? '';
+    // Unique per receipt, so a part sent again through another node (perhaps different bytes
+    // under the same announcement) tells every running hash that covered it that it is stale.
+    const token = `${partNumber}-${newSecret(9)}`;
     if (whole && running) {
       running.hash = whole;
       running.nextPart += 1;
@@ -227,7 +223,7 @@ export class Uploads {
     uploadId: string,
     completed: Array<{ partNumber: number; token: string }>,
   ): Promise<CommitResult> {
-    await this.writableImage(principal, imageId);
+    const { image } = await this.writableImage(principal, imageId);
     const session = await this.session(uploadId, 'multipart');
     if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
     const parts = await this.store.uploads.parts(uploadId);
@@ -239,6 +235,7 @@ export class Uploads {
     }
     try {
       const digest = await this.finishHash(uploadId, session, parts);
+      if (digest !== image.digest) await this.assertAnnouncedParts(uploadId, session, parts);
       const result = await this.commit(imageId, uploadId, session.filesize, digest);
       await this.closeSession(uploadId);
       return result;
@@ -394,6 +391,22 @@ export class Uploads {
       }
     }
     return `sha256:${hash.digest('hex')}`;
+  }
+
+  /**
+   * After the whole-file digest did not match: the first part whose bytes differ from the SHA-256
+   * announced for it is refused by name (a failed upload is read again; a good one never is).
+   */
+  private async assertAnnouncedParts(uploadId: string, session: { part_size: number; filesize: number; total_parts: number }, parts: Array<{ part_number: number; sha256: string }>): Promise<void> {
+    for (const part of parts) {
+      if (!part.sha256 || part.part_number > session.total_parts) continue;
+      const start = (part.part_number - 1) * session.part_size;
+      const end = start + expectedPartSize(session, part.part_number) - 1;
+      const hash = createHash('sha256');
+      if (end >= start) for await (const chunk of await this.blobs.readTemp(uploadId, { start, end })) hash.update(chunk as Buffer);
+      const sha = hash.digest('hex');
+      if (sha !== part.sha256) throw new RegistryError('digest-mismatch', `part ${part.part_number}: content sha256 ${sha} does not match ${part.sha256}`);
+    }
   }
 
   private remember(uploadId: string, running: RunningHash): void {
