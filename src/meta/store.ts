@@ -4,14 +4,18 @@ import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './lo
 import { AccountsRepo } from './repos/accounts.js';
 import { AdminListsRepo, SettingsRepo } from './repos/admin.js';
 import { AuditRepo } from './repos/audit.js';
+import { BlobLinksRepo } from './repos/blob-links.js';
 import { GroupsRepo } from './repos/groups.js';
 import { ImagesRepo } from './repos/images.js';
 import { KeysRepo } from './repos/keys.js';
 import { ListingsRepo } from './repos/listings.js';
+import { ManifestsRepo } from './repos/manifests.js';
 import { NamespacesRepo } from './repos/namespaces.js';
 import { PoliciesRepo } from './repos/policies.js';
+import { QuotaRepo } from './repos/quota.js';
 import { RateLimitsRepo } from './repos/rate-limits.js';
 import { SearchRepo } from './repos/search.js';
+import { UploadsRepo } from './repos/uploads.js';
 import { WebhooksRepo } from './repos/webhooks.js';
 import type { Database } from './schema.js';
 
@@ -31,6 +35,10 @@ export interface Repositories {
   readonly namespaces: NamespacesRepo;
   readonly images: ImagesRepo;
   readonly policies: PoliciesRepo;
+  readonly blobLinks: BlobLinksRepo;
+  readonly quota: QuotaRepo;
+  readonly manifests: ManifestsRepo;
+  readonly uploads: UploadsRepo;
 }
 
 /** The repositories inside one open transaction, and the locks it may hold until it ends. */
@@ -50,6 +58,12 @@ export interface TxRepositories extends Repositories {
 export interface MetaStore extends Repositories {
   transaction<T>(fn: (tx: TxRepositories) => Promise<T>): Promise<T>;
   readonly locks: Locks;
+  /**
+   * Locks per blob digest held while its bytes are written, with no transaction open, and then
+   * linked (or judged and deleted by garbage collection). Their own budget of pinned connections,
+   * so that they can be taken while holding one of `locks`.
+   */
+  readonly bytesLocks: Locks;
 }
 
 function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
@@ -68,6 +82,10 @@ function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
     namespaces: new NamespacesRepo(db),
     images: new ImagesRepo(db),
     policies: new PoliciesRepo(db),
+    blobLinks: new BlobLinksRepo(db),
+    quota: new QuotaRepo(db),
+    manifests: new ManifestsRepo(db),
+    uploads: new UploadsRepo(db),
   };
 }
 
@@ -75,6 +93,7 @@ export function createMetaStore(meta: MetaDb): MetaStore {
   return {
     ...repositories(meta.db, meta.dialect),
     locks: new StoreLocks(meta.db, meta.dialect),
+    bytesLocks: new StoreLocks(meta.db, meta.dialect),
     transaction: (fn) =>
       meta.db.transaction().execute((trx) =>
         fn({ ...repositories(trx, meta.dialect), lock: (family, keys) => lockInTransaction(trx, meta.dialect, family, keys) }),

@@ -100,20 +100,19 @@ export class Registry {
     readonly capabilities: Capabilities,
     private readonly settings: RegistrySettings,
   ) {
-    const db = meta.db;
     this.store = createMetaStore(meta);
     this.accounts = new Accounts(this.store, settings.defaultQuota, settings.directory ?? null, settings.sessionHours);
     this.namespaces = new Namespaces(this.store, settings.defaultQuota);
     this.images = new Images(this.store, this.namespaces);
-    this.quotas = new Quotas(db, meta.dialect, settings.uploadsPerUser);
-    this.uploads = new Uploads(db, blobs, this.namespaces, this.images, this.quotas, settings, meta.dialect);
+    this.quotas = new Quotas(this.store, settings.uploadsPerUser);
+    this.uploads = new Uploads(this.store, blobs, this.namespaces, this.images, this.quotas, settings);
     this.search = new Search(this.store);
     this.listings = new Listings(this.store);
     this.browse = new Browse(this.store, this.namespaces, this.images, this.quotas, this.search);
-    this.ociBlobs = new OciBlobs(db, blobs, this.quotas, meta.dialect, settings.uploadIdleTtl);
-    this.manifests = new Manifests(db, blobs, meta.dialect);
-    this.bridge = new SifBridge(db, blobs, this.namespaces, this.images, this.uploads, this.manifests, meta.dialect);
-    this.libraryView = new LibraryView(db, blobs, this.manifests, this.images, meta.dialect);
+    this.ociBlobs = new OciBlobs(this.store, blobs, this.quotas, settings.uploadIdleTtl);
+    this.manifests = new Manifests(this.store, blobs);
+    this.bridge = new SifBridge(this.store, blobs, this.namespaces, this.images, this.uploads, this.manifests);
+    this.libraryView = new LibraryView(this.store, blobs, this.manifests, this.images);
     this.groups = new Groups(this.store, settings.defaultQuota);
     this.audit = new Audit(this.store);
     this.signatures = new SignatureChecker(this.store, blobs);
@@ -122,8 +121,8 @@ export class Registry {
     this.webhooks = new Webhooks(this.store, this.namespaces, settings.webhooks ?? { retryBase: 10, maxAttempts: 8, allowLoopback: false });
     this.events.listen((event) => this.webhooks.enqueue(event));
     this.keystore = new Keystore(this.store, settings.maxKeyBytes);
-    this.gc = new GarbageCollector(db, meta.dialect, blobs, this.uploads, this.ociBlobs);
-    this.doctor = new Doctor(db, blobs);
+    this.gc = new GarbageCollector(this.store, blobs, this.uploads, this.ociBlobs);
+    this.doctor = new Doctor(this.store, blobs);
     this.gcGrace = settings.gcGrace ?? 3600;
     this.signatures.keys = async () => this.keystore.provider();
     this.uploads.onSignedImage = (imageId) => this.checkLater(imageId);
@@ -136,7 +135,7 @@ export class Registry {
       })().catch((err: unknown) => this.onBackgroundError(err));
       this.track(job);
     };
-    this.ociAccess = new OciAccess(db, this.namespaces, capabilities, this.accounts);
+    this.ociAccess = new OciAccess(this.namespaces, capabilities, this.accounts);
     this.images.onTagsChanged = (containerId, tags) => this.bridge.syncTags(containerId, tags);
     this.tagLocks = new TagLocks(this.store.locks);
     this.images.withTagLock = (containerId, work) => this.tagLocks.run(containerId, work);
@@ -304,7 +303,7 @@ export class Registry {
   }
 
   static async open(meta: MetaDb, blobs: BlobStore, settings: RegistrySettings): Promise<Registry> {
-    await completeManifestKinds(meta.db, blobs);
+    await completeManifestKinds(createMetaStore(meta), blobs);
     return new Registry(meta, blobs, await Capabilities.load(createMetaStore(meta), settings.secret), settings);
   }
 }

@@ -1,9 +1,6 @@
-import type { Kysely } from 'kysely';
-import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
-import type { Database } from '../../meta/schema.js';
-import { lockBlobs } from '../storage/blob-links.js';
+import type { MetaStore } from '../../meta/store.js';
+import { storeComputed, storeThenLink } from '../storage/blob-links.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
 import { MEDIA, digestBytes, type Manifests } from '../oci/manifests.js';
 import { isImageHash, parseImageHash } from '../namespaces/names.js';
@@ -62,11 +59,10 @@ const acceptsIndex = (accept: string[]): boolean =>
  */
 export class LibraryView {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly manifests: Manifests,
     private readonly images: Images,
-    private readonly dialect: Dialect,
   ) {}
 
   /** `GET manifests/REF` in the Library view; `accept` is the client's Accept list. */
@@ -97,8 +93,7 @@ export class LibraryView {
   }
 
   private async isStored(container: Container, digest: string): Promise<boolean> {
-    const row = await this.db.selectFrom('manifests').select('digest').where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst();
-    return !!row;
+    return !!(await this.store.manifests.get(container.id, digest));
   }
 
   /**
@@ -110,13 +105,7 @@ export class LibraryView {
     if (!row) return null;
     let candidates = [row];
     if (row.kind === null) {
-      candidates = await this.db
-        .selectFrom('manifest_refs as r')
-        .innerJoin('manifests as m', (j) => j.onRef('m.container_id', '=', 'r.container_id').onRef('m.digest', '=', 'r.ref_digest'))
-        .selectAll('m')
-        .where('r.container_id', '=', container.id)
-        .where('r.manifest_digest', '=', row.digest)
-        .execute();
+      candidates = await this.store.manifests.children(container.id, row.digest);
     }
     const image = candidates.find((m) => (m.kind === 'oci-sif' || m.kind === 'oci') && m.artifact_type);
     return image ? { kind: image.kind!, configMediaType: image.artifact_type! } : null;
@@ -124,16 +113,7 @@ export class LibraryView {
 
   /** The size of a blob only the Library view refers to (a derived config), or null. */
   async derivedBlobSize(container: Container, digest: string): Promise<number | null> {
-    const row = await this.db
-      .selectFrom('manifest_refs as r')
-      .innerJoin('manifests as m', (j) => j.onRef('m.container_id', '=', 'r.container_id').onRef('m.digest', '=', 'r.manifest_digest'))
-      .innerJoin('blobs as b', 'b.digest', 'r.ref_digest')
-      .select('b.size')
-      .where('r.container_id', '=', container.id)
-      .where('r.ref_digest', '=', digest)
-      .where('m.library_view', '=', 1)
-      .executeTakeFirst();
-    return row ? Number(row.size) : null;
+    return this.store.manifests.derivedBlobSize(container.id, digest);
   }
 
   /** The image's manifest for `arch`, stored (once) with its config. */
@@ -141,12 +121,7 @@ export class LibraryView {
     const config = sifConfigOf(image, arch);
     const bytes = sifManifestOf(image, config);
     const digest = digestBytes(bytes);
-    const known = await this.db
-      .selectFrom('manifests')
-      .select('image_id')
-      .where('container_id', '=', container.id)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
+    const known = await this.store.manifests.get(container.id, digest);
     if (!known?.image_id) {
       await this.storeConfig(config);
       await this.manifests.put(container, digest, bytes, MEDIA.ociManifest, 'library');
@@ -161,15 +136,13 @@ export class LibraryView {
    */
   private async storeConfig(config: Buffer): Promise<void> {
     const digest = digestBytes(config);
-    await this.db.transaction().execute(async (trx) => {
-      await lockBlobs(trx, this.dialect, [digest]);
-      await this.blobs.ingest(Readable.from([config]), { digest, size: config.length });
-      await trx
-        .insertInto('blobs')
-        .values({ digest, size: config.length, created_at: nowIso() })
-        .onConflict((oc) => oc.column('digest').doNothing())
-        .execute();
-    });
+    await storeThenLink(
+      this.store,
+      this.blobs,
+      digest,
+      () => storeComputed(this.blobs, digest, config),
+      (tx) => tx.blobLinks.record(digest, config.length, nowIso()),
+    );
   }
 
   private async stored(container: Container, reference: string): Promise<ViewManifest> {
@@ -178,12 +151,6 @@ export class LibraryView {
   }
 
   private uploadedImage(containerId: string, digest: string) {
-    return this.db
-      .selectFrom('images')
-      .selectAll()
-      .where('container_id', '=', containerId)
-      .where('digest', '=', digest)
-      .where('uploaded', '=', 1)
-      .executeTakeFirst();
+    return this.store.manifests.uploadedImage(containerId, digest);
   }
 }

@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely';
-import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { SYSTEM, type Principal } from '../accounts/accounts.js';
 import { RegistryError } from '../errors.js';
 import { DEFAULT_ARCH, type ImageRow, type Images } from './images.js';
@@ -11,7 +8,7 @@ import { NO_DESCRIPTION, type Container, type Namespaces } from '../namespaces/n
 import { RangeSource, readSifFacts } from './sif-facts.js';
 import { isImageHash } from '../namespaces/names.js';
 import type { Uploads } from '../storage/uploads.js';
-import { linkBlob, lockBlobs, unchargeLink } from '../storage/blob-links.js';
+import { linkBlob, storeComputed, storeThenLinkHeld, withBytesLock } from '../storage/blob-links.js';
 import { METADATA_BYTES } from '../storage/quota.js';
 import { withoutNul } from '../text.js';
 
@@ -26,13 +23,12 @@ const MAX_CONFIG_BYTES = 64 << 10;
  */
 export class SifBridge {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly namespaces: Namespaces,
     private readonly images: Images,
     private readonly uploads: Uploads,
     private readonly manifests: Manifests,
-    private readonly dialect: Dialect,
   ) {}
 
   /**
@@ -65,7 +61,7 @@ export class SifBridge {
     // record: quota counts the same bytes whichever way the image came.
     const config = parsed.config;
     if (config?.digest && config.digest !== layer.digest && typeof config.size === 'number' && config.size <= METADATA_BYTES) {
-      await unchargeLink(this.db, container.id, config.digest);
+      await this.store.blobLinks.uncharge(container.id, config.digest);
     }
     if (description) await this.describeContainer(container, description);
     // A by-hash tag (`sha256.<hex>`, how current Library clients address the manifest they push)
@@ -92,24 +88,14 @@ export class SifBridge {
 
   /** A container still without a description takes its first image's. */
   private async describeContainer(container: Container, description: string): Promise<void> {
-    await this.db
-      .updateTable('containers')
-      .set({ description: description.slice(0, 4096) })
-      .where('id', '=', container.id)
-      .where((eb) => eb.or([eb('description', '=', ''), eb('description', '=', NO_DESCRIPTION)]))
-      .execute();
+    await this.store.manifests.describeContainerIfBlank(container.id, description.slice(0, 4096), ['', NO_DESCRIPTION]);
   }
 
   private async adoptIndex(container: Container, parsed: ParsedManifest, tag: string): Promise<void> {
     for (const entry of parsed.manifests) {
       const arch = entry.platform?.architecture;
       if (!arch || !entry.digest) continue;
-      const child = await this.db
-        .selectFrom('manifests')
-        .select('image_id')
-        .where('container_id', '=', container.id)
-        .where('digest', '=', entry.digest)
-        .executeTakeFirst();
+      const child = await this.store.manifests.get(container.id, entry.digest);
       if (child?.image_id) await this.images.upsertTag(container.id, arch, tag, child.image_id);
     }
   }
@@ -117,7 +103,7 @@ export class SifBridge {
   /** After OCI tags of a SIF manifest were deleted: the Library tags of that image go too. */
   async ociTagsRemoved(containerId: string, imageId: string | null, tags: string[]): Promise<void> {
     if (!imageId || tags.length === 0) return;
-    await this.db.deleteFrom('tags').where('container_id', '=', containerId).where('image_id', '=', imageId).where('name', 'in', tags).execute();
+    await this.store.manifests.removeLibraryTags(containerId, imageId, tags);
   }
 
   /** After Library tags changed: point each OCI tag of the same name at the matching manifest or index. */
@@ -151,16 +137,11 @@ export class SifBridge {
     if (existing && sifLayerOf(parseManifest(await this.manifests.bytesOf(existing), existing.media_type))?.annotations?.['org.opencontainers.image.title']) {
       return existing;
     }
-    await this.db.transaction().execute(async (trx) => {
-      await lockBlobs(trx, this.dialect, [digestBytes(EMPTY_CONFIG)]);
-      await this.blobs.ingest(Readable.from([EMPTY_CONFIG]), { digest: digestBytes(EMPTY_CONFIG), size: 2 });
-      await linkBlob(trx, container.id, digestBytes(EMPTY_CONFIG), 2);
-      await unchargeLink(trx, container.id, digestBytes(EMPTY_CONFIG));
-    });
+    const empty = digestBytes(EMPTY_CONFIG);
     const manifest = {
       schemaVersion: 2,
       mediaType: MEDIA.ociManifest,
-      config: { mediaType: MEDIA.sifConfig, size: 2, digest: digestBytes(EMPTY_CONFIG), data: EMPTY_CONFIG.toString('base64') },
+      config: { mediaType: MEDIA.sifConfig, size: 2, digest: empty, data: EMPTY_CONFIG.toString('base64') },
       layers: [
         {
           mediaType: MEDIA.sifLayer,
@@ -172,7 +153,20 @@ export class SifBridge {
       annotations: { 'org.opencontainers.image.created': image.created_at.replace(/\.\d+Z$/, 'Z') },
     };
     const bytes = Buffer.from(JSON.stringify(manifest));
-    const { digest } = await this.manifests.put(container, digestBytes(bytes), bytes, MEDIA.ociManifest);
+    // The config's link and the manifest that refers to it, under the config's bytes lock.
+    const { digest } = await withBytesLock(this.store, empty, async () => {
+      await storeThenLinkHeld(
+        this.store,
+        this.blobs,
+        empty,
+        () => storeComputed(this.blobs, empty, EMPTY_CONFIG),
+        async (tx) => {
+          await linkBlob(tx, container.id, empty, 2);
+          await tx.blobLinks.uncharge(container.id, empty);
+        },
+      );
+      return this.manifests.put(container, digestBytes(bytes), bytes, MEDIA.ociManifest);
+    });
     await this.manifests.linkImage(container, digest, image.id);
     return { digest, size: bytes.length };
   }

@@ -1,18 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
-import { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import type { BlobStore } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
-import type { Database, ManifestsTable } from '../../meta/schema.js';
-import { blobStored, heldSize, lockBlobs } from '../storage/blob-links.js';
+import type { ManifestRecord } from '../../meta/repos/manifests.js';
+import type { MetaStore, Repositories } from '../../meta/store.js';
+import { blobStored, storeComputed, storeThenLink } from '../storage/blob-links.js';
 import { RegistryError, notFound } from '../errors.js';
 import type { Container } from '../namespaces/namespaces.js';
 import { describeIssue, manifestSchema, type Descriptor } from './manifest-schema.js';
 import { isOciTag } from '../namespaces/names.js';
 import { nowIso } from '../util.js';
 
-export type ManifestRow = Selectable<ManifestsTable>;
+export type ManifestRow = ManifestRecord;
 
 export const MAX_MANIFEST_BYTES = 8 << 20;
 
@@ -129,9 +127,8 @@ export const digestBytes = (bytes: Buffer, algorithm: 'sha256' | 'sha512' = 'sha
 /** OCI manifests and indexes per repository, stored byte-exact; tags; referrers. */
 export class Manifests {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
-    private readonly dialect: Dialect,
   ) {}
 
   /**
@@ -156,36 +153,18 @@ export class Manifests {
       parsed.artifactType ??
       (parsed.mediaType === MEDIA.ociManifest || parsed.mediaType === MEDIA.dockerManifest ? parsed.config?.mediaType : undefined) ??
       null;
-    await this.db.transaction().execute(async (trx) => {
-      // Under the blob locks, a known blob stays stored until this manifest refers to it. Only
-      // blobs of this repository count (pushed or mounted into it): a digest stored for anyone
-      // else is as unknown as one never pushed, and says nothing about its existence.
-      await lockBlobs(trx, this.dialect, [digest, ...refs]);
-      for (const d of requiredDescriptors(parsed)) {
-        if (d.digest === digest) continue;
-        // A Library-view manifest is one Shelf derived from an image of this container: its
-        // config is derived content, stored but linked nowhere.
-        if (view === 'library') {
-          if (!(await blobStored(trx, this.blobs, d.digest))) throw new RegistryError('invalid', `derived manifest refers to ${d.digest}, which is not stored`, 'manifest-blob');
-          continue;
-        }
-        const size = await heldSize(trx, [container.id], d.digest!);
-        if (size === null || !(await blobStored(trx, this.blobs, d.digest!))) {
-          throw new RegistryError('invalid', `manifest refers to blob ${d.digest}, which is not in ${container.name}`, 'manifest-blob');
-        }
-        if (d.size !== size) {
-          throw new RegistryError('invalid', `descriptor of ${d.digest} says ${d.size} bytes, the blob has ${size}`, 'manifest');
-        }
-      }
-      await this.blobs.ingest(Readable.from([bytes]), { digest, size: bytes.length });
-      await trx
-        .insertInto('blobs')
-        .values({ digest, size: bytes.length, created_at: now })
-        .onConflict((oc) => oc.column('digest').doNothing())
-        .execute();
-      await trx
-        .insertInto('manifests')
-        .values({
+    // Checked before the bytes are stored (a refused manifest leaves none), then again under the
+    // blob locks: there a known blob stays stored until this manifest refers to it.
+    await this.checkRequired(this.store, container, parsed, digest, view);
+    await storeThenLink(
+      this.store,
+      this.blobs,
+      digest,
+      () => storeComputed(this.blobs, digest, bytes),
+      async (tx) => {
+        await this.checkRequired(tx, container, parsed, digest, view);
+        await tx.blobLinks.record(digest, bytes.length, now);
+        const row = {
           container_id: container.id,
           digest,
           media_type: parsed.mediaType,
@@ -197,53 +176,53 @@ export class Manifests {
           created_at: now,
           library_view: view === 'library' ? 1 : 0,
           kind: manifestKind(parsed),
-        })
-        .onConflict((oc) => (view === 'raw' ? oc.columns(['container_id', 'digest']).doUpdateSet({ library_view: 0 }) : oc.columns(['container_id', 'digest']).doNothing()))
-        .execute();
-      for (const r of refs) {
-        await trx
-          .insertInto('manifest_refs')
-          .values({ container_id: container.id, manifest_digest: digest, ref_digest: r })
-          .onConflict((oc) => oc.columns(['container_id', 'manifest_digest', 'ref_digest']).doNothing())
-          .execute();
-      }
-      if ('tag' in ref) await this.setTag(container, ref.tag, digest, trx);
-    });
+        };
+        await tx.manifests.store(row, refs, view === 'raw');
+        if ('tag' in ref) await this.setTag(container, ref.tag, digest, tx);
+      },
+      refs,
+    );
     return { digest, parsed, tag: 'tag' in ref ? ref.tag : null };
   }
 
-  async setTag(container: Container, tag: string, digest: string, db: Kysely<Database> = this.db): Promise<void> {
-    const now = nowIso();
-    await db
-      .insertInto('oci_tags')
-      .values({ container_id: container.id, name: tag, manifest_digest: digest, updated_at: now })
-      .onConflict((oc) => oc.columns(['container_id', 'name']).doUpdateSet({ manifest_digest: digest, updated_at: now }))
-      .execute();
+  /**
+   * Refuses a manifest whose required blobs are not in the repository, of the sizes it says. Only
+   * blobs of this repository count (pushed or mounted into it): a digest stored for anyone else is
+   * as unknown as one never pushed, and says nothing about its existence.
+   */
+  private async checkRequired(repos: Repositories, container: Container, parsed: ParsedManifest, digest: string, view: ImageView): Promise<void> {
+    for (const d of requiredDescriptors(parsed)) {
+      if (d.digest === digest) continue;
+      // A Library-view manifest is one Shelf derived from an image of this container: its
+      // config is derived content, stored but linked nowhere.
+      if (view === 'library') {
+        if (!(await blobStored(repos, this.blobs, d.digest))) throw new RegistryError('invalid', `derived manifest refers to ${d.digest}, which is not stored`, 'manifest-blob');
+        continue;
+      }
+      const size = await repos.blobLinks.heldSize([container.id], d.digest);
+      if (size === null || !(await blobStored(repos, this.blobs, d.digest))) {
+        throw new RegistryError('invalid', `manifest refers to blob ${d.digest}, which is not in ${container.name}`, 'manifest-blob');
+      }
+      if (d.size !== size) {
+        throw new RegistryError('invalid', `descriptor of ${d.digest} says ${d.size} bytes, the blob has ${size}`, 'manifest');
+      }
+    }
+  }
+
+  async setTag(container: Container, tag: string, digest: string, repos: Repositories = this.store): Promise<void> {
+    await repos.manifests.setTag(container.id, tag, digest, nowIso());
   }
 
   async removeTag(containerId: string, tag: string): Promise<boolean> {
-    const res = await this.db.deleteFrom('oci_tags').where('container_id', '=', containerId).where('name', '=', tag).executeTakeFirst();
-    return Number(res.numDeletedRows) > 0;
+    return this.store.manifests.removeTag(containerId, tag);
   }
 
   async resolve(container: Container, reference: string, view: ImageView = 'raw'): Promise<ManifestRow> {
     // A name no tag can have names no manifest: unknown, as the registry answers for any other.
     if (!reference.includes(':') && !isOciTag(reference)) throw notFound(`manifest ${reference}`, 'manifest');
     const ref = parseReference(reference);
-    const digest =
-      'digest' in ref
-        ? ref.digest
-        : (
-            await this.db
-              .selectFrom('oci_tags')
-              .select('manifest_digest')
-              .where('container_id', '=', container.id)
-              .where('name', '=', ref.tag)
-              .executeTakeFirst()
-          )?.manifest_digest;
-    let q = this.db.selectFrom('manifests').selectAll().where('container_id', '=', container.id).where('digest', '=', digest ?? '');
-    if (view === 'raw') q = q.where('library_view', '=', 0);
-    const row = digest ? await q.executeTakeFirst() : undefined;
+    const digest = 'digest' in ref ? ref.digest : await this.store.manifests.tagTarget(container.id, ref.tag);
+    const row = digest ? await this.store.manifests.get(container.id, digest, view === 'raw') : undefined;
     if (!row) throw notFound(`manifest ${reference}`, 'manifest');
     return row;
   }
@@ -268,22 +247,14 @@ export class Manifests {
       return { digest: null, tags: [ref.tag], imageId: target.image_id };
     }
     const row = await this.resolve(container, ref.digest);
-    const tags = (
-      await this.db.selectFrom('oci_tags').select('name').where('container_id', '=', container.id).where('manifest_digest', '=', row.digest).execute()
-    ).map((t) => t.name);
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('oci_tags').where('container_id', '=', container.id).where('manifest_digest', '=', row.digest).execute();
-      await trx.deleteFrom('manifest_refs').where('container_id', '=', container.id).where('manifest_digest', '=', row.digest).execute();
-      await trx.deleteFrom('manifests').where('container_id', '=', container.id).where('digest', '=', row.digest).execute();
-    });
+    const tags = await this.store.manifests.tagsOf(container.id, row.digest);
+    await this.store.transaction((tx) => tx.manifests.remove(container.id, row.digest));
     return { digest: row.digest, tags, imageId: row.image_id };
   }
 
   /** Manifests of the repository whose subject is `digest`, as index descriptors. */
   async referrers(container: Container, digest: string, artifactType: string | null) {
-    let q = this.db.selectFrom('manifests').selectAll().where('container_id', '=', container.id).where('subject_digest', '=', digest);
-    if (artifactType) q = q.where('artifact_type', '=', artifactType);
-    const rows = await q.orderBy('created_at').execute();
+    const rows = await this.store.manifests.referrers(container.id, digest, artifactType);
     return rows.map((r) => ({
       mediaType: r.media_type,
       digest: r.digest,
@@ -294,19 +265,12 @@ export class Manifests {
   }
 
   async linkImage(container: Container, digest: string, imageId: string): Promise<void> {
-    await this.db.updateTable('manifests').set({ image_id: imageId }).where('container_id', '=', container.id).where('digest', '=', digest).execute();
+    await this.store.manifests.linkImage(container.id, digest, imageId);
   }
 
   /** The newest manifest of the raw view that carries the image. */
   async newestForImage(imageId: string, containerId: string): Promise<ManifestRow | undefined> {
-    return this.db
-      .selectFrom('manifests')
-      .selectAll()
-      .where('image_id', '=', imageId)
-      .where('container_id', '=', containerId)
-      .where('library_view', '=', 0)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
+    return this.store.manifests.newestForImage(imageId, containerId);
   }
 }
 

@@ -1,5 +1,3 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../../meta/schema.js';
 import { access } from '../accounts/access.js';
 import type { Accounts, Principal } from '../accounts/accounts.js';
 import type { Capabilities } from '../accounts/capabilities.js';
@@ -34,7 +32,6 @@ export const TOKEN_TTL_SECONDS = 300;
  */
 export class OciAccess {
   constructor(
-    private readonly db: Kysely<Database>,
     private readonly namespaces: Namespaces,
     private readonly capabilities: Capabilities,
     private readonly accounts: Accounts,

@@ -1,16 +1,14 @@
 import { createHash, type Hash } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError, type BlobStore, type ByteRange } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
 import { isOutOfSpace } from '../../meta/errors.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import type { Principal } from '../accounts/accounts.js';
 import { RegistryError, notFound } from '../errors.js';
 import type { Container } from '../namespaces/namespaces.js';
 import type { Quotas } from '../storage/quota.js';
-import { heldSize, holderInEntity, linkPossessed, lockBlobs, type Possession } from '../storage/blob-links.js';
+import { linkPossessed, type Possession } from '../storage/blob-links.js';
 import { newSecret, nowIso } from '../util.js';
 
 /**
@@ -39,23 +37,16 @@ export class OciBlobs {
   private readonly running = new Map<string, RunningHash>();
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly quotas: Quotas,
-    private readonly dialect: Dialect,
     /** Seconds an upload session lives after its last chunk. */
     private readonly idleTtl = DEFAULT_UPLOAD_IDLE_TTL,
   ) {}
 
   /** Size of a blob linked into the container, or null. */
   async linkedSize(container: Container, digest: string): Promise<number | null> {
-    const row = await this.db
-      .selectFrom('repo_blobs')
-      .select('size')
-      .where('container_id', '=', container.id)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
-    return row?.size ?? null;
+    return this.store.blobLinks.linkedSize(container.id, digest);
   }
 
   /**
@@ -65,13 +56,7 @@ export class OciBlobs {
    */
   async touch(container: Container, digest: string): Promise<void> {
     const now = Date.now();
-    await this.db
-      .updateTable('repo_blobs')
-      .set({ created_at: new Date(now).toISOString() })
-      .where('container_id', '=', container.id)
-      .where('digest', '=', digest)
-      .where('created_at', '<', new Date(now - 60_000).toISOString())
-      .execute();
+    await this.store.blobLinks.touch(container.id, digest, new Date(now).toISOString(), new Date(now - 60_000).toISOString());
   }
 
   async open(container: Container, digest: string, range?: ByteRange): Promise<Readable> {
@@ -86,18 +71,17 @@ export class OciBlobs {
   async link(container: Container, digest: string, size: number, proof: Possession): Promise<boolean> {
     const entity = container.collection.entity;
     await this.quotas.assertRoom(entity, digest, size);
-    return this.db.transaction().execute(async (trx) => {
-      await lockBlobs(trx, this.dialect, [digest]);
-      await this.quotas.lockEntity(trx, entity.id);
-      await this.quotas.assertRoom(entity, digest, size, trx);
-      return linkPossessed(trx, this.blobs, container.id, digest, size, proof);
+    return linkPossessed(this.store, this.blobs, container.id, digest, size, proof, {
+      check: async (tx) => {
+        await tx.lock('entity', [entity.id]);
+        await this.quotas.assertRoom(entity, digest, size, tx);
+      },
     });
   }
 
   /** Unlinks a blob from one repository; the bytes stay for others (garbage collection frees them). */
   async unlink(container: Container, digest: string): Promise<void> {
-    const res = await this.db.deleteFrom('repo_blobs').where('container_id', '=', container.id).where('digest', '=', digest).executeTakeFirst();
-    if (Number(res.numDeletedRows) === 0) throw notFound(`blob ${digest}`, 'blob');
+    if (!(await this.store.blobLinks.unlink(container.id, digest))) throw notFound(`blob ${digest}`, 'blob');
   }
 
   /**
@@ -107,9 +91,9 @@ export class OciBlobs {
    * stored for anyone else are never mounted: null, and the client uploads them.
    */
   async mount(container: Container, digest: string, from: Container | null): Promise<number | null> {
-    const holder = from ? from.id : await holderInEntity(this.db, container.collection.entity.id, digest);
+    const holder = from ? from.id : await this.store.blobLinks.holderInEntity(container.collection.entity.id, digest);
     if (!holder) return null;
-    const size = await heldSize(this.db, [holder], digest);
+    const size = await this.store.blobLinks.heldSize([holder], digest);
     if (size === null) return null;
     return (await this.link(container, digest, size, { heldIn: [holder] })) ? size : null;
   }
@@ -118,28 +102,20 @@ export class OciBlobs {
     await this.quotas.assertUploadSlot(principal.userId);
     const id = newSecret(24);
     const now = Date.now();
-    await this.db
-      .insertInto('oci_uploads')
-      .values({
-        id,
-        container_id: container.id,
-        user_id: principal.userId,
-        received: 0,
-        created_at: new Date(now).toISOString(),
-        expires_at: this.expiry(now),
-      })
-      .execute();
+    await this.store.uploads.openOci({
+      id,
+      container_id: container.id,
+      user_id: principal.userId,
+      received: 0,
+      created_at: new Date(now).toISOString(),
+      expires_at: this.expiry(now),
+    });
     this.running.set(id, { hash: createHash('sha256'), length: 0 });
     return id;
   }
 
   async upload(container: Container, id: string): Promise<UploadState> {
-    const row = await this.db
-      .selectFrom('oci_uploads')
-      .selectAll()
-      .where('id', '=', id)
-      .where('container_id', '=', container.id)
-      .executeTakeFirst();
+    const row = await this.store.uploads.ociSession(id, container.id);
     if (!row || row.expires_at < nowIso()) throw notFound('upload', 'upload');
     return { id, container, received: row.received };
   }
@@ -201,7 +177,7 @@ export class OciBlobs {
       this.running.set(state.id, { hash: extended, length: received });
       if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
     }
-    await this.db.updateTable('oci_uploads').set({ received, expires_at: this.expiry() }).where('id', '=', state.id).execute();
+    await this.store.uploads.ociReceived(state.id, received, this.expiry());
     state.received = received;
     return received;
   }
@@ -232,8 +208,8 @@ export class OciBlobs {
   }
 
   async sweepExpired(before = nowIso()): Promise<number> {
-    const expired = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', before).execute();
-    for (const { id } of expired) await this.close(id);
+    const expired = await this.store.uploads.expiredOci(before);
+    for (const id of expired) await this.close(id);
     return expired.length;
   }
 
@@ -265,6 +241,6 @@ export class OciBlobs {
   private async close(id: string): Promise<void> {
     this.running.delete(id);
     await this.blobs.deleteTemp(id);
-    await this.db.deleteFrom('oci_uploads').where('id', '=', id).execute();
+    await this.store.uploads.closeOci(id);
   }
 }

@@ -1,8 +1,8 @@
-import type { Kysely, Transaction } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
-import { lockInTransaction } from '../../meta/locks.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore, Repositories, TxRepositories } from '../../meta/store.js';
+import { RegistryError } from '../errors.js';
 import { nowIso } from '../util.js';
 
 /**
@@ -10,18 +10,95 @@ import { nowIso } from '../util.js';
  * linking them into a repository or a manifest, and garbage collection's final check and delete.
  * Take it first in a transaction (before any entity lock), for all digests at once.
  */
-export async function lockBlobs(trx: Transaction<Database>, dialect: Dialect, digests: Iterable<string>): Promise<void> {
-  await lockInTransaction(trx, dialect, 'blob', digests);
+export async function lockBlobs(tx: TxRepositories, digests: Iterable<string>): Promise<void> {
+  await tx.lock('blob', digests);
 }
 
 /**
- * Makes the temporary object `tempId` the blob `digest`, or drops it when the bytes are stored
- * already. Only under `lockBlobs(digest)`: then garbage collection cannot delete the stored
- * bytes between this check and the link that follows in the same transaction.
+ * Bytes first, then lock, re-check and link. Under the digest's bytes lock (`MetaStore.bytesLocks`,
+ * which garbage collection takes too before it judges or deletes a blob), with no transaction
+ * open, `write` stores the bytes and says whether it stored them anew. Then one transaction takes
+ * the blob locks (`digest` and `alsoLock`), re-checks that the bytes are still stored and runs
+ * `link`. Bytes stored anew that `link` then left unrecorded (it threw) are removed again.
  */
-export async function commitBytes(blobs: BlobStore, tempId: string, digest: string): Promise<void> {
-  if ((await blobs.stat(digest)) === null) await blobs.commitTemp(tempId, digest);
-  else await blobs.deleteTemp(tempId);
+export async function storeThenLink<T>(...args: Parameters<typeof storeThenLinkHeld<T>>): Promise<T> {
+  return withBytesLock(args[0], args[2], () => storeThenLinkHeld(...args));
+}
+
+/** `storeThenLink` for a caller that holds the digest's bytes lock already (`withBytesLock`). */
+export async function storeThenLinkHeld<T>(
+  store: MetaStore,
+  blobs: BlobStore,
+  digest: string,
+  write: () => Promise<boolean>,
+  link: (tx: TxRepositories) => Promise<T>,
+  alsoLock: string[] = [],
+): Promise<T> {
+  const fresh = await write();
+  try {
+    return await store.transaction(async (tx) => {
+      await lockBlobs(tx, [digest, ...alsoLock]);
+      // Nothing deletes bytes under the bytes lock; a blob store changed from outside could.
+      if ((await blobs.stat(digest)) === null) {
+        throw new RegistryError('unavailable', `the bytes of ${digest} went missing while they were stored; send them again`, 'blob');
+      }
+      return link(tx);
+    });
+  } catch (err) {
+    if (fresh && !(await store.blobLinks.blob(digest))) await blobs.delete(digest).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Runs `work` under the digest's bytes lock, across nodes and with no transaction open. Held
+ * from storing a blob the server derived until the manifest that refers to it is stored, it
+ * keeps garbage collection from taking the blob in between. `work` may take one other bytes
+ * lock (a manifest's), never this one.
+ */
+export function withBytesLock<T>(store: MetaStore, digest: string, work: () => Promise<T>): Promise<T> {
+  return store.bytesLocks.run(bytesLockName(digest), work);
+}
+
+/** The bytes lock of one digest (see `storeThenLink`). */
+export const bytesLockName = (digest: string): string => `blob-bytes:${digest}`;
+
+/**
+ * Makes the temporary object `tempId` the blob `digest` (dropped instead when the bytes are
+ * stored already), then links it in one transaction by `link` (see `storeThenLink`).
+ */
+export async function commitSent<T>(store: MetaStore, blobs: BlobStore, tempId: string, digest: string, link: (tx: TxRepositories) => Promise<T>): Promise<T> {
+  let stored = false;
+  const linked = await storeThenLink(
+    store,
+    blobs,
+    digest,
+    async () => {
+      stored = (await blobs.stat(digest)) !== null;
+      if (!stored) await blobs.commitTemp(tempId, digest);
+      return !stored;
+    },
+    link,
+  );
+  if (stored) await blobs.deleteTemp(tempId);
+  return linked;
+}
+
+/**
+ * Stores bytes whose digest the server computed itself, without the store hashing them again
+ * (`ingest` would); false when the blob is stored already. Under the digest's bytes lock.
+ */
+export async function storeComputed(blobs: BlobStore, digest: string, bytes: Buffer): Promise<boolean> {
+  if ((await blobs.stat(digest)) !== null) return false;
+  const tempId = `ingest-${randomBytes(12).toString('hex')}`;
+  try {
+    await blobs.writeTemp(tempId, 0, Readable.from([bytes]));
+    await blobs.commitTemp(tempId, digest);
+  } catch (err) {
+    await blobs.deleteTemp(tempId).catch(() => undefined);
+    throw err;
+  }
+  return true;
 }
 
 /**
@@ -35,51 +112,37 @@ export type Possession = { sent: string } | { heldIn: string[] };
 
 /**
  * Links the blob into the container on proof of possession; false (nothing linked) when the proof
- * fails or the bytes are gone. Only under `lockBlobs(digest)`. A held blob keeps its recorded size.
+ * fails or the bytes are gone. `check` runs in the linking transaction first (a quota, say), and
+ * `before` too, after the proof held, with what else the link comes with. Sent bytes are committed
+ * first, outside any transaction (`commitSent`); a held blob keeps its recorded size.
  */
 export async function linkPossessed(
-  trx: Kysely<Database>,
+  store: MetaStore,
   blobs: BlobStore,
   containerId: string,
   digest: string,
   size: number,
   proof: Possession,
+  steps: { check?: (tx: TxRepositories) => Promise<void>; before?: (tx: TxRepositories) => Promise<void> } = {},
 ): Promise<boolean> {
-  if ('sent' in proof) await commitBytes(blobs, proof.sent, digest);
-  else if (!(await holds(trx, blobs, digest, size, proof))) return false;
-  await linkBlob(trx, containerId, digest, size);
-  return true;
+  const link = async (tx: TxRepositories) => {
+    await steps.check?.(tx);
+    if ('heldIn' in proof && !(await holds(tx, blobs, digest, size, proof))) return false;
+    await steps.before?.(tx);
+    await linkBlob(tx, containerId, digest, size);
+    return true;
+  };
+  if ('sent' in proof) return commitSent(store, blobs, proof.sent, digest, link);
+  return store.transaction(async (tx) => {
+    await lockBlobs(tx, [digest]);
+    return link(tx);
+  });
 }
 
 /** Whether one of the readable repositories holds the blob, of that size, its bytes still stored. */
-export async function holds(trx: Kysely<Database>, blobs: BlobStore, digest: string, size: number, proof: { heldIn: string[] }): Promise<boolean> {
-  const held = await heldSize(trx, proof.heldIn, digest);
-  return held !== null && held === size && (await blobStored(trx, blobs, digest));
-}
-
-/** The size of the blob as linked into one of the containers, or null when none holds it. */
-export async function heldSize(db: Kysely<Database>, containerIds: string[], digest: string): Promise<number | null> {
-  if (containerIds.length === 0) return null;
-  const row = await db
-    .selectFrom('repo_blobs')
-    .select('size')
-    .where('container_id', 'in', containerIds)
-    .where('digest', '=', digest)
-    .executeTakeFirst();
-  return row?.size ?? null;
-}
-
-/** A container of the entity that holds the blob, or null (every writer of the entity may read all of it). */
-export async function holderInEntity(db: Kysely<Database>, entityId: string, digest: string): Promise<string | null> {
-  const row = await db
-    .selectFrom('repo_blobs')
-    .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-    .innerJoin('collections', 'collections.id', 'containers.collection_id')
-    .where('collections.entity_id', '=', entityId)
-    .where('repo_blobs.digest', '=', digest)
-    .select('repo_blobs.container_id')
-    .executeTakeFirst();
-  return row?.container_id ?? null;
+export async function holds(tx: Repositories, blobs: BlobStore, digest: string, size: number, proof: { heldIn: string[] }): Promise<boolean> {
+  const held = await tx.blobLinks.heldSize(proof.heldIn, digest);
+  return held !== null && held === size && (await blobStored(tx, blobs, digest));
 }
 
 /**
@@ -88,23 +151,8 @@ export async function holderInEntity(db: Kysely<Database>, entityId: string, dig
  * A link's `created_at` is the time it was last made: the grace period of garbage collection
  * counts from there, so a blob pushed again is not collected before its manifest arrives.
  */
-export async function linkBlob(db: Kysely<Database>, containerId: string, digest: string, size: number): Promise<void> {
-  const now = nowIso();
-  await db
-    .insertInto('blobs')
-    .values({ digest, size, created_at: now })
-    .onConflict((oc) => oc.column('digest').doNothing())
-    .execute();
-  await db
-    .insertInto('repo_blobs')
-    .values({ container_id: containerId, digest, size, created_at: now })
-    .onConflict((oc) => oc.columns(['container_id', 'digest']).doUpdateSet({ created_at: now }))
-    .execute();
-}
-
-/** Marks a linked blob as an image's metadata, which no quota counts (see `METADATA_BYTES`). */
-export async function unchargeLink(db: Kysely<Database>, containerId: string, digest: string): Promise<void> {
-  await db.updateTable('repo_blobs').set({ charged: 0 }).where('container_id', '=', containerId).where('digest', '=', digest).execute();
+export async function linkBlob(repos: Repositories, containerId: string, digest: string, size: number): Promise<void> {
+  await repos.blobLinks.link(containerId, digest, size, nowIso());
 }
 
 /**
@@ -112,7 +160,6 @@ export async function unchargeLink(db: Kysely<Database>, containerId: string, di
  * until the transaction ends. Both are asked: a crash inside a collection's last step can leave
  * a row whose bytes are already gone, and nothing may come to refer to such a row.
  */
-export async function blobStored(db: Kysely<Database>, blobs: BlobStore, digest: string): Promise<boolean> {
-  const row = await db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-  return !!row && (await blobs.stat(digest)) !== null;
+export async function blobStored(repos: Repositories, blobs: BlobStore, digest: string): Promise<boolean> {
+  return !!(await repos.blobLinks.blob(digest)) && (await blobs.stat(digest)) !== null;
 }

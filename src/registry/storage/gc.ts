@@ -1,8 +1,6 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { BlobStore, StoredObject } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
-import type { Database } from '../../meta/schema.js';
-import { lockBlobs } from './blob-links.js';
+import type { MetaStore, Repositories } from '../../meta/store.js';
+import { bytesLockName, lockBlobs } from './blob-links.js';
 import type { OciBlobs } from '../oci/oci-blobs.js';
 import type { Uploads } from './uploads.js';
 import { OneAtATime } from '../util.js';
@@ -48,17 +46,18 @@ export const STRAY_AFTER = 10;
  * Online garbage collection. Mark: a blob is live while an uploaded image, a manifest, a
  * manifest's reference or a repository link holds it; a repository link is live while the
  * repository refers to the blob, or while it is younger than the grace period (a pushed blob
- * waiting for its manifest). Sweep: each blob is checked again and deleted, row before
- * commit and bytes before the lock goes, under the blob lock every commit and link takes
- * (`lockBlobs`), so a concurrent push either sees the bytes gone and stores them anew or
- * made its reference first and the blob stays.
+ * waiting for its manifest). Sweep: each blob is checked again under the blob lock every link
+ * takes (`lockBlobs`) and its row deleted in that transaction; the bytes go after it commits,
+ * all of it under the digest's bytes lock, which every commit of bytes holds from before they are
+ * written until they are linked (`storeThenLink`). So a concurrent push either finds the bytes
+ * gone and stores them anew, or linked them first and the blob stays. Bytes without a row
+ * (orphans) are deleted under the bytes lock too, so none that a push is about to link.
  */
 export class GarbageCollector {
   private readonly jobs = new OneAtATime<GcReport>();
 
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly dialect: Dialect,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly uploads: Uploads,
     private readonly ociBlobs: OciBlobs,
@@ -89,13 +88,11 @@ export class GarbageCollector {
   /** Expired sessions, then temporary objects no session owns. */
   private async sweepUploads(cutoff: Date, strayCutoff: Date, dryRun: boolean, report: GcReport): Promise<void> {
     const before = cutoff.toISOString();
-    const library = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', before).execute();
-    for (const { id } of library) {
+    for (const id of await this.store.uploads.expired(before)) {
       report.uploads.push({ name: id, size: (await this.blobs.tempSize(id)) ?? 0 });
       if (!dryRun) await this.uploads.discard(id);
     }
-    const oci = await this.db.selectFrom('oci_uploads').select('id').where('expires_at', '<', before).execute();
-    for (const { id } of oci) {
+    for (const id of await this.store.uploads.expiredOci(before)) {
       report.uploads.push({ name: id, size: (await this.blobs.tempSize(id)) ?? 0 });
       if (!dryRun) await this.ociBlobs.discard(id);
     }
@@ -104,9 +101,7 @@ export class GarbageCollector {
     const temps: StoredObject[] = [];
     for await (const t of this.blobs.listTemp()) if (t.modified < strayCutoff) temps.push(t);
     if (temps.length === 0) return;
-    const sessions = new Set<string>();
-    for (const r of await this.db.selectFrom('uploads').select('id').execute()) sessions.add(r.id);
-    for (const r of await this.db.selectFrom('oci_uploads').select('id').execute()) sessions.add(r.id);
+    const sessions = await this.store.uploads.allSessionIds();
     for (const t of temps) {
       if (sessions.has(t.name)) continue;
       if (report.uploads.some((u) => u.name === t.name)) continue;
@@ -118,62 +113,39 @@ export class GarbageCollector {
   /** Dead repository links and unreferenced blobs, each decided again under its blob lock. */
   private async sweepBlobs(cutoff: Date, dryRun: boolean, report: GcReport): Promise<void> {
     const before = cutoff.toISOString();
-    const deadLinks = await this.db
-      .selectFrom('repo_blobs as l')
-      .select('l.digest')
-      .distinct()
-      .where('l.created_at', '<', before)
-      .where((eb) => eb.not(linkReferenced(eb)))
-      .execute();
-    const unreferenced = await this.db
-      .selectFrom('blobs as b')
-      .select('b.digest')
-      .where('b.created_at', '<', before)
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('repo_blobs as l').select(sql`1`.as('one')).whereRef('l.digest', '=', 'b.digest'))))
-      .where((eb) => eb.not(blobReferenced(eb)))
-      .execute();
-    const candidates = [...new Set([...deadLinks.map((r) => r.digest), ...unreferenced.map((r) => r.digest)])].sort();
+    const deadLinks = await this.store.blobLinks.digestsWithDeadLinks(before);
+    const unreferenced = await this.store.blobLinks.unreferencedDigests(before);
+    const candidates = [...new Set([...deadLinks, ...unreferenced])].sort();
     for (const digest of candidates) {
       if (dryRun) {
-        await this.judge(this.db, digest, before, report, false);
+        await this.judge(this.store, digest, before, report, false);
         continue;
       }
-      await this.db.transaction().execute(async (trx) => {
-        await lockBlobs(trx, this.dialect, [digest]);
-        await this.judge(trx, digest, before, report, true);
+      await this.store.bytesLocks.run(bytesLockName(digest), async () => {
+        const gone = await this.store.transaction(async (tx) => {
+          await lockBlobs(tx, [digest]);
+          return this.judge(tx, digest, before, report, true);
+        });
+        // Still under the bytes lock, with no transaction open: no commit can reuse these bytes
+        // before they are gone, and with the row gone nothing links them.
+        if (gone) await this.blobs.delete(digest);
       });
     }
   }
 
-  /** Removes (or, on a dry run, counts) the dead links of one blob, and the blob itself if nothing holds it. */
-  private async judge(db: Kysely<Database>, digest: string, before: string, report: GcReport, remove: boolean): Promise<void> {
-    const dead = db
-      .selectFrom('repo_blobs as l')
-      .where('l.digest', '=', digest)
-      .where('l.created_at', '<', before)
-      .where((eb) => eb.not(linkReferenced(eb)));
-    if (remove) {
-      const res = await db.deleteFrom('repo_blobs').where('digest', '=', digest).where('container_id', 'in', dead.select('l.container_id')).executeTakeFirst();
-      report.links += Number(res.numDeletedRows);
-    } else {
-      report.links += Number((await dead.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-    }
-    const row = await db.selectFrom('blobs').select(['size', 'created_at']).where('digest', '=', digest).executeTakeFirst();
-    if (!row || row.created_at >= before) return;
-    const live = await db
-      .selectFrom('repo_blobs as l')
-      .select('l.container_id')
-      .where('l.digest', '=', digest)
-      .where((eb) => eb.or([eb('l.created_at', '>=', before), linkReferenced(eb)]))
-      .executeTakeFirst();
-    if (live) return;
-    const held = await db.selectFrom('blobs as b').select('b.digest').where('b.digest', '=', digest).where((eb) => blobReferenced(eb)).executeTakeFirst();
-    if (held) return;
+  /**
+   * Removes (or, on a dry run, counts) the dead links of one blob, and the blob's row if nothing
+   * holds it; true when the row went (the caller deletes the bytes).
+   */
+  private async judge(repos: Repositories, digest: string, before: string, report: GcReport, remove: boolean): Promise<boolean> {
+    report.links += await repos.blobLinks.dropDeadLinks(digest, before, remove);
+    const row = await repos.blobLinks.blob(digest);
+    if (!row || row.created_at >= before) return false;
+    if (await repos.blobLinks.isLive(digest, before)) return false;
     report.blobs.push({ name: digest, size: row.size });
-    if (!remove) return;
-    await db.deleteFrom('blobs').where('digest', '=', digest).execute();
-    // Still under the lock: no commit can reuse these bytes before they are gone.
-    await this.blobs.delete(digest);
+    if (!remove) return false;
+    await repos.blobLinks.deleteBlob(digest);
+    return true;
   }
 
   /** Stored bytes without a row, written before the cutoff. */
@@ -181,16 +153,15 @@ export class GarbageCollector {
     let batch: StoredObject[] = [];
     const flush = async () => {
       const names = batch.map((o) => o.name);
-      const known = new Set((await this.db.selectFrom('blobs').select('digest').where('digest', 'in', names).execute()).map((r) => r.digest));
+      const known = await this.store.blobLinks.recordedAmong(names);
       for (const o of batch) {
         if (known.has(o.name)) continue;
         if (dryRun) {
           report.orphans.push({ name: o.name, size: o.size });
           continue;
         }
-        await this.db.transaction().execute(async (trx) => {
-          await lockBlobs(trx, this.dialect, [o.name]);
-          if (await trx.selectFrom('blobs').select('digest').where('digest', '=', o.name).executeTakeFirst()) return;
+        await this.store.bytesLocks.run(bytesLockName(o.name), async () => {
+          if (await this.store.blobLinks.blob(o.name)) return;
           report.orphans.push({ name: o.name, size: o.size });
           await this.blobs.delete(o.name);
         });
@@ -204,36 +175,4 @@ export class GarbageCollector {
     }
     if (batch.length) await flush();
   }
-}
-
-type LinkScope = ExpressionBuilder<Database & { l: Database['repo_blobs'] }, 'l'>;
-type BlobScope = ExpressionBuilder<Database & { b: Database['blobs'] }, 'b'>;
-
-/** The repository of link `l` refers to its blob: an uploaded image, a manifest, or a manifest's reference. */
-function linkReferenced(eb: LinkScope) {
-  return eb.or([
-    eb.exists(
-      eb
-        .selectFrom('images as i')
-        .select(sql`1`.as('one'))
-        .whereRef('i.container_id', '=', 'l.container_id')
-        .whereRef('i.digest', '=', 'l.digest')
-        .where('i.uploaded', '=', 1),
-    ),
-    eb.exists(eb.selectFrom('manifests as m').select(sql`1`.as('one')).whereRef('m.container_id', '=', 'l.container_id').whereRef('m.digest', '=', 'l.digest')),
-    eb.exists(
-      eb.selectFrom('manifest_refs as r').select(sql`1`.as('one')).whereRef('r.container_id', '=', 'l.container_id').whereRef('r.ref_digest', '=', 'l.digest'),
-    ),
-  ]);
-}
-
-/** Something anywhere refers to blob `b` other than a repository link. */
-function blobReferenced(eb: BlobScope) {
-  return eb.or([
-    eb.exists(eb.selectFrom('images as i').select(sql`1`.as('one')).whereRef('i.digest', '=', 'b.digest').where('i.uploaded', '=', 1)),
-    eb.exists(eb.selectFrom('manifests as m').select(sql`1`.as('one')).whereRef('m.digest', '=', 'b.digest')),
-    eb.exists(eb.selectFrom('manifest_refs as r').select(sql`1`.as('one')).whereRef('r.ref_digest', '=', 'b.digest')),
-    // A remote build's uploaded context (kept until it expires).
-    eb.exists(eb.selectFrom('build_contexts as x').select(sql`1`.as('one')).whereRef('x.digest', '=', 'b.digest').where('x.uploaded', '=', 1)),
-  ]);
 }

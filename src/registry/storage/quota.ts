@@ -1,7 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Dialect } from '../../meta/db.js';
-import type { Database } from '../../meta/schema.js';
-import { holderInEntity } from './blob-links.js';
+import type { MetaStore, Repositories } from '../../meta/store.js';
 import { RegistryError } from '../errors.js';
 import type { Entity } from '../namespaces/namespaces.js';
 import { nowIso } from '../util.js';
@@ -28,31 +25,16 @@ export interface QuotaReport {
  */
 export class Quotas {
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly dialect: Dialect,
+    private readonly store: MetaStore,
     private readonly uploadsPerUser = DEFAULT_UPLOADS_PER_USER,
   ) {}
 
-  async usage(entityId: string, db: Kysely<Database> = this.db): Promise<number> {
-    const row = await db
-      .selectFrom((eb) =>
-        eb
-          .selectFrom('repo_blobs')
-          .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-          .innerJoin('collections', 'collections.id', 'containers.collection_id')
-          .where('collections.entity_id', '=', entityId)
-          .where('repo_blobs.charged', '=', 1)
-          .select(['repo_blobs.digest', 'repo_blobs.size'])
-          .distinct()
-          .as('d'),
-      )
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('d.size'), sql<number>`0`).as('total'))
-      .executeTakeFirstOrThrow();
-    return Number(row.total);
+  async usage(entityId: string, repos: Repositories = this.store): Promise<number> {
+    return repos.quota.usage(entityId);
   }
 
-  async holdsDigest(entityId: string, digest: string, db: Kysely<Database> = this.db): Promise<boolean> {
-    return (await holderInEntity(db, entityId, digest)) !== null;
+  async holdsDigest(entityId: string, digest: string, repos: Repositories = this.store): Promise<boolean> {
+    return (await repos.blobLinks.holderInEntity(entityId, digest)) !== null;
   }
 
   async report(entity: Entity): Promise<QuotaReport> {
@@ -60,10 +42,10 @@ export class Quotas {
   }
 
   /** Refuses when adding `size` bytes of `digest` would take the entity over its quota. */
-  async assertRoom(entity: Entity, digest: string, size: number, db: Kysely<Database> = this.db): Promise<void> {
+  async assertRoom(entity: Entity, digest: string, size: number, repos: Repositories = this.store): Promise<void> {
     if (entity.quota <= 0) return;
-    if (await this.holdsDigest(entity.id, digest, db)) return;
-    const used = await this.usage(entity.id, db);
+    if (await this.holdsDigest(entity.id, digest, repos)) return;
+    const used = await this.usage(entity.id, repos);
     if (used + size > entity.quota + (size <= METADATA_BYTES ? METADATA_BYTES : 0)) {
       throw new RegistryError(
         'quota',
@@ -78,27 +60,7 @@ export class Quotas {
    * out the session asking.
    */
   async pending(entityId: string, except = ''): Promise<number> {
-    const now = nowIso();
-    const library = await this.db
-      .selectFrom('uploads')
-      .innerJoin('images', 'images.id', 'uploads.image_id')
-      .innerJoin('containers', 'containers.id', 'images.container_id')
-      .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .where('collections.entity_id', '=', entityId)
-      .where('uploads.id', '<>', except)
-      .where('uploads.expires_at', '>', now)
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('uploads.filesize'), sql<number>`0`).as('total'))
-      .executeTakeFirstOrThrow();
-    const oci = await this.db
-      .selectFrom('oci_uploads')
-      .innerJoin('containers', 'containers.id', 'oci_uploads.container_id')
-      .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .where('collections.entity_id', '=', entityId)
-      .where('oci_uploads.id', '<>', except)
-      .where('oci_uploads.expires_at', '>', now)
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('oci_uploads.received'), sql<number>`0`).as('total'))
-      .executeTakeFirstOrThrow();
-    return Number(library.total) + Number(oci.total);
+    return this.store.quota.pending(entityId, except, nowIso());
   }
 
   /**
@@ -119,14 +81,7 @@ export class Quotas {
   }
 
   private async largestBlob(entityId: string): Promise<number> {
-    const row = await this.db
-      .selectFrom('repo_blobs')
-      .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-      .innerJoin('collections', 'collections.id', 'containers.collection_id')
-      .where('collections.entity_id', '=', entityId)
-      .select((eb) => eb.fn.coalesce(eb.fn.max<number>('repo_blobs.size'), sql<number>`0`).as('size'))
-      .executeTakeFirstOrThrow();
-    return Number(row.size);
+    return this.store.quota.largestBlob(entityId);
   }
 
   /** Refuses to open an upload of `size` bytes that, beside the entity's other open uploads, cannot fit. */
@@ -146,32 +101,13 @@ export class Quotas {
 
   /** Refuses a new upload session when the user holds `uploadsPerUser` open ones (Library and OCI together). */
   async assertUploadSlot(userId: string): Promise<void> {
-    const now = nowIso();
-    const count = async (table: 'uploads' | 'oci_uploads') =>
-      Number(
-        (
-          await this.db
-            .selectFrom(table)
-            .where('user_id', '=', userId)
-            .where('expires_at', '>', now)
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
-    const open = (await count('uploads')) + (await count('oci_uploads'));
+    const open = await this.store.quota.openSessions(userId, nowIso());
     if (open >= this.uploadsPerUser) {
       throw new RegistryError(
         'too-many',
         `${open} uploads are already open for this user (at most ${this.uploadsPerUser}); finish or cancel one first`,
         'upload',
       );
-    }
-  }
-
-  /** Serialises quota-relevant commits of one entity across processes (PostgreSQL) or the file (SQLite). */
-  async lockEntity(trx: Transaction<Database>, entityId: string): Promise<void> {
-    if (this.dialect === 'postgres') {
-      await sql`select pg_advisory_xact_lock(hashtext(${entityId}))`.execute(trx);
     }
   }
 }

@@ -1,11 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
 import { BlobError } from '../../blobs/store.js';
-import type { Dialect } from '../../meta/db.js';
 import { isOutOfSpace } from '../../meta/errors.js';
-import type { Database } from '../../meta/schema.js';
+import type { MetaStore } from '../../meta/store.js';
 import { access } from '../accounts/access.js';
 import { SYSTEM, type Principal } from '../accounts/accounts.js';
 import { RegistryError, invalid, notFound } from '../errors.js';
@@ -13,7 +11,7 @@ import type { ImageRow, Images } from '../images/images.js';
 import { containerChain, type Container, type Entity, type Namespaces } from '../namespaces/namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from '../images/sif-facts.js';
-import { holds, linkPossessed, lockBlobs, type Possession } from './blob-links.js';
+import { linkPossessed, type Possession } from './blob-links.js';
 import { newSecret, nowIso } from '../util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -54,13 +52,12 @@ export class Uploads {
   onSignedImage: (imageId: string) => void = () => {};
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly namespaces: Namespaces,
     private readonly images: Images,
     private readonly quotas: Quotas,
     private readonly settings: UploadSettings,
-    private readonly dialect: Dialect,
   ) {}
 
   private async writableImage(principal: Principal | null, imageId: string) {
@@ -86,7 +83,7 @@ export class Uploads {
     try {
       return await this.ingestAndCommit(session.image_id, uploadId, body, session.filesize);
     } finally {
-      await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+      await this.store.uploads.close(uploadId);
     }
   }
 
@@ -107,7 +104,7 @@ export class Uploads {
     try {
       return await this.ingestAndCommit(image.id, tempId, body, contentLength, Number.isFinite(room) ? { room, entity } : null);
     } finally {
-      await this.db.deleteFrom('uploads').where('id', '=', tempId).execute();
+      await this.store.uploads.close(tempId);
     }
   }
 
@@ -167,27 +164,19 @@ export class Uploads {
     const expected = expectedPartSize(session, partNumber);
     if (partSize !== expected) throw invalid(`part ${partNumber} must be ${expected} bytes, not ${partSize}`);
     if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) throw invalid('part sha256sum must be 64 hex digits');
-    await this.db
-      .insertInto('upload_parts')
-      .values({ upload_id: uploadId, part_number: partNumber, size: -1, sha256, token: '' })
-      .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size: -1, sha256, token: '' }))
-      .execute();
+    await this.store.uploads.announcePart(uploadId, partNumber, sha256);
   }
 
   /**
-   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. The part is
-   * hashed on its own only when the client announced its SHA-256; the whole-file digest
-   * verifies every byte in any case.
+   * `PUT` to a part's capability URL. Returns the part's token, sent back as ETag. Every byte is
+   * hashed once: into the whole-file digest (here when the part continues the running hash, else
+   * when the upload completes), which verifies every byte. A SHA-256 the client announced for the
+   * part is checked when the whole-file digest does not match, to name the part that differs.
    */
   async receivePart(uploadId: string, partNumber: number, body: Readable): Promise<string> {
     const session = await this.session(uploadId, 'multipart');
     const expected = expectedPartSize(session, partNumber);
-    const announced = await this.db
-      .selectFrom('upload_parts')
-      .select('sha256')
-      .where('upload_id', '=', uploadId)
-      .where('part_number', '=', partNumber)
-      .executeTakeFirst();
+    const announced = await this.store.uploads.announcedSha256(uploadId, partNumber);
     let running = this.running.get(uploadId);
     // A part sent again after it was hashed may differ: forget the running hash, re-read at the end.
     if (running && partNumber < running.nextPart) {
@@ -197,15 +186,11 @@ export class Uploads {
     if (!running && partNumber === 1) running = { hash: createHash('sha256'), nextPart: 1, tokens: [] };
     const inOrder = running?.nextPart === partNumber;
     const whole = inOrder && running ? running.hash.copy() : null;
-    const partHash = announced?.sha256 ? createHash('sha256') : null;
     let size: number;
     try {
       size = await this.blobs.writeTemp(uploadId, (partNumber - 1) * session.part_size, body, {
         maxBytes: expected,
-        observe: (chunk) => {
-          partHash?.update(chunk);
-          whole?.update(chunk);
-        },
+        observe: (chunk) => whole?.update(chunk),
       });
     } catch (err) {
       // A full disk: free what the whole upload holds at once.
@@ -213,11 +198,10 @@ export class Uploads {
       throw translateBlobError(err);
     }
     if (size !== expected) throw new RegistryError('size-mismatch', `part ${partNumber}: received ${size} bytes, expected ${expected}`);
-    const sha = partHash?.digest('hex') ?? '';
-    if (partHash && announced?.sha256 !== sha) {
-      throw new RegistryError('digest-mismatch', `part ${partNumber}: content sha256 ${sha} does not match ${announced?.sha256}`);
-    }
-    const token = sha || `${partNumber}-${newSecret(9)}`;
+    const sha = announced ?? '';
+    // Unique per receipt, so a part sent again through another node (perhaps different bytes
+    // under the same announcement) tells every running hash that covered it that it is stale.
+    const token = `${partNumber}-${newSecret(9)}`;
     if (whole && running) {
       running.hash = whole;
       running.nextPart += 1;
@@ -225,13 +209,9 @@ export class Uploads {
       this.remember(uploadId, running);
     }
     // One transaction (one log flush) per part: the part and the session's new expiry.
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('upload_parts')
-        .values({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token })
-        .onConflict((oc) => oc.columns(['upload_id', 'part_number']).doUpdateSet({ size, sha256: sha, token }))
-        .execute();
-      await trx.updateTable('uploads').set({ expires_at: this.expiry() }).where('id', '=', uploadId).execute();
+    await this.store.transaction(async (tx) => {
+      await tx.uploads.savePart({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token });
+      await tx.uploads.extend(uploadId, this.expiry());
     });
     return token;
   }
@@ -243,15 +223,10 @@ export class Uploads {
     uploadId: string,
     completed: Array<{ partNumber: number; token: string }>,
   ): Promise<CommitResult> {
-    await this.writableImage(principal, imageId);
+    const { image } = await this.writableImage(principal, imageId);
     const session = await this.session(uploadId, 'multipart');
     if (session.image_id !== imageId) throw notFound(`upload ${uploadId}`);
-    const parts = await this.db
-      .selectFrom('upload_parts')
-      .selectAll()
-      .where('upload_id', '=', uploadId)
-      .orderBy('part_number')
-      .execute();
+    const parts = await this.store.uploads.parts(uploadId);
     for (let n = 1; n <= session.total_parts; n++) {
       const part = parts.find((p) => p.part_number === n);
       if (!part || part.size !== expectedPartSize(session, n)) throw invalid(`part ${n} of ${session.total_parts} was not uploaded`);
@@ -260,6 +235,7 @@ export class Uploads {
     }
     try {
       const digest = await this.finishHash(uploadId, session, parts);
+      if (digest !== image.digest) await this.assertAnnouncedParts(uploadId, session, parts);
       const result = await this.commit(imageId, uploadId, session.filesize, digest);
       await this.closeSession(uploadId);
       return result;
@@ -333,8 +309,8 @@ export class Uploads {
 
   /** Removes sessions (and their bytes) that expired before `before` (an ISO time, default now). */
   async sweepExpired(before = nowIso()): Promise<number> {
-    const expired = await this.db.selectFrom('uploads').select('id').where('expires_at', '<', before).execute();
-    for (const { id } of expired) await this.closeSession(id);
+    const expired = await this.store.uploads.expired(before);
+    for (const id of expired) await this.closeSession(id);
     return expired.length;
   }
 
@@ -367,36 +343,27 @@ export class Uploads {
 
   /**
    * Makes the image uploaded, in one transaction: its bytes linked on proof of possession (false
-   * when it fails), and its facts recorded. The bytes are durable before the row that refers to
-   * them commits.
+   * when it fails), and its facts recorded. Sent bytes are committed before that transaction
+   * opens (`linkPossessed`), so they are durable before the row that refers to them commits.
    */
   private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, proof: Possession): Promise<boolean> {
     const entity = container.collection.entity;
     const now = nowIso();
-    return this.db.transaction().execute(async (trx) => {
-      await lockBlobs(trx, this.dialect, [image.digest]);
-      await this.quotas.lockEntity(trx, entity.id);
-      await this.quotas.assertRoom(entity, image.digest, size, trx);
-      if ('heldIn' in proof && !(await holds(trx, this.blobs, image.digest, size, proof))) return false;
-      await trx
-        .updateTable('images')
-        .set({
-          uploaded: 1,
+    return linkPossessed(this.store, this.blobs, container.id, image.digest, size, proof, {
+      check: async (tx) => {
+        await tx.lock('entity', [entity.id]);
+        await this.quotas.assertRoom(entity, image.digest, size, tx);
+      },
+      before: (tx) =>
+        tx.uploads.markImageUploaded(image.id, container.id, {
           size,
           arch: facts.arch ?? image.arch,
           deffile: facts.deffile,
           labels: JSON.stringify(facts.labels),
           fingerprints: JSON.stringify(facts.fingerprints),
-          signed: 0,
           encrypted: facts.encrypted ? 1 : 0,
           sif_info: JSON.stringify(facts.info),
-          updated_at: now,
-        })
-        .where('id', '=', image.id)
-        .execute();
-      await trx.updateTable('containers').set({ updated_at: now }).where('id', '=', container.id).execute();
-      // The bytes last: a row the database refused above leaves no committed blob behind.
-      return linkPossessed(trx, this.blobs, container.id, image.digest, size, proof);
+        }, now),
     });
   }
 
@@ -426,6 +393,22 @@ export class Uploads {
     return `sha256:${hash.digest('hex')}`;
   }
 
+  /**
+   * After the whole-file digest did not match: the first part whose bytes differ from the SHA-256
+   * announced for it is refused by name (a failed upload is read again; a good one never is).
+   */
+  private async assertAnnouncedParts(uploadId: string, session: { part_size: number; filesize: number; total_parts: number }, parts: Array<{ part_number: number; sha256: string }>): Promise<void> {
+    for (const part of parts) {
+      if (!part.sha256 || part.part_number > session.total_parts) continue;
+      const start = (part.part_number - 1) * session.part_size;
+      const end = start + expectedPartSize(session, part.part_number) - 1;
+      const hash = createHash('sha256');
+      if (end >= start) for await (const chunk of await this.blobs.readTemp(uploadId, { start, end })) hash.update(chunk as Buffer);
+      const sha = hash.digest('hex');
+      if (sha !== part.sha256) throw new RegistryError('digest-mismatch', `part ${part.part_number}: content sha256 ${sha} does not match ${part.sha256}`);
+    }
+  }
+
   private remember(uploadId: string, running: RunningHash): void {
     this.running.delete(uploadId);
     this.running.set(uploadId, running);
@@ -443,26 +426,23 @@ export class Uploads {
     if (!Number.isSafeInteger(filesize) || filesize < 0) throw invalid('filesize must be a non-negative integer');
     await this.quotas.assertUploadSlot(principal.userId);
     const id = newSecret(24);
-    await this.db
-      .insertInto('uploads')
-      .values({
-        id,
-        image_id: image.id,
-        user_id: principal.userId,
-        kind,
-        filesize,
-        sha256: image.digest,
-        part_size: partSize,
-        total_parts: totalParts,
-        created_at: nowIso(),
-        expires_at: this.expiry(),
-      })
-      .execute();
+    await this.store.uploads.open({
+      id,
+      image_id: image.id,
+      user_id: principal.userId,
+      kind,
+      filesize,
+      sha256: image.digest,
+      part_size: partSize,
+      total_parts: totalParts,
+      created_at: nowIso(),
+      expires_at: this.expiry(),
+    });
     return id;
   }
 
   private async session(uploadId: string, kind: 'single' | 'multipart') {
-    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    const row = await this.store.uploads.session(uploadId);
     if (!row || row.kind !== kind || row.expires_at < nowIso()) throw notFound('upload');
     return row;
   }
@@ -470,7 +450,7 @@ export class Uploads {
   private async closeSession(uploadId: string): Promise<void> {
     this.running.delete(uploadId);
     await this.blobs.deleteTemp(uploadId);
-    await this.db.deleteFrom('uploads').where('id', '=', uploadId).execute();
+    await this.store.uploads.close(uploadId);
   }
 
   private expiry(): string {
