@@ -7,6 +7,7 @@ import { openMetaDb } from '../src/meta/db.js';
 import { MEDIA } from '../src/registry/oci/manifests.js';
 import { Registry } from '../src/registry/registry.js';
 import { freshPostgres, type DbKind } from '../test/helpers/shelf.js';
+import { SYSTEM } from '../src/registry/accounts/accounts.js';
 
 const BLOBS = 1000;
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -58,11 +59,11 @@ export async function benchGc(dir: string, kinds: DbKind[] = ['sqlite', 'postgre
         const r = await fn();
         return [r, (Date.now() - t) / 1000];
       };
-      const [doctor, doctorS] = await time(() => registry.checkConsistency(false));
-      const [, scrubS] = await time(() => registry.checkConsistency(true));
-      const [dry, dryS] = await time(() => registry.collectGarbage(true));
-      const [gc, gcS] = await time(() => registry.collectGarbage(false));
-      const [, againS] = await time(() => registry.collectGarbage(false));
+      const [doctor, doctorS] = await time(() => registry.checkConsistency(SYSTEM, false));
+      const [, scrubS] = await time(() => registry.checkConsistency(SYSTEM, true));
+      const [dry, dryS] = await time(() => registry.collectGarbage(SYSTEM, true));
+      const [gc, gcS] = await time(() => registry.collectGarbage(SYSTEM, false));
+      const [, againS] = await time(() => registry.collectGarbage(SYSTEM, false));
       lines.push(
         `gc (${kind}): ${doctor.blobs} blobs (${2 * BLOBS} pushes in ${filled.toFixed(1)} s, ${((2 * BLOBS) / filled).toFixed(0)}/s); ` +
           `doctor ${doctorS.toFixed(2)} s, --scrub ${scrubS.toFixed(2)} s, dry run ${dryS.toFixed(2)} s (${dry.blobs.length} to remove), ` +

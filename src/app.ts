@@ -15,6 +15,7 @@ import type { SecretSource } from './registry/accounts/capabilities.js';
 import { Registry } from './registry/registry.js';
 import { CACHE_USER, PullThroughCache } from './cache/pull-through.js';
 import { makeWorker, openBuilds } from './build/setup.js';
+import { SYSTEM } from './registry/accounts/accounts.js';
 
 export { BlobUrlError, TlsError };
 
@@ -210,7 +211,7 @@ async function startCache(registry: Registry, cache: PullThroughCache, url: stri
 /** Retention, then garbage collection, every `interval` seconds (images by the policies; expired uploads, orphans, unreferenced blobs). */
 function scheduleGc(registry: Registry, app: FastifyInstance, interval: number): NodeJS.Timeout {
   const timer = setInterval(() => {
-    registry.collectGarbage().then(
+    registry.collectGarbage(SYSTEM).then(
       (r) => {
         if (r.retention.images.length) app.log.info({ images: r.retention.images.length, bytes: r.retention.bytes }, 'retention removed images');
         if (r.blobs.length || r.orphans.length || r.uploads.length || r.temps.length || r.links) {

@@ -295,24 +295,8 @@ export class Metrics {
 
 /** Bytes each entity's repositories hold (each blob once per entity), the largest first. */
 async function quotaUse(registry: Registry, limit: number): Promise<{ top: Array<{ name: string; quota: number; used: number }>; total: number }> {
-  const db = registry.meta.db;
-  const perEntity = db
-    .selectFrom((eb) =>
-      eb
-        .selectFrom('repo_blobs')
-        .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-        .innerJoin('collections', 'collections.id', 'containers.collection_id')
-        .where('repo_blobs.charged', '=', 1)
-        .select(['collections.entity_id as entity_id', 'repo_blobs.digest', 'repo_blobs.size'])
-        .distinct()
-        .as('d'),
-    )
-    .innerJoin('entities', 'entities.id', 'd.entity_id')
-    .groupBy(['entities.id', 'entities.name', 'entities.quota'])
-    .select((eb) => ['entities.name as name', 'entities.quota as quota', eb.fn.sum<number>('d.size').as('used')]);
-  const rows = await perEntity.orderBy('used', 'desc').execute();
-  const total = rows.reduce((n, r) => n + Number(r.used), 0);
-  return { top: rows.slice(0, limit).map((r) => ({ name: r.name, quota: Number(r.quota), used: Number(r.used) })), total };
+  const rows = await registry.store.quota.usageByEntity();
+  return { top: rows.slice(0, limit), total: rows.reduce((n, r) => n + r.used, 0) };
 }
 
 /** `load` at most once per `ms`; callers in between share the last answer. */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Dialect, MetaDb } from './db.js';
 import { StoreLocks, lockInTransaction, type LockFamily, type Locks } from './locks.js';
 import { AccountsRepo } from './repos/accounts.js';
@@ -57,6 +57,8 @@ export interface TxRepositories extends Repositories {
  */
 export interface MetaStore extends Repositories {
   transaction<T>(fn: (tx: TxRepositories) => Promise<T>): Promise<T>;
+  /** Answers once the database answers a trivial query (readiness probes). */
+  ping(): Promise<void>;
   readonly locks: Locks;
   /**
    * Locks per blob digest held while its bytes are written, with no transaction open, and then
@@ -93,6 +95,9 @@ export function createMetaStore(meta: MetaDb): MetaStore {
   return {
     ...repositories(meta.db, meta.dialect),
     locks: new StoreLocks(meta.db, meta.dialect),
+    ping: async () => {
+      await sql`select 1`.execute(meta.db);
+    },
     bytesLocks: new StoreLocks(meta.db, meta.dialect),
     transaction: (fn) =>
       meta.db.transaction().execute((trx) =>

@@ -15,7 +15,8 @@ import { Downloads } from './images/downloads.js';
 import { Keystore } from './keys/keystore.js';
 import { LibraryView } from './images/library-view.js';
 import { Namespaces } from './namespaces/namespaces.js';
-import { Quotas } from './storage/quota.js';
+import { Quotas, type QuotaReport } from './storage/quota.js';
+import { access } from './accounts/access.js';
 import { Listings } from './listings/listings.js';
 import { Manifests, digestBytes, parseManifest, sifLayerOf } from './oci/manifests.js';
 import { completeManifestKinds } from './oci/manifest-kinds.js';
@@ -258,18 +259,20 @@ export class Registry {
 
   /**
    * Garbage collection with the configured grace period, after retention (so the bytes of the
-   * images it removes are freed in the same run, once past the grace period).
+   * images it removes are freed in the same run, once past the grace period); administrators only.
    */
-  async collectGarbage(dryRun = false, principal: Principal | null = null): Promise<GcReport & { retention: RetentionReport }> {
-    const retention = await this.applyRetention(dryRun, principal);
+  async collectGarbage(caller: Principal | null, dryRun = false): Promise<GcReport & { retention: RetentionReport }> {
+    access.assertAdmin(caller);
+    const retention = await this.applyRetention(caller, dryRun);
     const report = await this.gc.run({ dryRun, graceSeconds: this.gcGrace });
     this.onGarbageCollected?.(report, dryRun);
     return { ...report, retention };
   }
 
-  /** Retention alone: what goes (or would go) by the policies. */
-  async applyRetention(dryRun: boolean, principal: Principal | null = null): Promise<RetentionReport> {
-    const report = await this.retention.run({ dryRun, principal });
+  /** Retention alone: what goes (or would go) by the policies; administrators only. */
+  async applyRetention(caller: Principal | null, dryRun = false): Promise<RetentionReport> {
+    access.assertAdmin(caller);
+    const report = await this.retention.run({ dryRun, principal: caller });
     this.onRetention?.(report);
     return report;
   }
@@ -280,9 +283,18 @@ export class Registry {
   /** Told of every finished collection (metrics). */
   onGarbageCollected: ((report: GcReport, dryRun: boolean) => void) | null = null;
 
-  /** The consistency check of metadata and stored bytes. */
-  checkConsistency(scrub = false): Promise<DoctorReport> {
+  /** The consistency check of metadata and stored bytes; administrators only. */
+  async checkConsistency(caller: Principal | null, scrub = false): Promise<DoctorReport> {
+    access.assertAdmin(caller);
     return this.doctor.check({ scrub, graceSeconds: this.gcGrace });
+  }
+
+  /** Usage and quota of every entity, computed afresh from the metadata (the recount); administrators only. */
+  async entityQuotas(caller: Principal | null): Promise<Array<{ entity: string } & QuotaReport>> {
+    access.assertAdmin(caller);
+    const rows = [];
+    for (const e of await this.namespaces.listEntities()) rows.push({ entity: e.name, ...(await this.quotas.report(e)) });
+    return rows;
   }
 
   /** Where background failures are reported (the server sets its logger). */

@@ -16,6 +16,7 @@ import type { Container } from '../../src/registry/namespaces/namespaces.js';
 import { MEDIA } from '../../src/registry/oci/manifests.js';
 import { Registry } from '../../src/registry/registry.js';
 import { DB_KINDS, FIXTURES, freshPostgres } from '../helpers/shelf.js';
+import { SYSTEM } from '../../src/registry/accounts/accounts.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -145,7 +146,7 @@ for (const db of DB_KINDS) {
 
       await registry.images.delete(admin, parseLibraryRef('root/tx/lib:latest'), 'amd64');
       await new Promise((resolve) => setTimeout(resolve, 30));
-      const report = await registry.collectGarbage();
+      const report = await registry.collectGarbage(SYSTEM);
       assert.ok(report.blobs.some((b) => b.name === sha(sif)), 'the deleted image was collected');
 
       for (const call of ['commitTemp', 'writeTemp', 'delete']) assert.ok(seen.calls.includes(call), `${call} was exercised: ${seen.calls.join(', ')}`);

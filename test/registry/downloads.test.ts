@@ -116,17 +116,21 @@ for (const db of DB_KINDS) {
       await assert.rejects(r.downloads.openLink(`${payload}.x${mac}`), (e) => kindOf(e) === 'not-found');
       const { token: expired } = await r.downloads.link(bob, image!.id, 0);
       await assert.rejects(r.downloads.openLink(expired), (e) => kindOf(e) === 'not-found');
+      // Registry tokens and sessions are signed with the same key: only a digest opens bytes.
+      const other = r.capabilities.sign(`user:${bob.userId}`, 60);
+      assert.equal(r.capabilities.verify(other), `user:${bob.userId}`);
+      await assert.rejects(r.downloads.openLink(other), (e) => kindOf(e) === 'not-found' && /expired or invalid/.test((e as Error).message));
     });
 
     test('an OCI blob fetch counts once per transfer, and only for the container’s images', async () => {
       const k = await r.namespaces.getContainer(alice, parseLibraryRef('alice/pub/tool:latest'));
       const before = await counts('alice/pub/tool:latest');
       const digest = digestOf(sif);
-      assert.equal(await r.images.recordBlobDownload(null, k, digest, { kind: 'blob', method: 'GET', rangeStart: null }), true);
-      assert.equal(await r.images.recordBlobDownload(null, k, digest, { kind: 'blob', method: 'GET', rangeStart: 0 }), true);
-      assert.equal(await r.images.recordBlobDownload(null, k, digest, { kind: 'blob', method: 'GET', rangeStart: 1024 }), false);
-      assert.equal(await r.images.recordBlobDownload(null, k, digest, { kind: 'blob', method: 'HEAD', rangeStart: null }), false);
-      assert.equal(await r.images.recordBlobDownload(null, k, `sha256:${'0'.repeat(64)}`, { kind: 'blob', method: 'GET', rangeStart: null }), false);
+      assert.equal(await r.images.countBlobPull(k.id, digest, { kind: 'blob', method: 'GET', rangeStart: null }), true);
+      assert.equal(await r.images.countBlobPull(k.id, digest, { kind: 'blob', method: 'GET', rangeStart: 0 }), true);
+      assert.equal(await r.images.countBlobPull(k.id, digest, { kind: 'blob', method: 'GET', rangeStart: 1024 }), false);
+      assert.equal(await r.images.countBlobPull(k.id, digest, { kind: 'blob', method: 'HEAD', rangeStart: null }), false);
+      assert.equal(await r.images.countBlobPull(k.id, `sha256:${'0'.repeat(64)}`, { kind: 'blob', method: 'GET', rangeStart: null }), false);
       assert.deepEqual(await counts('alice/pub/tool:latest'), { image: before.image + 2, container: before.container + 2 });
     });
   });

@@ -15,6 +15,7 @@ import { parseLibraryRef } from '../../src/registry/namespaces/names.js';
 import type { Container } from '../../src/registry/namespaces/namespaces.js';
 import { Registry } from '../../src/registry/registry.js';
 import { DB_KINDS, FIXTURES, freshPostgres } from '../helpers/shelf.js';
+import { SYSTEM } from '../../src/registry/accounts/accounts.js';
 
 /** Lets the clock pass what was just written: a grace period of 0 still means "written before now". */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
@@ -139,7 +140,7 @@ for (const store of GC_STORES) {
         return Buffer.concat(chunks);
       };
       const doctorClean = async () => {
-        const report = await b.registry.checkConsistency(true);
+        const report = await b.registry.checkConsistency(SYSTEM, true);
         assert.deepEqual(report.problems, []);
       };
 
@@ -149,13 +150,13 @@ for (const store of GC_STORES) {
         const other = randomSif(sif);
         await pushLibrary(k, other, 'kept');
         await a.registry.images.delete(admin, parseLibraryRef('root/gc/lib:gone'), 'amd64');
-        const dry = await b.registry.collectGarbage(true);
+        const dry = await b.registry.collectGarbage(SYSTEM, true);
         assert.equal(dry.dryRun, true);
         assert.equal(dry.blobs.length, 2);
         assert.ok(dry.blobs.some((x) => x.name === sha(sif) && x.size === sif.length));
         assert.notEqual(await blobs.stat(sha(sif)), null, 'a dry run removes nothing');
 
-        const report = await b.registry.collectGarbage();
+        const report = await b.registry.collectGarbage(SYSTEM);
         // The SIF and its generated ORAS manifest; the shared `{}` config stays for the kept image.
         assert.equal(report.blobs.length, 2);
         assert.ok(report.blobs.some((x) => x.name === sha(sif)));
@@ -163,7 +164,7 @@ for (const store of GC_STORES) {
         assert.ok(report.links >= 1);
         assert.equal(await blobs.stat(sha(sif)), null);
         assert.deepEqual(await readBlob(sha(other)), other);
-        assert.deepEqual((await b.registry.collectGarbage()).blobs, [], 'nothing left to collect');
+        assert.deepEqual((await b.registry.collectGarbage(SYSTEM)).blobs, [], 'nothing left to collect');
         await doctorClean();
       });
 
@@ -179,7 +180,7 @@ for (const store of GC_STORES) {
         assert.deepEqual([kept.blobs, kept.links], [[], 0]);
         assert.equal(await blobs.stat(sha(layer)), layer.length);
         // Past it, a link nothing refers to goes, and with it the blob.
-        const gone = await b.registry.collectGarbage();
+        const gone = await b.registry.collectGarbage(SYSTEM);
         assert.deepEqual(gone.blobs, [{ name: sha(layer), size: layer.length }]);
         assert.equal(gone.links, 1);
         // A manifest naming a blob that is not stored any more is refused, not stored half.
@@ -213,7 +214,7 @@ for (const store of GC_STORES) {
         );
         assert.equal(await blobs.stat(sha(layers[0]!)), 1000);
         await pushOci(k, layers[0]!, 'v0');
-        assert.ok(!(await b.registry.collectGarbage()).blobs.some((x) => x.name === sha(layers[0]!)));
+        assert.ok(!(await b.registry.collectGarbage(SYSTEM)).blobs.some((x) => x.name === sha(layers[0]!)));
         await doctorClean();
       });
 
@@ -232,7 +233,7 @@ for (const store of GC_STORES) {
         await settle();
 
         // A temporary object of no session that was just written may be a store's own (a manifest being stored).
-        assert.deepEqual((await b.registry.collectGarbage(true)).temps, []);
+        assert.deepEqual((await b.registry.collectGarbage(SYSTEM, true)).temps, []);
         const report = await b.registry.gc.run({ graceSeconds: 0, strayAfterSeconds: 0 });
         assert.deepEqual(report.uploads.map((u) => [u.name, u.size]).sort(), [[expired, 2000], [multipart.uploadId, sif.length]].sort());
         assert.deepEqual(report.temps, [{ name: 'crashed-upload-0001', size: 3000 }]);
@@ -250,9 +251,9 @@ for (const store of GC_STORES) {
         await blobs.writeTemp('orphan-commit-0001', 0, Readable.from([bytes]));
         await blobs.commitTemp('orphan-commit-0001', sha(bytes));
         await settle();
-        const doctor = await b.registry.checkConsistency();
+        const doctor = await b.registry.checkConsistency(SYSTEM);
         assert.deepEqual(doctor.problems.map((p) => [p.kind, p.subject]), [['orphan', sha(bytes)]]);
-        const report = await b.registry.collectGarbage();
+        const report = await b.registry.collectGarbage(SYSTEM);
         assert.deepEqual(report.orphans, [{ name: sha(bytes), size: 4096 }]);
         assert.equal(await blobs.stat(sha(bytes)), null);
         await doctorClean();
@@ -267,7 +268,7 @@ for (const store of GC_STORES) {
         const flipped = Buffer.from(images[2]!);
         flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0xff;
         await store.damage.overwrite(dir, sha(images[2]!), flipped);
-        const quick = await b.registry.checkConsistency(false);
+        const quick = await b.registry.checkConsistency(SYSTEM, false);
         assert.deepEqual(
           quick.problems.map((p) => [p.kind, p.subject]),
           [
@@ -275,12 +276,12 @@ for (const store of GC_STORES) {
             ['size-mismatch', sha(images[1]!)],
           ].sort((x, y) => (x[1]! < y[1]! ? -1 : 1)),
         );
-        const scrub = await b.registry.checkConsistency(true);
+        const scrub = await b.registry.checkConsistency(SYSTEM, true);
         assert.deepEqual(scrub.problems.filter((p) => p.kind === 'digest-mismatch').map((p) => p.subject), [sha(images[2]!)]);
         assert.ok(scrub.bytesScrubbed > 0);
         // Repaired by deleting the damaged images; garbage collection then clears the rest.
         for (const i of [0, 1, 2]) await a.registry.images.delete(admin, parseLibraryRef(`root/gc/damage:t${i}`), 'amd64');
-        await b.registry.collectGarbage();
+        await b.registry.collectGarbage(SYSTEM);
         await doctorClean();
       });
 
@@ -295,7 +296,7 @@ for (const store of GC_STORES) {
         await a.meta.db.insertInto('oci_tags').values({ container_id: k.id, name: 'dangling', manifest_digest: sha(Buffer.from('none')), updated_at: now }).execute();
         const saved = await a.meta.db.selectFrom('blobs').selectAll().where('digest', '=', sha(bytes)).executeTakeFirstOrThrow();
         await a.meta.db.deleteFrom('blobs').where('digest', '=', sha(bytes)).execute();
-        const report = await b.registry.checkConsistency();
+        const report = await b.registry.checkConsistency(SYSTEM);
         const seen = report.problems.map((p) => `${p.kind} ${p.subject} ${p.detail}`);
         for (const what of ['an uploaded image', 'a repository link', 'a manifest reference']) {
           assert.ok(seen.includes(`unrecorded ${sha(bytes)} ${what} refers to it, but no blob is recorded`), seen.join('\n'));
@@ -332,8 +333,8 @@ for (const store of GC_STORES) {
         );
         await assert.rejects(a.registry.manifests.put(k, 'v1', again, MEDIA.ociManifest), (e) => kindOf(e) === 'invalid/manifest-blob');
         assert.equal(await a.registry.ociBlobs.mount(await container('torn2'), sha(layer), null), null);
-        assert.deepEqual((await b.registry.checkConsistency()).problems.map((p) => [p.kind, p.subject]), [['missing', sha(layer)]]);
-        const gc = await b.registry.collectGarbage();
+        assert.deepEqual((await b.registry.checkConsistency(SYSTEM)).problems.map((p) => [p.kind, p.subject]), [['missing', sha(layer)]]);
+        const gc = await b.registry.collectGarbage(SYSTEM);
         assert.ok(gc.blobs.some((x) => x.name === sha(layer)));
         await pushOci(k, layer, 'v1');
         assert.deepEqual(await readBlob(sha(layer)), layer);
@@ -354,7 +355,7 @@ for (const store of GC_STORES) {
           // The collector on node B, the re-push on node A, at once; the OCI push is retried
           // when its manifest is refused because the blob it skipped was collected meanwhile.
           const [gc] = await Promise.all([
-            b.registry.collectGarbage(),
+            b.registry.collectGarbage(SYSTEM),
             (async () => {
               await pushLibrary(k, content, 'x');
               for (let attempt = 0; ; attempt++) {
@@ -371,7 +372,7 @@ for (const store of GC_STORES) {
           collected += gc.blobs.length;
           assert.deepEqual(await readBlob(sha(content)), content, `iteration ${i}: the Library image`);
           assert.deepEqual(await readBlob(sha(layer)), layer, `iteration ${i}: the OCI layer`);
-          const again = await b.registry.collectGarbage();
+          const again = await b.registry.collectGarbage(SYSTEM);
           assert.ok(!again.blobs.some((x) => x.name === sha(content) || x.name === sha(layer)), `iteration ${i}: referenced blobs collected`);
           await doctorClean();
         }

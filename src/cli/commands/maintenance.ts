@@ -8,6 +8,7 @@ import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../registry/errors.js';
 import { CliError } from '../errors.js';
 import { adminConnection } from './admin-connection.js';
+import { SYSTEM } from '../../registry/accounts/accounts.js';
 
 interface Where {
   url?: string;
@@ -88,7 +89,6 @@ export function registerEnable(user: Command): void {
       },
       async (registry) => {
         // On the stores themselves: whoever may open them acts as Shelf itself.
-        const { SYSTEM } = await import('../../registry/accounts/accounts.js');
         await registry.accounts.setDisabled(name, false, SYSTEM);
         if (opts.admin) await registry.accounts.setAdmin(name, true, SYSTEM);
       },
@@ -142,7 +142,7 @@ export function registerMaintenance(admin: Command): void {
     const r = await runWhere(
       cmd,
       (api) => api.call<GcReport & { retention?: RetentionReport }>('POST', 'api/admin/gc', { dryRun }),
-      (registry) => registry.collectGarbage(dryRun),
+      (registry) => registry.collectGarbage(SYSTEM, dryRun),
     );
     const verb = r.dryRun ? 'would remove' : 'removed';
     // Retention runs first; said only where a policy has a retention rule.
@@ -167,7 +167,7 @@ export function registerMaintenance(admin: Command): void {
     const r = await runWhere(
       cmd,
       (api) => api.call<RetentionReport>('POST', 'api/admin/retention', { dryRun }),
-      (registry) => registry.applyRetention(dryRun),
+      (registry) => registry.applyRetention(SYSTEM, dryRun),
     );
     printRetention(r);
   });
@@ -182,7 +182,7 @@ export function registerMaintenance(admin: Command): void {
     const r = await runWhere(
       cmd,
       (api) => api.call<DoctorReport>('GET', `api/admin/doctor${scrub ? '?scrub=true' : ''}`),
-      (registry) => registry.checkConsistency(scrub),
+      (registry) => registry.checkConsistency(SYSTEM, scrub),
     );
     for (const p of r.problems) print(`${p.kind}\t${p.subject}\t${p.detail}`);
     const scrubbed = r.scrubbed ? `, ${r.bytesScrubbed} bytes re-hashed` : '';

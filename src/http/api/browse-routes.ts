@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PAGE_DEFAULT, PAGE_MAX } from '../../registry/listings/browse.js';
-import { invalid, notFound } from '../../registry/errors.js';
+import { invalid } from '../../registry/errors.js';
 import { checkArch } from '../../registry/namespaces/names.js';
 import type { Registry } from '../../registry/registry.js';
-import { setDescription } from '../../registry/namespaces/descriptions.js';
 import { authenticate } from '../auth.js';
 import { readJson } from '../body.js';
 import { downloadName } from '../download-name.js';
@@ -52,7 +51,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.put('/api/descriptions/*', async (req: Req, reply) => {
     const body = await readJson(req);
     if (typeof body.description !== 'string') throw invalid('give {"description": TEXT}');
-    await setDescription(registry.meta.db, registry.namespaces, await who(req), req.params['*']!, body.description);
+    await registry.namespaces.setDescription(await who(req), req.params['*']!, body.description);
     return data(reply, { path: req.params['*'], description: body.description.trim() });
   });
 
@@ -66,22 +65,12 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
 
   app.get('/api/browse/containers/:entity/:collection/:container', async (req: Req, reply) => {
     const { entity, collection, container } = req.params as Record<string, string>;
-    const view = await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! });
-    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names (Apptainer 1.0–1.2).
-    const ids = view.images.map((i) => i.id);
-    const manifests = ids.length
-      ? await registry.meta.db.selectFrom('manifests').select(['image_id', 'digest']).where('image_id', 'in', ids).orderBy('created_at', 'desc').execute()
-      : [];
-    const images = view.images.map((i) => ({ ...i, manifestDigest: manifests.find((m) => m.image_id === i.id)?.digest ?? null }));
-    return data(reply, { ...view, images });
+    return data(reply, await registry.browse.container(await who(req), { entity: entity!, collection: collection!, container: container! }));
   });
 
   /** A short-lived download link for an image the caller may read (a browser cannot send the token on a plain link). */
   app.get('/api/browse/images/:id/download', async (req: Req, reply) => {
-    const { image } = await registry.images.getById(await who(req), req.params.id!);
-    if (image.uploaded !== 1) throw notFound('image file');
-    registry.images.noteDownload(image);
-    const token = registry.capabilities.sign(image.digest, opts.downloadUrlTtl);
+    const { token } = await registry.downloads.link(await who(req), req.params.id!, opts.downloadUrlTtl);
     // The browser saves the file under this name (Content-Disposition on the download).
     const filename = downloadName(req.query.filename);
     return data(reply, { url: `/v1/imagefile/_download/${token}${filename ? `?filename=${encodeURIComponent(filename)}` : ''}` });

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseByteSize } from '../../config/schema.js';
-import { access } from '../../registry/accounts/access.js';
 import type { Principal } from '../../registry/accounts/accounts.js';
 import { invalid } from '../../registry/errors.js';
 import { MAX_PAGE } from '../../registry/listings/listings.js';
@@ -41,12 +40,6 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
   const { registry } = opts;
   const data = (reply: FastifyReply, payload: unknown) => reply.code(200).send({ data: payload });
   const who = (req: FastifyRequest) => authenticate(registry, req);
-  const admin = async (req: FastifyRequest): Promise<Principal> => {
-    const principal = await who(req);
-    access.assertAdmin(principal);
-    return principal!;
-  };
-
   app.post('/api/login', { config: { rateLimit: { max: opts.loginRateLimit, timeWindow: '1 minute' } } }, async (req: Req, reply) => {
     const body = await readJson(req);
     req.signInName = field.string(body, 'username', true);
@@ -191,11 +184,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   /** Usage of every entity, computed afresh from the metadata (the recount). */
   app.get('/api/quotas', async (req, reply) => {
-    await admin(req);
-    const entities = await registry.namespaces.listEntities();
-    const rows = [];
-    for (const e of entities) rows.push({ entity: e.name, ...(await registry.quotas.report(e)) });
-    return data(reply, rows);
+    return data(reply, await registry.entityQuotas(await who(req)));
   });
 
   app.put('/api/visibility/*', async (req: Req, reply) => {
@@ -209,16 +198,14 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   /** Garbage collection now (`"dryRun": true` only reports); answers what went and the bytes freed. */
   app.post('/api/admin/gc', async (req: Req, reply) => {
-    await admin(req);
     const body = await readJson(req);
-    return data(reply, await registry.collectGarbage(field.boolean(body, 'dryRun'), await who(req)));
+    return data(reply, await registry.collectGarbage(await who(req), field.boolean(body, 'dryRun')));
   });
 
   /** Retention by the policies now (`"dryRun": true` only reports); answers the images removed or that would be. */
   app.post('/api/admin/retention', async (req: Req, reply) => {
-    const principal = await admin(req);
     const body = await readJson(req);
-    return data(reply, await registry.applyRetention(field.boolean(body, 'dryRun'), principal));
+    return data(reply, await registry.applyRetention(await who(req), field.boolean(body, 'dryRun')));
   });
 
   // --- tag immutability and retention policies -------------------------------------------------
@@ -240,8 +227,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiRoutesOptions): P
 
   /** The consistency check of metadata and stored bytes (`?scrub=true` re-hashes every blob). */
   app.get('/api/admin/doctor', async (req: Req, reply) => {
-    await admin(req);
-    return data(reply, await registry.checkConsistency(flag(req, 'scrub')));
+    return data(reply, await registry.checkConsistency(await who(req), flag(req, 'scrub')));
   });
 
   app.get('/api/audit', async (req: Req, reply) => {

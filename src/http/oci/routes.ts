@@ -278,10 +278,8 @@ export async function ociRoutes(app: FastifyInstance, opts: OciRoutesOptions): P
       reply.header('content-range', `bytes */${size}`);
       throw new OciError(416, 'BLOB_UNKNOWN', 'requested range not satisfiable');
     }
-    // An oras:// pull counts like a library:// one (once per transfer: only the part from byte 0).
-    if (req.method === 'GET' && (range.kind !== 'partial' || range.range.start === 0)) {
-      await registry.images.countBlobPull(container.id, digestText).catch(bestEffort(req, 'download not counted'));
-    }
+    const rangeStart = range.kind === 'partial' ? range.range.start : null;
+    await registry.images.countBlobPull(container.id, digestText, { kind: 'blob', method: req.method, rangeStart }).catch(bestEffort(req, 'download not counted'));
     // The proxy in front sends the bytes, and answers the range itself.
     const offload = req.method === 'GET' && size > 0 ? registry.offloadUri(digestText) : null;
     if (offload) return sendOffloaded(reply, offload, range.kind === 'partial' ? range.range.end - range.range.start + 1 : size);

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from '../../registry/registry.js';
 
@@ -38,7 +37,7 @@ export async function healthRoutes(app: FastifyInstance, opts: { registry: Regis
       }
     };
     await Promise.all([
-      probe('database', () => sql`select 1`.execute(registry.meta.db)),
+      probe('database', () => registry.store.ping()),
       probe('blobs', async () => registry.blobs.ping?.()),
     ]);
     const ready = Object.values(checks).every((v) => v === 'ok');

@@ -91,6 +91,21 @@ export class ManifestsRepo {
       .executeTakeFirst();
   }
 
+  /** For each of the images, the digest of the newest raw-view manifest that carries it. */
+  async newestRawDigests(imageIds: string[]): Promise<Map<string, string>> {
+    if (imageIds.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('manifests')
+      .select(['image_id', 'digest'])
+      .where('image_id', 'in', imageIds)
+      .where('library_view', '=', 0)
+      .orderBy('created_at', 'desc')
+      .execute();
+    const newest = new Map<string, string>();
+    for (const r of rows) if (r.image_id && !newest.has(r.image_id)) newest.set(r.image_id, r.digest);
+    return newest;
+  }
+
   /** The manifests an index refers to that are stored in its repository. */
   async children(containerId: string, indexDigest: string): Promise<ManifestRecord[]> {
     return this.db

@@ -77,4 +77,25 @@ export class QuotaRepo {
     }
     return open;
   }
+
+  /** Bytes each entity's repositories hold (each blob once per entity), the largest first. */
+  async usageByEntity(): Promise<Array<{ name: string; quota: number; used: number }>> {
+    const rows = await this.db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('repo_blobs')
+          .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
+          .innerJoin('collections', 'collections.id', 'containers.collection_id')
+          .where('repo_blobs.charged', '=', 1)
+          .select(['collections.entity_id as entity_id', 'repo_blobs.digest', 'repo_blobs.size'])
+          .distinct()
+          .as('d'),
+      )
+      .innerJoin('entities', 'entities.id', 'd.entity_id')
+      .groupBy(['entities.id', 'entities.name', 'entities.quota'])
+      .select((eb) => ['entities.name as name', 'entities.quota as quota', eb.fn.sum<number>('d.size').as('used')])
+      .orderBy('used', 'desc')
+      .execute();
+    return rows.map((r) => ({ name: r.name, quota: Number(r.quota), used: Number(r.used) }));
+  }
 }

@@ -77,7 +77,8 @@ export class Downloads {
   /** The bytes a download link names, while it is valid and they are stored. */
   async openLink(token: string): Promise<{ digest: string; size: number }> {
     const digest = this.capabilities.verify(token);
-    if (!digest) throw notFound('download link (expired or invalid)');
+    // Other capability tokens (registry tokens, sessions) are signed with the same key: only a digest is a link.
+    if (!digest?.startsWith('sha256:')) throw notFound('download link (expired or invalid)');
     const size = await this.blobs.stat(digest);
     if (size === null) throw notFound('image file');
     return { digest, size };

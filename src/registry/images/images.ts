@@ -237,22 +237,16 @@ export class Images {
   }
 
   /**
-   * A blob of a container the caller may read, fetched by the OCI door: a download when the
-   * request is one and the blob is one of the container's SIF images.
+   * An OCI blob fetched from a container the OCI door has let the caller read (by a token's
+   * grants, which need not name a principal): a download when the request is one
+   * (`countsAsDownload`) and the blob is one of the container's SIF images; tells whether it counted.
    */
-  async recordBlobDownload(principal: Principal | null, container: Container, digest: string, request: DownloadRequest): Promise<boolean> {
+  async countBlobPull(containerId: string, digest: string, request: DownloadRequest): Promise<boolean> {
     if (!countsAsDownload(request)) return false;
-    const image = await this.findInContainer(container.id, digest);
-    return !!image && this.recordDownload(principal, { image, container }, request);
-  }
-
-  /**
-   * An OCI blob fetched from a container: a download when it is one of the container's SIF
-   * images. The OCI door decides itself that the request is one (`recordBlobDownload` decides it here).
-   */
-  async countBlobPull(containerId: string, digest: string): Promise<void> {
     const image = await this.findInContainer(containerId, digest);
-    if (image?.uploaded === 1) this.noteDownload(image);
+    if (image?.uploaded !== 1) return false;
+    this.noteDownload(image);
+    return true;
   }
 
   /**

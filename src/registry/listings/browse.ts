@@ -147,8 +147,10 @@ export class Browse {
     const container = await this.namespaces.getContainer(principal, path);
     const images = (await this.images.listByContainer(container.id)).filter((i) => i.uploaded === 1);
     const tagRows = await this.images.tagRowsOf(container.id);
+    // Each image's own OCI manifest: what an `oras://…@sha256:` pull of one architecture names (Apptainer 1.0–1.2).
+    const manifests = await this.store.manifests.newestRawDigests(images.map((i) => i.id));
     const details = images
-      .map((image) => this.detail(image, tagRows.filter((t) => t.image_id === image.id)))
+      .map((image) => ({ ...this.detail(image, tagRows.filter((t) => t.image_id === image.id)), manifestDigest: manifests.get(image.id) ?? null }))
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
     const newest = details.find((d) => d.description);
     const privateVia = container.collection.entity.private === 1 ? 'entity' : container.collection.private === 1 ? 'collection' : null;

@@ -1,6 +1,4 @@
-import type { Principal } from '../accounts/accounts.js';
 import { RegistryError } from '../errors.js';
-import type { Namespaces } from './namespaces.js';
 
 /** What Library clients put into a container they create (Apptainer's "No description"): no description at all. */
 const PLACEHOLDERS = new Set(['', 'No description']);
@@ -21,13 +19,4 @@ export function checkDescription(description: string): void {
     return (c < 0x20 && ch !== '\n' && ch !== '\r' && ch !== '\t') || c === 0x7f;
   });
   if (control) throw new RegistryError('invalid', 'a description must not hold control characters');
-}
-
-/**
- * Sets the description of `ENTITY[/COLLECTION[/CONTAINER]]`; owners and administrators only.
- * The first argument is no longer used (the namespaces write through the metadata store); it
- * stays so callers keep their form.
- */
-export async function setDescription(_db: unknown, namespaces: Namespaces, principal: Principal | null, pathText: string, description: string): Promise<void> {
-  await namespaces.setDescription(principal, pathText, description);
 }

@@ -7,10 +7,13 @@ export function Description({ path, text, canEdit, onChanged }: { path: string; 
   const [editing, setEditing] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const [saved, setSaved] = useState(false);
+  // What was saved shows at once: the page's own copy of the text arrives with its reload.
+  const [savedText, setSavedText] = useState<string | null>(null);
+  const shown = saved && savedText !== null ? savedText : text;
   if (!editing) {
     return (
       <div class="description">
-        {text ? <p>{text}</p> : <p class="meta">No description.</p>}
+        {shown ? <p>{shown}</p> : <p class="meta">No description.</p>}
         {saved && <p role="status">Description saved.</p>}
         {canEdit && (
           <button type="button" onClick={() => (setEditing(true), setSaved(false))}>
@@ -27,6 +30,7 @@ export function Description({ path, text, canEdit, onChanged }: { path: string; 
       await api(`/api/descriptions/${path}`, { method: 'PUT', body: { description: value } });
       setError(null);
       setEditing(false);
+      setSavedText(value.trim());
       setSaved(true);
       onChanged();
     } catch (err) {
@@ -36,7 +40,7 @@ export function Description({ path, text, canEdit, onChanged }: { path: string; 
   return (
     <form class="description stack" onSubmit={save}>
       <label for="description-text">Description</label>
-      <textarea id="description-text" name="description" rows={3} maxLength={4096} defaultValue={text} />
+      <textarea id="description-text" name="description" rows={3} maxLength={4096} defaultValue={shown} />
       <div class="row">
         <button type="submit">Save description</button>
         <button type="button" onClick={() => setEditing(false)}>
