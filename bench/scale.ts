@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { openMetaDb } from '../src/meta/db.js';
-import { seedLibrary, seededContainer } from '../test/helpers/bulk-seed.js';
-import { ADMIN_TOKEN, freshPostgres, startShelf, type DbKind } from '../test/helpers/shelf.js';
+import { seedLibrary, seededContainer, type Seeded } from '../test/helpers/bulk-seed.js';
+import { ADMIN_TOKEN, PG_ADMIN_URL, ROOT, freshPostgres, startShelf, type DbKind } from '../test/helpers/shelf.js';
 
 /** Requests per measured read (after a warm-up of 20). */
 const RUNS = Number(process.env.SCALE_RUNS ?? 300);
@@ -37,20 +39,107 @@ export async function benchScale(work: string): Promise<string[]> {
   return out;
 }
 
-async function one(work: string, db: DbKind, size: number): Promise<string[]> {
-  const dir = path.join(work, `scale-${db}-${size}`);
-  await mkdir(dir, { recursive: true });
-  const pg = db === 'postgres' ? await freshPostgres() : null;
-  const dbUrl = pg ? pg.url : `sqlite:${path.join(dir, 'shelf.db')}`;
-  const seedStart = performance.now();
+/** Seeded libraries kept between runs (SCALE_FRESH=1 seeds again). */
+const CACHE = path.join(ROOT, '.bench');
+
+interface SeedRecord {
+  /** The seeder's source hash: a changed seeder seeds again. */
+  version: string;
+  seeded: Seeded;
+  seconds: number;
+}
+
+/** The seeder's version: a hash of the files that decide what a seeded library holds. */
+async function seederVersion(): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of ['test/helpers/bulk-seed.ts', 'src/meta/search-index.ts']) h.update(await readFile(path.join(ROOT, f)));
+  return h.digest('hex').slice(0, 16);
+}
+
+async function cached(name: string): Promise<SeedRecord | null> {
+  if (process.env.SCALE_FRESH === '1') return null;
+  const record = await readFile(path.join(CACHE, `${name}.json`), 'utf8').then((t) => JSON.parse(t) as SeedRecord, () => null);
+  return record && record.version === (await seederVersion()) ? record : null;
+}
+
+async function seed(dbUrl: string, size: number): Promise<{ seeded: Seeded; seconds: number }> {
+  const started = performance.now();
   const meta = await openMetaDb(dbUrl);
   const seeded = await seedLibrary(meta.db, meta.dialect, { containers: size, ociTags: true });
   await meta.close();
-  const seedSeconds = (performance.now() - seedStart) / 1000;
-  console.log(`scale ${db} ${size}: seeded in ${seedSeconds.toFixed(0)} s`);
+  return { seeded, seconds: (performance.now() - started) / 1000 };
+}
 
-  const shelf = await startShelf({ dbUrl, dataDir: dir });
+const pgAdmin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
   try {
+    return await f(c);
+  } finally {
+    await c.end();
+  }
+};
+
+/**
+ * A seeded library of `size` images for one run: SQLite a copy of the cached file, PostgreSQL a
+ * database made from the cached one as a template; seeded (and cached) first when there is none.
+ */
+async function library(db: DbKind, size: number, dir: string): Promise<{ dbUrl: string; seeded: Seeded; seconds: number; fromCache: boolean; drop: () => Promise<void> }> {
+  await mkdir(CACHE, { recursive: true });
+  const name = `scale-${db}-${size}`;
+  let record = await cached(name);
+  const fromCache = record !== null;
+  if (db === 'sqlite') {
+    const file = path.join(CACHE, `${name}.db`);
+    if (!record) {
+      await rm(path.join(CACHE, `${name}.json`), { force: true });
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) await rm(f, { force: true });
+      const { seeded, seconds } = await seed(`sqlite:${file}`, size);
+      record = { version: await seederVersion(), seeded, seconds };
+      await writeFile(path.join(CACHE, `${name}.json`), JSON.stringify(record));
+    }
+    await copyFile(file, path.join(dir, 'shelf.db'));
+    return { dbUrl: `sqlite:${path.join(dir, 'shelf.db')}`, ...record, fromCache, drop: async () => {} };
+  }
+  const template = `shelf_bench_${name.replace(/-/g, '_')}`;
+  if (record && !(await pgAdmin((c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [template]))).rowCount) record = null;
+  if (!record) {
+    await rm(path.join(CACHE, `${name}.json`), { force: true });
+    await pgAdmin(async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
+      await c.query(`CREATE DATABASE ${template}`);
+    });
+    const url = new URL(PG_ADMIN_URL);
+    url.pathname = `/${template}`;
+    const { seeded, seconds } = await seed(url.toString(), size);
+    record = { version: await seederVersion(), seeded, seconds };
+    await writeFile(path.join(CACHE, `${name}.json`), JSON.stringify(record));
+  }
+  const fresh = await freshPostgres();
+  const runDb = new URL(fresh.url).pathname.slice(1);
+  await pgAdmin(async (c) => {
+    await c.query(`DROP DATABASE ${runDb}`);
+    await c.query(`CREATE DATABASE ${runDb} TEMPLATE ${template}`);
+  });
+  return { dbUrl: fresh.url, ...record, fromCache, drop: fresh.drop };
+}
+
+async function one(work: string, db: DbKind, size: number): Promise<string[]> {
+  const dir = path.join(work, `scale-${db}-${size}`);
+  await mkdir(dir, { recursive: true });
+  const lib = await library(db, size, dir);
+  const { dbUrl, seeded } = lib;
+  const seedNote = `${lib.fromCache ? 'seeded earlier' : 'seeded'} in ${lib.seconds.toFixed(0)} s`;
+  console.log(`scale ${db} ${size}: ${seedNote}`);
+
+  const probe = path.join(dir, 'memprobe.cjs');
+  await writeFile(probe, MEMPROBE);
+  const nodeOptions = [`--require ${probe}`, process.env.SCALE_NODE_OPTIONS ?? ''].join(' ').trim();
+  const shelf = await startShelf({ dbUrl, dataDir: dir, env: { NODE_OPTIONS: nodeOptions, MEMPROBE_OUT: path.join(dir, 'mem.json') } });
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle = await rssMb(shelf.process.pid!);
+    const idleHeap = await heapOf(shelf.process.pid!, dir);
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
     const created = await fetch(`${shelf.url}/api/users/user${seeded.entities}/tokens`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench' }) });
     const memberToken = ((await created.json()) as { data: { token: string } }).data.token;
@@ -79,7 +168,7 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
       { name: 'OCI manifest HEAD', target: [10, 10], url: () => manifestPath, method: 'HEAD', token: memberToken },
     ];
     const lines = [
-      `scale ${db}, ${size.toLocaleString('en')} images (seeded in ${seedSeconds.toFixed(0)} s; ${RUNS} requests each):`,
+      `scale ${db}, ${size.toLocaleString('en')} images (${seedNote}; ${RUNS} requests each; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`,
       `  ${'read'.padEnd(42)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'cpu/req'.padStart(8)}  target p99`,
     ];
     for (const read of reads) {
@@ -103,12 +192,17 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
     }
     const status = await readFile(`/proc/${shelf.process.pid}/status`, 'utf8');
     const peak = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    const loadedHeap = await heapOf(shelf.process.pid!, dir);
+    lines.push(`  ${'server V8 heap idle'.padEnd(42)} ${idleHeap}`);
+    lines.push(`  ${'server V8 heap after reads'.padEnd(42)} ${loadedHeap}`);
+    const pid = shelf.process.pid!;
+    lines.push(`  ${'server RSS idle after start / after reads'.padEnd(42)} ${idle.toFixed(0).padStart(7)} ${(await rssMb(pid)).toFixed(0).padStart(7)} MB (anonymous ${(await rssMb(pid, 'RssAnon')).toFixed(0)} MB, file ${(await rssMb(pid, 'RssFile')).toFixed(0)} MB)`);
     lines.push(`  ${'server peak RSS'.padEnd(42)} ${peak.toFixed(0).padStart(7)} MB          < 250 MB ${peak < 250 ? 'ok' : 'MISSED'}`);
     lines.forEach((l) => console.log(l));
     return lines;
   } finally {
     await shelf.stop();
-    await pg?.drop();
+    await lib.drop();
   }
 }
 
@@ -119,6 +213,38 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
 async function cpuMs(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Preloaded into the server: on SIGUSR2 it writes its memory breakdown (MB) to MEMPROBE_OUT. */
+const MEMPROBE = `const v8 = require('node:v8');
+const fs = require('node:fs');
+process.on('SIGUSR2', () => {
+  const m = process.memoryUsage();
+  const space = (name) => Math.round((v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.space_size ?? 0) / 1048576);
+  fs.writeFileSync(process.env.MEMPROBE_OUT, JSON.stringify({ rss: m.rss >> 20, heapTotal: m.heapTotal >> 20, heapUsed: m.heapUsed >> 20, newSpace: space('new_space'), oldSpace: space('old_space'), external: m.external >> 20 }));
+});
+`;
+
+/** The server's memory breakdown, as one line. */
+async function heapOf(pid: number, dir: string): Promise<string> {
+  const out = path.join(dir, 'mem.json');
+  await rm(out, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const text = await readFile(out, 'utf8').catch(() => '');
+    if (text) {
+      const m = JSON.parse(text) as Record<string, number>;
+      return `rss ${m.rss} MB: V8 heap ${m.heapTotal} MB (${m.heapUsed} used; new space ${m.newSpace}, old space ${m.oldSpace}), external ${m.external} MB`;
+    }
+  }
+  return 'no answer';
+}
+
+/** Resident set size of a process now, in MB. */
+async function rssMb(pid: number, field = 'VmRSS'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** A small OCI image pushed into a seeded public repository, for manifest HEADs. */
