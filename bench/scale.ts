@@ -30,7 +30,7 @@ interface Read {
  * read path beside the targets, with the server's peak RSS.
  */
 export async function benchScale(work: string): Promise<string[]> {
-  const out: string[] = ['', 'scale: reads of a large library (p50 / p99 wall ms, server CPU ms per request; on a shared machine wall times are noisy)'];
+  const out: string[] = ['', 'scale: reads of a large library (p50 / p99 wall ms; CPU ms per request of the server process and, on PostgreSQL, of its backends; on a shared machine wall times are noisy)'];
   for (const db of DBS) {
     for (const size of SIZES) {
       out.push(...(await one(work, db, size)));
@@ -85,7 +85,7 @@ const pgAdmin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
  * A seeded library of `size` images for one run: SQLite a copy of the cached file, PostgreSQL a
  * database made from the cached one as a template; seeded (and cached) first when there is none.
  */
-async function library(db: DbKind, size: number, dir: string): Promise<{ dbUrl: string; seeded: Seeded; seconds: number; fromCache: boolean; drop: () => Promise<void> }> {
+async function library(db: DbKind, size: number, dir: string): Promise<{ dbUrl: string; dbName: string | null; seeded: Seeded; seconds: number; fromCache: boolean; drop: () => Promise<void> }> {
   await mkdir(CACHE, { recursive: true });
   const name = `scale-${db}-${size}`;
   let record = await cached(name);
@@ -100,7 +100,7 @@ async function library(db: DbKind, size: number, dir: string): Promise<{ dbUrl: 
       await writeFile(path.join(CACHE, `${name}.json`), JSON.stringify(record));
     }
     await copyFile(file, path.join(dir, 'shelf.db'));
-    return { dbUrl: `sqlite:${path.join(dir, 'shelf.db')}`, ...record, fromCache, drop: async () => {} };
+    return { dbUrl: `sqlite:${path.join(dir, 'shelf.db')}`, dbName: null, ...record, fromCache, drop: async () => {} };
   }
   const template = `shelf_bench_${name.replace(/-/g, '_')}`;
   if (record && !(await pgAdmin((c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [template]))).rowCount) record = null;
@@ -122,7 +122,7 @@ async function library(db: DbKind, size: number, dir: string): Promise<{ dbUrl: 
     await c.query(`DROP DATABASE ${runDb}`);
     await c.query(`CREATE DATABASE ${runDb} TEMPLATE ${template}`);
   });
-  return { dbUrl: fresh.url, ...record, fromCache, drop: fresh.drop };
+  return { dbUrl: fresh.url, dbName: runDb, ...record, fromCache, drop: fresh.drop };
 }
 
 async function one(work: string, db: DbKind, size: number): Promise<string[]> {
@@ -170,13 +170,17 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
     ];
     const lines = [
       `scale ${db}, ${size.toLocaleString('en')} images (${seedNote}; ${RUNS} requests each; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`,
-      `  ${'read'.padEnd(42)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'cpu/req'.padStart(8)}  target p99`,
+      `  ${'read'.padEnd(42)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'cpu/req'.padStart(8)} ${'db cpu'.padStart(7)}  target p99`,
     ];
     for (const read of reads) {
       const times: number[] = [];
       let cpuBefore = 0;
+      let dbBefore = new Map<number, number>();
       for (let n = 0; n < RUNS + 20; n++) {
-        if (n === 20) cpuBefore = await cpuMs(shelf.process.pid!);
+        if (n === 20) {
+          cpuBefore = await cpuMs(shelf.process.pid!);
+          dbBefore = await backendsCpu(lib.dbName);
+        }
         const url = read.url();
         const started = performance.now();
         const res = await fetch(`${shelf.url}${url}`, { method: read.method ?? 'GET', headers: read.token ? { authorization: `Bearer ${read.token}` } : {} });
@@ -185,10 +189,12 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
         if (n >= 20) times.push(performance.now() - started);
       }
       const cpu = (await cpuMs(shelf.process.pid!)) - cpuBefore;
+      let dbCpu = 0;
+      for (const [backend, ms] of await backendsCpu(lib.dbName)) dbCpu += ms - (dbBefore.get(backend) ?? 0);
       const target = size >= 1_000_000 ? read.target[1] : read.target[0];
       const p99 = pct(times, 99);
       lines.push(
-        `  ${read.name.padEnd(42)} ${pct(times, 50).toFixed(1).padStart(7)} ${p99.toFixed(1).padStart(7)} ${(cpu / RUNS).toFixed(1).padStart(8)}  < ${target} ms ${p99 < target ? 'ok' : 'MISSED'}`,
+        `  ${read.name.padEnd(42)} ${pct(times, 50).toFixed(1).padStart(7)} ${p99.toFixed(1).padStart(7)} ${(cpu / RUNS).toFixed(1).padStart(8)} ${lib.dbName ? (dbCpu / RUNS).toFixed(1).padStart(7) : '-'.padStart(7)}  < ${target} ms ${p99 < target ? 'ok' : 'MISSED'}`,
       );
     }
     const status = await readFile(`/proc/${shelf.process.pid}/status`, 'utf8');
@@ -205,6 +211,15 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
     await shelf.stop();
     await lib.drop();
   }
+}
+
+/** PostgreSQL: CPU milliseconds used so far by each backend serving database `name` (none for SQLite). */
+async function backendsCpu(name: string | null): Promise<Map<number, number>> {
+  if (!name) return new Map();
+  const { rows } = await pgAdmin((c) => c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]));
+  const out = new Map<number, number>();
+  for (const { pid } of rows) out.set(pid, await cpuMs(pid).catch(() => 0));
+  return out;
 }
 
 /**
