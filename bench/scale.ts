@@ -135,7 +135,7 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
 
   const probe = path.join(dir, 'memprobe.cjs');
   await writeFile(probe, MEMPROBE);
-  const nodeOptions = [`--require ${probe}`, process.env.SCALE_NODE_OPTIONS ?? ''].join(' ').trim();
+  const nodeOptions = [`--require ${probe} --expose-gc`, process.env.SCALE_NODE_OPTIONS ?? ''].join(' ').trim();
   const shelf = await startShelf({ dbUrl, dataDir: dir, env: { NODE_OPTIONS: nodeOptions, MEMPROBE_OUT: path.join(dir, 'mem.json') } });
   try {
     await new Promise((r) => setTimeout(r, 2000));
@@ -199,11 +199,12 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
     }
     const status = await readFile(`/proc/${shelf.process.pid}/status`, 'utf8');
     const peak = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-    const loadedHeap = await heapOf(shelf.process.pid!, dir);
+    const pid = shelf.process.pid!;
+    const after = { rss: await rssMb(pid), anon: await rssMb(pid, 'RssAnon'), file: await rssMb(pid, 'RssFile') };
+    const loadedHeap = await heapOf(pid, dir);
     lines.push(`  ${'server V8 heap idle'.padEnd(42)} ${idleHeap}`);
     lines.push(`  ${'server V8 heap after reads'.padEnd(42)} ${loadedHeap}`);
-    const pid = shelf.process.pid!;
-    lines.push(`  ${'server RSS idle after start / after reads'.padEnd(42)} ${idle.toFixed(0).padStart(7)} ${(await rssMb(pid)).toFixed(0).padStart(7)} MB (anonymous ${(await rssMb(pid, 'RssAnon')).toFixed(0)} MB, file ${(await rssMb(pid, 'RssFile')).toFixed(0)} MB)`);
+    lines.push(`  ${'server RSS idle after start / after reads'.padEnd(42)} ${idle.toFixed(0).padStart(7)} ${after.rss.toFixed(0).padStart(7)} MB (anonymous ${after.anon.toFixed(0)} MB, file ${after.file.toFixed(0)} MB)`);
     lines.push(`  ${'server peak RSS'.padEnd(42)} ${peak.toFixed(0).padStart(7)} MB          < 250 MB ${peak < 250 ? 'ok' : 'MISSED'}`);
     lines.forEach((l) => console.log(l));
     return lines;
@@ -237,7 +238,9 @@ const fs = require('node:fs');
 process.on('SIGUSR2', () => {
   const m = process.memoryUsage();
   const space = (name) => Math.round((v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.space_size ?? 0) / 1048576);
-  fs.writeFileSync(process.env.MEMPROBE_OUT, JSON.stringify({ rss: m.rss >> 20, heapTotal: m.heapTotal >> 20, heapUsed: m.heapUsed >> 20, newSpace: space('new_space'), oldSpace: space('old_space'), external: m.external >> 20 }));
+  global.gc();
+  const live = process.memoryUsage().heapUsed >> 20;
+  fs.writeFileSync(process.env.MEMPROBE_OUT, JSON.stringify({ rss: m.rss >> 20, heapTotal: m.heapTotal >> 20, heapUsed: m.heapUsed >> 20, live, newSpace: space('new_space'), oldSpace: space('old_space'), external: m.external >> 20 }));
 });
 `;
 
@@ -251,7 +254,7 @@ async function heapOf(pid: number, dir: string): Promise<string> {
     const text = await readFile(out, 'utf8').catch(() => '');
     if (text) {
       const m = JSON.parse(text) as Record<string, number>;
-      return `rss ${m.rss} MB: V8 heap ${m.heapTotal} MB (${m.heapUsed} used; new space ${m.newSpace}, old space ${m.oldSpace}), external ${m.external} MB`;
+      return `rss ${m.rss} MB: V8 heap ${m.heapTotal} MB (${m.heapUsed} used, ${m.live} live after a full GC; new space ${m.newSpace}, old space ${m.oldSpace}), external ${m.external} MB`;
     }
   }
   return 'no answer';
