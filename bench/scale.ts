@@ -11,6 +11,7 @@ import { ADMIN_TOKEN, PG_ADMIN_URL, ROOT, freshPostgres, startShelf, type DbKind
 const RUNS = Number(process.env.SCALE_RUNS ?? 300);
 const SIZES = (process.env.SCALE_SIZES ?? '100000,1000000').split(',').map(Number).filter((n) => n > 0);
 const DBS = (process.env.SCALE_DBS ?? 'sqlite,postgres').split(',') as DbKind[];
+// SCALE_READS: a pattern; only the reads whose names match it are timed.
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const rand = (n: number) => Math.floor(Math.random() * n);
@@ -172,7 +173,8 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
       `scale ${db}, ${size.toLocaleString('en')} images (${seedNote}; ${RUNS} requests each; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`,
       `  ${'read'.padEnd(42)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'cpu/req'.padStart(8)} ${'db cpu'.padStart(7)}  target p99`,
     ];
-    for (const read of reads) {
+    const only = process.env.SCALE_READS ? new RegExp(process.env.SCALE_READS, 'i') : null;
+    for (const read of reads.filter((r) => !only || only.test(r.name))) {
       const times: number[] = [];
       let cpuBefore = 0;
       let dbBefore = new Map<number, number>();
