@@ -15,6 +15,8 @@ export interface ContainerFacts {
 
 /** Images and tags read per listed container: enough for any real container, bounded for a pathological one. */
 const FACTS_LIMIT = 200;
+/** Containers whose facts one batch of queries reads (well below either database's bind limit). */
+const FACTS_BATCH = 500;
 
 /**
  * Keyset-paged listings of the namespace tree, each with the visibility rule in its query and an
@@ -75,8 +77,41 @@ export class ListingsRepo {
     );
   }
 
-  /** One listed container's uploaded images (newest first) and tags. */
-  async images(containerId: string): Promise<ContainerFacts> {
+  /**
+   * One listed container's uploaded images (newest first) and tags. Calls made in the same tick
+   * (a page's `Promise.all`) are answered together, by three queries for the whole page rather
+   * than three per container.
+   */
+  images(containerId: string): Promise<ContainerFacts> {
+    return new Promise((resolve, reject) => {
+      if (!this.pending) {
+        this.pending = new Map();
+        queueMicrotask(() => void this.flushFacts());
+      }
+      const waiting = this.pending.get(containerId) ?? [];
+      waiting.push({ resolve, reject });
+      this.pending.set(containerId, waiting);
+    });
+  }
+
+  private pending: Map<string, Array<{ resolve: (f: ContainerFacts) => void; reject: (e: unknown) => void }>> | null = null;
+
+  private async flushFacts(): Promise<void> {
+    const batch = this.pending!;
+    this.pending = null;
+    const ids = [...batch.keys()];
+    for (let start = 0; start < ids.length; start += FACTS_BATCH) {
+      const chunk = ids.slice(start, start + FACTS_BATCH);
+      try {
+        const facts = chunk.length === 1 ? new Map([[chunk[0]!, await this.factsOfOne(chunk[0]!)]]) : await this.factsOfMany(chunk);
+        for (const id of chunk) for (const w of batch.get(id)!) w.resolve(facts.get(id)!);
+      } catch (err) {
+        for (const id of chunk) for (const w of batch.get(id)!) w.reject(err);
+      }
+    }
+  }
+
+  private async factsOfOne(containerId: string): Promise<ContainerFacts> {
     const [images, tags, manifests] = await Promise.all([
       this.db
         .selectFrom('images')
@@ -103,6 +138,27 @@ export class ListingsRepo {
         .execute(),
     ]);
     return { images, tags, ociKinds: manifests.map((m) => m.kind!) };
+  }
+
+  /** The same facts for several containers: each list in the same order and bound as for one. */
+  private async factsOfMany(ids: string[]): Promise<Map<string, ContainerFacts>> {
+    const list = sql.join(ids);
+    const [images, tags, manifests] = await Promise.all([
+      sql<ImagesTable & { fact_rank: number }>`SELECT * FROM (SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.container_id ORDER BY i.updated_at DESC) AS fact_rank
+        FROM images i WHERE i.container_id IN (${list}) AND i.uploaded = 1) ranked
+        WHERE fact_rank <= ${FACTS_LIMIT} ORDER BY container_id, fact_rank`.execute(this.db),
+      sql<{ container_id: string; name: string; arch: string; image_id: string }>`SELECT container_id, name, arch, image_id FROM (
+          SELECT t.container_id, t.name, t.arch, t.image_id, ROW_NUMBER() OVER (PARTITION BY t.container_id ORDER BY t.name) AS fact_rank
+          FROM tags t WHERE t.container_id IN (${list})) ranked
+        WHERE fact_rank <= ${FACTS_LIMIT} ORDER BY container_id, fact_rank`.execute(this.db),
+      sql<{ container_id: string; kind: string }>`SELECT DISTINCT container_id, kind FROM manifests
+        WHERE container_id IN (${list}) AND library_view = 0 AND kind IN ('oci-sif', 'oci')`.execute(this.db),
+    ]);
+    const out = new Map<string, ContainerFacts>(ids.map((id) => [id, { images: [], tags: [], ociKinds: [] }]));
+    for (const { fact_rank: _rank, ...image } of images.rows) out.get(image.container_id)!.images.push(image);
+    for (const { container_id, ...tag } of tags.rows) out.get(container_id)!.tags.push(tag);
+    for (const m of manifests.rows) out.get(m.container_id)!.ociKinds.push(m.kind);
+    return out;
   }
 
   /**
