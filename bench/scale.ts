@@ -136,7 +136,9 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
 
   const probe = path.join(dir, 'memprobe.cjs');
   await writeFile(probe, MEMPROBE);
-  const nodeOptions = [`--require ${probe} --expose-gc`, process.env.SCALE_NODE_OPTIONS ?? ''].join(' ').trim();
+  // What `npm start` and docs/shelf.service run the server with.
+  const SHIPPED_NODE_OPTIONS = '--max-semi-space-size=8';
+  const nodeOptions = [`--require ${probe} --expose-gc`, process.env.SCALE_NODE_OPTIONS ?? SHIPPED_NODE_OPTIONS].join(' ').trim();
   const shelf = await startShelf({ dbUrl, dataDir: dir, env: { NODE_OPTIONS: nodeOptions, MEMPROBE_OUT: path.join(dir, 'mem.json') } });
   try {
     await new Promise((r) => setTimeout(r, 2000));

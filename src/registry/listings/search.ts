@@ -68,8 +68,10 @@ export class Search {
     ]);
     const containers = page.items.map((h) => h.container);
     const images: SearchResults['images'] = [];
-    for (const container of containers) {
-      const facts = await this.store.listings.images(container.id);
+    // Asked together, the page's facts are read in one batch (three queries, not three per hit).
+    const pageFacts = await Promise.all(containers.map((k) => this.store.listings.images(k.id)));
+    for (const [n, container] of containers.entries()) {
+      const facts = pageFacts[n]!;
       for (const image of facts.images) {
         const imageTags = facts.tags.filter((t) => t.image_id === image.id);
         if (q.arches.length && !(image.arch && q.arches.includes(image.arch)) && !imageTags.some((t) => q.arches.includes(t.arch))) continue;
