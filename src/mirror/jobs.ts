@@ -4,6 +4,8 @@ import { ClientError } from '../client/errors.js';
 import type { Database } from '../meta/schema.js';
 import { runMirror, type MirrorEvent, type MirrorSummary } from './engine.js';
 import { openMirror, type MirrorRequest } from './open.js';
+import { access } from '../registry/accounts/access.js';
+import type { Principal } from '../registry/accounts/accounts.js';
 
 interface MirrorJobsTable {
   id: string;
@@ -81,8 +83,14 @@ export class MirrorJobs {
     return this.db as JobsDb;
   }
 
-  /** Starts a job and answers at once; the copy runs in the background. */
-  async start(job: StartJob): Promise<MirrorJob> {
+  /** Refuses callers who may not manage mirror jobs (only administrators may). */
+  authorize(caller: Principal | null): void {
+    access.assertAdmin(caller);
+  }
+
+  /** Starts a job and answers at once; the copy runs in the background. Administrators only. */
+  async start(caller: Principal | null, job: StartJob): Promise<MirrorJob> {
+    access.assertAdmin(caller);
     const id = randomUUID();
     const now = new Date().toISOString();
     const progress: JobProgress = { containers: 0, images: { copied: 0, tagged: 0, unchanged: 0, failed: 0 }, tagsSet: 0, bytes: { downloaded: 0, uploaded: 0 }, keys: null, recent: [], failures: [] };
@@ -93,7 +101,7 @@ export class MirrorJobs {
     const abort = new AbortController();
     this.running.set(id, abort);
     void this.run(id, job, progress, abort.signal).finally(() => this.running.delete(id));
-    return (await this.get(id))!;
+    return (await this.get(caller, id))!;
   }
 
   private async run(id: string, job: StartJob, progress: JobProgress, signal: AbortSignal): Promise<void> {
@@ -156,18 +164,23 @@ export class MirrorJobs {
     }
   }
 
-  async get(id: string): Promise<MirrorJob | null> {
+  /** A job, or null; administrators only. */
+  async get(caller: Principal | null, id: string): Promise<MirrorJob | null> {
+    access.assertAdmin(caller);
     const row = await this.jobs.selectFrom('mirror_jobs').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? this.view(row) : null;
   }
 
-  async list(limit: number): Promise<MirrorJob[]> {
+  /** The newest jobs; administrators only. */
+  async list(caller: Principal | null, limit: number): Promise<MirrorJob[]> {
+    access.assertAdmin(caller);
     const rows = await this.jobs.selectFrom('mirror_jobs').selectAll().orderBy('created_at', 'desc').limit(limit).execute();
     return rows.map((r) => this.view(r));
   }
 
-  /** Stops a job this node runs; false when it runs elsewhere or has ended. */
-  cancel(id: string): boolean {
+  /** Stops a job this node runs; false when it runs elsewhere or has ended. Administrators only. */
+  cancel(caller: Principal | null, id: string): boolean {
+    access.assertAdmin(caller);
     const abort = this.running.get(id);
     if (!abort) return false;
     abort.abort();

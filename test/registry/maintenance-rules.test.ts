@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { Principal } from '../../src/registry/accounts/accounts.js';
+import { MirrorJobs } from '../../src/mirror/jobs.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { parseLibraryRef } from '../../src/registry/namespaces/names.js';
 import type { Registry } from '../../src/registry/registry.js';
@@ -47,6 +49,22 @@ for (const db of DB_KINDS) {
       assert.deepEqual((await r.checkConsistency(admin)).problems, []);
       const quotas = await r.entityQuotas(admin);
       assert.ok(quotas.some((q) => q.entity === 'alice' && q.quotaUsage === 0));
+    });
+
+    test('server-side mirror jobs: administrators only', async () => {
+      const jobs = new MirrorJobs(r.meta.db, path.join(tmpdir(), 'shelf-mirror-rules'));
+      for (const [caller, kind] of [
+        [null, 'unauthorized'],
+        [alice, 'forbidden'],
+      ] as const) {
+        assert.throws(() => jobs.authorize(caller), refusedAs(kind));
+        await assert.rejects(jobs.list(caller, 10), refusedAs(kind));
+        await assert.rejects(jobs.get(caller, 'no-such-job'), refusedAs(kind));
+        assert.throws(() => jobs.cancel(caller, 'no-such-job'), refusedAs(kind));
+      }
+      assert.deepEqual(await jobs.list(admin, 10), []);
+      assert.equal(await jobs.get(admin, 'no-such-job'), null);
+      assert.equal(jobs.cancel(admin, 'no-such-job'), false);
     });
 
     test('an image’s manifest digest on its container page is the raw view’s, not the Library view’s', async () => {

@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientError } from '../../client/errors.js';
 import { parseMirrorEnd } from '../../mirror/endpoints.js';
 import type { MirrorJobs } from '../../mirror/jobs.js';
-import { access } from '../../registry/accounts/access.js';
 import { RegistryError, invalid, notFound } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { authenticate } from '../auth.js';
@@ -25,14 +24,12 @@ const JOB_TOKEN_DAYS = 7;
 export async function mirrorRoutes(app: FastifyInstance, opts: MirrorRoutesOptions): Promise<void> {
   const { registry, jobs } = opts;
   const data = (reply: FastifyReply, payload: unknown, code = 200) => reply.code(code).header('cache-control', 'no-store').send({ data: payload });
-  const admin = async (req: FastifyRequest) => {
-    const principal = await authenticate(registry, req);
-    access.assertAdmin(principal);
-    return principal!;
-  };
+  const who = (req: FastifyRequest) => authenticate(registry, req);
 
   app.post('/api/admin/mirror', async (req: Req, reply) => {
-    const principal = await admin(req);
+    const principal = await who(req);
+    // Refused before anything is parsed or a token made for the job.
+    jobs.authorize(principal);
     const body = await readJson(req);
     const source = field.string(body, 'source', true);
     const destPath = field.string(body, 'destination').replace(/^\/+|\/+$/g, '');
@@ -54,9 +51,9 @@ export async function mirrorRoutes(app: FastifyInstance, opts: MirrorRoutesOptio
       throw err;
     }
     const expires = new Date(Date.now() + JOB_TOKEN_DAYS * 86_400_000).toISOString();
-    const token = await registry.accounts.createToken(principal.userId, 'mirror job', undefined, expires);
+    const token = await registry.accounts.createToken(principal!.userId, 'mirror job', undefined, expires);
     const username = field.string(body, 'sourceUsername');
-    const job = await jobs.start({
+    const job = await jobs.start(principal, {
       request: {
         source,
         destination,
@@ -68,30 +65,28 @@ export async function mirrorRoutes(app: FastifyInstance, opts: MirrorRoutesOptio
       },
       dryRun: field.boolean(body, 'dryRun'),
       jobs: parallel,
-      createdBy: principal.username,
+      createdBy: principal!.username,
       onEnd: () => registry.accounts.revokeSecret(token),
     });
     return data(reply, job, 202);
   });
 
   app.get('/api/admin/mirror', async (req: Req, reply) => {
-    await admin(req);
     const limit = Math.min(Math.max(Number(req.query.limit ?? 20) || 20, 1), 100);
-    return data(reply, await jobs.list(limit));
+    return data(reply, await jobs.list(await who(req), limit));
   });
 
   app.get('/api/admin/mirror/:id', async (req: Req, reply) => {
-    await admin(req);
-    const job = await jobs.get(req.params.id!);
+    const job = await jobs.get(await who(req), req.params.id!);
     if (!job) throw notFound('mirror job');
     return data(reply, job);
   });
 
   app.post('/api/admin/mirror/:id/cancel', async (req: Req, reply) => {
-    await admin(req);
-    const job = await jobs.get(req.params.id!);
+    const principal = await who(req);
+    const job = await jobs.get(principal, req.params.id!);
     if (!job) throw notFound('mirror job');
-    if (!jobs.cancel(job.id)) throw new RegistryError('conflict', job.status === 'running' ? 'the job runs on another node' : `the job has ended (${job.status})`);
-    return data(reply, await jobs.get(job.id));
+    if (!jobs.cancel(principal, job.id)) throw new RegistryError('conflict', job.status === 'running' ? 'the job runs on another node' : `the job has ended (${job.status})`);
+    return data(reply, await jobs.get(principal, job.id));
   });
 }
