@@ -7,6 +7,7 @@ import { run } from '../test/helpers/run.js';
 import { makeLargeSif } from '../test/helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, ROOT, startShelf } from '../test/helpers/shelf.js';
 import { sha256File } from './library.js';
+import { cpuSeconds, median, rss } from './proc.js';
 
 const ORAS = path.join(CLIENTS, 'orasclient');
 const MiB = 2 ** 20;
@@ -15,14 +16,6 @@ const GiB = 2 ** 30;
 const SIZE_TARGET = 256 * MiB;
 const CONCURRENCY = (process.env.SERVE_CONCURRENCY ?? '16,64').split(',').map(Number);
 const RUNS = Number(process.env.SERVE_RUNS ?? 1);
-const TICK = 100; // CLK_TCK on Linux
-
-/** utime + stime of a process, in seconds (its threads included). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
 
 /** The pid and its children's pids (nginx's workers). */
 async function family(pid: number): Promise<number[]> {
@@ -34,13 +27,6 @@ async function family(pid: number): Promise<number[]> {
     if (ppid === pid) out.push(Number(name));
   }
   return out;
-}
-
-/** Resident set size of a process now, in bytes. */
-async function rss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) * 1024 : 0;
 }
 
 interface Target {
@@ -99,8 +85,6 @@ async function measure(target: Target, n: number, size: number, ranged = false):
   const bytes = n * (ranged ? RANGE_BYTES : size);
   return { mibps: bytes / MiB / seconds, cpuPerGiB: (cpu1 - cpu0) / (bytes / GiB), peakRssMiB: peak / MiB };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Issue 16's serving figures: 16 and 64 concurrent GETs (curl) of one 256 MiB blob from
