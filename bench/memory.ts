@@ -183,7 +183,13 @@ export async function benchMemory(workDir: string): Promise<string[]> {
       );
     }
 
-    // (b) PUSHES at once.
+    // (b) PUSHES at once: the server stores every byte of each.
+    const fs = await statfs(workDir);
+    const storeNeeds = PUSHES * PUSH_MIB * MiB + 4 * GiB;
+    if (fs.bavail * fs.bsize < storeNeeds) {
+      lines.push(`  (b) not measured: ${((fs.bavail * fs.bsize) / GiB).toFixed(0)} GiB free, the pushes need ${(storeNeeds / GiB).toFixed(0)} GiB (set MEMORY_PUSHES, MEMORY_PUSH_MIB or SHELF_BENCH_DIR)`);
+      return lines;
+    }
     const { files, sparse } = await makePushSifs(workDir, PUSHES, PUSH_MIB);
     try {
       const r = await peakDuring(pid, async () => {
