@@ -63,6 +63,16 @@ async function downloadLink(shelf: TestShelf, ref: string): Promise<string> {
   return res.headers.get('location')!;
 }
 
+/**
+ * `n` download links, one after the other: at once, fetch would open as many connections, which
+ * stay open idle and count against the per-address cap when the downloads start.
+ */
+async function links(shelf: TestShelf, ref: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(await downloadLink(shelf, ref));
+  return out;
+}
+
 /** The server's peak RSS, in MB, while `work` runs; and the work's seconds. */
 async function peakDuring(pid: number, work: () => Promise<void>): Promise<{ peakMB: number; seconds: number }> {
   const tracker = await trackPeakRss(pid);
@@ -155,7 +165,8 @@ export async function benchMemory(workDir: string): Promise<string[]> {
     await rm(path.join(workDir, 'flat-data'), { recursive: true, force: true });
   }
 
-  shelf = await startShelf({ dataDir: path.join(workDir, 'load-data') });
+  // Every curl comes from 127.0.0.1: room for all of them at once (a job array behind one NAT).
+  shelf = await startShelf({ dataDir: path.join(workDir, 'load-data'), env: { SHELF_LIMITS_CONNECTIONS_PER_ADDRESS: String(PULLS + 64) } });
   try {
     const pid = shelf.process.pid!;
     // (a) PULLS at once of one image, pushed by ORAS so both paths serve it.
@@ -174,7 +185,7 @@ export async function benchMemory(workDir: string): Promise<string[]> {
     await curlAll([blobUrl], [`Authorization: Bearer ${token}`], size);
     for (const [label, urls, headers] of [
       ['OCI blob GET', Array.from({ length: PULLS }, () => blobUrl), [`Authorization: Bearer ${token}`]],
-      ['Library download', await Promise.all(Array.from({ length: PULLS }, () => downloadLink(shelf, 'admin/mem/pull:v1'))), []],
+      ['Library download', await links(shelf, 'admin/mem/pull:v1', PULLS), []],
     ] as const) {
       const r = await peakDuring(pid, () => curlAll([...urls], [...headers], size));
       lines.push(
