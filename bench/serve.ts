@@ -32,7 +32,8 @@ async function family(pid: number): Promise<number[]> {
 interface Target {
   name: string;
   url: string;
-  headers: string[];
+  /** Fetched before each measurement: a pull token lasts minutes, the section longer. */
+  headers: () => Promise<string[]>;
   /** The processes whose CPU the serving costs (the server; nginx and its workers). */
   pids: number[];
   /** The process whose peak RSS is reported. */
@@ -53,6 +54,7 @@ const RANGE_BYTES = 32 * MiB;
  * throughput, CPU per GiB of the target's processes, peak RSS.
  */
 async function measure(target: Target, n: number, size: number, ranged = false): Promise<Result> {
+  const headers = await target.headers();
   const cpu0 = (await Promise.all(target.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   let peak = await rss(target.rssPid);
   let sampling = true;
@@ -68,7 +70,7 @@ async function measure(target: Target, n: number, size: number, ranged = false):
       new Promise<string>((resolve, reject) => {
         const start = ((i * 7 * MiB) % (size - RANGE_BYTES)) + (i % 3);
         const range = ranged ? ['-r', `${start}-${start + RANGE_BYTES - 1}`] : [];
-        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...range, ...target.headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...range, ...headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.on('error', reject);
@@ -121,12 +123,13 @@ export async function benchServe(workDir: string): Promise<string[]> {
       return res.headers.get('location')!;
     };
     const nginxPids = async () => family(nginx.pid);
+    const none = async () => [];
     const targets: Target[] = [
-      { name: 'Distribution 2.8.2, blob GET', url: `http://${registry.host}/v2/admin/bench/serve/blobs/${digest}`, headers: [], pids: [registry.pid], rssPid: registry.pid },
-      { name: 'Shelf, OCI blob GET', url: `${shelf.url}/v2/admin/bench/serve/blobs/${digest}`, headers: [`Authorization: Bearer ${await token(shelf.url)}`], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
-      { name: 'Shelf, Library download', url: await downloadLink(shelf.url), headers: [], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
-      { name: 'Shelf + nginx x-accel, OCI blob GET', url: `${nginx.url}/v2/admin/bench/serve/blobs/${digest}`, headers: [`Authorization: Bearer ${await token(nginx.url)}`], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
-      { name: 'Shelf + nginx x-accel, Library download', url: await downloadLink(nginx.url), headers: [], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
+      { name: 'Distribution 2.8.2, blob GET', url: `http://${registry.host}/v2/admin/bench/serve/blobs/${digest}`, headers: none, pids: [registry.pid], rssPid: registry.pid },
+      { name: 'Shelf, OCI blob GET', url: `${shelf.url}/v2/admin/bench/serve/blobs/${digest}`, headers: async () => [`Authorization: Bearer ${await token(shelf.url)}`], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
+      { name: 'Shelf, Library download', url: await downloadLink(shelf.url), headers: none, pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
+      { name: 'Shelf + nginx x-accel, OCI blob GET', url: `${nginx.url}/v2/admin/bench/serve/blobs/${digest}`, headers: async () => [`Authorization: Bearer ${await token(nginx.url)}`], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
+      { name: 'Shelf + nginx x-accel, Library download', url: await downloadLink(nginx.url), headers: none, pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
     ];
     // Every byte in the page cache before the clock starts.
     for (const t of targets) await measure(t, 1, size);
