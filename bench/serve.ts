@@ -7,6 +7,7 @@ import { run } from '../test/helpers/run.js';
 import { makeLargeSif } from '../test/helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, ROOT, startShelf } from '../test/helpers/shelf.js';
 import { sha256File } from './library.js';
+import { cpuSeconds, median, rss } from './proc.js';
 
 const ORAS = path.join(CLIENTS, 'orasclient');
 const MiB = 2 ** 20;
@@ -15,14 +16,6 @@ const GiB = 2 ** 30;
 const SIZE_TARGET = 256 * MiB;
 const CONCURRENCY = (process.env.SERVE_CONCURRENCY ?? '16,64').split(',').map(Number);
 const RUNS = Number(process.env.SERVE_RUNS ?? 1);
-const TICK = 100; // CLK_TCK on Linux
-
-/** utime + stime of a process, in seconds (its threads included). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
 
 /** The pid and its children's pids (nginx's workers). */
 async function family(pid: number): Promise<number[]> {
@@ -36,17 +29,11 @@ async function family(pid: number): Promise<number[]> {
   return out;
 }
 
-/** Resident set size of a process now, in bytes. */
-async function rss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
 interface Target {
   name: string;
   url: string;
-  headers: string[];
+  /** Fetched before each measurement: a pull token lasts minutes, the section longer. */
+  headers: () => Promise<string[]>;
   /** The processes whose CPU the serving costs (the server; nginx and its workers). */
   pids: number[];
   /** The process whose peak RSS is reported. */
@@ -67,6 +54,7 @@ const RANGE_BYTES = 32 * MiB;
  * throughput, CPU per GiB of the target's processes, peak RSS.
  */
 async function measure(target: Target, n: number, size: number, ranged = false): Promise<Result> {
+  const headers = await target.headers();
   const cpu0 = (await Promise.all(target.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   let peak = await rss(target.rssPid);
   let sampling = true;
@@ -82,7 +70,7 @@ async function measure(target: Target, n: number, size: number, ranged = false):
       new Promise<string>((resolve, reject) => {
         const start = ((i * 7 * MiB) % (size - RANGE_BYTES)) + (i % 3);
         const range = ranged ? ['-r', `${start}-${start + RANGE_BYTES - 1}`] : [];
-        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...range, ...target.headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', ...range, ...headers.flatMap((h) => ['-H', h]), target.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.on('error', reject);
@@ -99,8 +87,6 @@ async function measure(target: Target, n: number, size: number, ranged = false):
   const bytes = n * (ranged ? RANGE_BYTES : size);
   return { mibps: bytes / MiB / seconds, cpuPerGiB: (cpu1 - cpu0) / (bytes / GiB), peakRssMiB: peak / MiB };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Issue 16's serving figures: 16 and 64 concurrent GETs (curl) of one 256 MiB blob from
@@ -137,12 +123,13 @@ export async function benchServe(workDir: string): Promise<string[]> {
       return res.headers.get('location')!;
     };
     const nginxPids = async () => family(nginx.pid);
+    const none = async () => [];
     const targets: Target[] = [
-      { name: 'Distribution 2.8.2, blob GET', url: `http://${registry.host}/v2/admin/bench/serve/blobs/${digest}`, headers: [], pids: [registry.pid], rssPid: registry.pid },
-      { name: 'Shelf, OCI blob GET', url: `${shelf.url}/v2/admin/bench/serve/blobs/${digest}`, headers: [`Authorization: Bearer ${await token(shelf.url)}`], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
-      { name: 'Shelf, Library download', url: await downloadLink(shelf.url), headers: [], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
-      { name: 'Shelf + nginx x-accel, OCI blob GET', url: `${nginx.url}/v2/admin/bench/serve/blobs/${digest}`, headers: [`Authorization: Bearer ${await token(nginx.url)}`], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
-      { name: 'Shelf + nginx x-accel, Library download', url: await downloadLink(nginx.url), headers: [], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
+      { name: 'Distribution 2.8.2, blob GET', url: `http://${registry.host}/v2/admin/bench/serve/blobs/${digest}`, headers: none, pids: [registry.pid], rssPid: registry.pid },
+      { name: 'Shelf, OCI blob GET', url: `${shelf.url}/v2/admin/bench/serve/blobs/${digest}`, headers: async () => [`Authorization: Bearer ${await token(shelf.url)}`], pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
+      { name: 'Shelf, Library download', url: await downloadLink(shelf.url), headers: none, pids: [shelf.process.pid!], rssPid: shelf.process.pid! },
+      { name: 'Shelf + nginx x-accel, OCI blob GET', url: `${nginx.url}/v2/admin/bench/serve/blobs/${digest}`, headers: async () => [`Authorization: Bearer ${await token(nginx.url)}`], pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
+      { name: 'Shelf + nginx x-accel, Library download', url: await downloadLink(nginx.url), headers: none, pids: [offShelf.process.pid!, ...(await nginxPids())], rssPid: offShelf.process.pid! },
     ];
     // Every byte in the page cache before the clock starts.
     for (const t of targets) await measure(t, 1, size);

@@ -3,22 +3,26 @@ import http from 'node:http';
 import net from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 
-/** Each chunk once the download has moved PROMOTE_AFTER bytes, while the budget allows. */
-const LARGE = 512 << 10;
-/** Each chunk before, and once the large buffers are lent out (what a stalled download pins). */
+/** Each chunk before a download has proved its client reads (what a stalled download pins). */
 const SMALL = 64 << 10;
-/**
- * Bytes a download moves with the small buffer before it may take a large one: more than the
- * socket buffers of both ends hold, so a client that stopped reading early never takes one (2 MiB
- * was not: on loopback 64 of the stalled-clients test's 400 clients took them, +50 MiB).
- */
-const PROMOTE_AFTER = 16 << 20;
-/** Large buffers lent to downloads at once, in bytes (one per download: 128 downloads). */
-const LARGE_BUDGET = 64 << 20;
-let largeLent = 0;
 
-/** Bytes of large buffers lent out now (tests: every download gives its buffer back). */
-export const largeBuffersLent = (): number => largeLent;
+/**
+ * Larger buffers a download takes as it moves bytes, while each size's budget lasts (a budget is
+ * spent on buffers lent out now). `after` is more than the socket buffers of both ends hold, so a
+ * client that stopped reading early never takes a 512 KiB one (2 MiB was not: on loopback 64 of the
+ * stalled-clients test's 400 clients took them, +50 MiB); a 256 KiB one it may (at worst the whole
+ * 32 MiB budget). Measured with 64 concurrent 32 MiB range GETs on two cores (curl), 64 KiB up to
+ * 16 MiB then 512 KiB cost 0.84-1.12 CPU-s/GiB and served 290-345 MiB/s, with 256 KiB from 4 MiB
+ * on 0.71-0.82 and 460-480 MiB/s (a loaded machine): the per-chunk cost (a thread-pool read, a write and its callback) dominates below
+ * 256 KiB, and half of each such range went in 64 KiB chunks.
+ */
+const TIERS = [
+  { size: 256 << 10, after: 4 << 20, budget: 32 << 20, lent: 0 },
+  { size: 512 << 10, after: 16 << 20, budget: 64 << 20, lent: 0 },
+];
+
+/** Bytes of larger-than-SMALL buffers lent to downloads now (tests: every download gives its buffer back). */
+export const largeBuffersLent = (): number => TIERS.reduce((sum, t) => sum + t.lent, 0);
 
 /**
  * A byte range of an open file, inclusive `end`, as a Readable. Read (`for await`, `read()`), it
@@ -28,9 +32,8 @@ export const largeBuffersLent = (): number => largeLent;
  * into the buffer and one into the socket. No read-ahead: with many downloads at once the others
  * keep the cores busy, and measured on two cores one 64 KiB buffer costs 1.0-1.3 CPU-s/GiB where
  * two of 32 KiB cost 1.6-2.2 for the same memory, one of 512 KiB 0.57 and two 0.58. A download
- * starts with a small buffer and takes a large one once it has moved PROMOTE_AFTER bytes, while
- * the budget lasts: what a stalled download pins stays small, and a thousand of them cannot cost
- * gigabytes.
+ * starts with a small buffer and takes larger ones (TIERS) as it moves bytes, while their budgets
+ * last: what a stalled download pins stays small, and a thousand of them cannot cost gigabytes.
  */
 export class FileBody extends Readable {
   private position: number;
@@ -86,7 +89,8 @@ export class FileBody extends Readable {
   private async copyTo(dest: Writable, endDestination: boolean): Promise<void> {
     const start = this.position;
     let buffer = Buffer.allocUnsafeSlow(Math.min(SMALL, Math.max(this.end + 1 - start, 1)));
-    let large = false;
+    /** The tier whose buffer this download holds, if any. */
+    let held: (typeof TIERS)[number] | null = null;
     // A write whose callback never comes (the destination destroyed under it) must not hold the
     // loop, and the budget, for ever: the destination's end or this stream's destroy end it.
     let gone: () => void = () => undefined;
@@ -102,10 +106,17 @@ export class FileBody extends Readable {
       ]);
     try {
       while (this.position <= this.end) {
-        if (!large && this.position - start >= PROMOTE_AFTER && this.end + 1 - this.position > LARGE && largeLent + LARGE <= LARGE_BUDGET) {
-          large = true;
-          largeLent += LARGE;
-          buffer = Buffer.allocUnsafeSlow(LARGE);
+        const moved = this.position - start;
+        const left = this.end + 1 - this.position;
+        // The largest tier this download has earned and whose budget has room, if larger than its own.
+        for (let i = TIERS.length - 1; i >= 0 && TIERS[i] !== held; i--) {
+          const tier = TIERS[i]!;
+          if (moved < tier.after || left <= tier.size || tier.lent + tier.size > tier.budget) continue;
+          if (held) held.lent -= held.size;
+          tier.lent += tier.size;
+          held = tier;
+          buffer = Buffer.allocUnsafeSlow(tier.size);
+          break;
         }
         const want = Math.min(buffer.length, this.end + 1 - this.position);
         const { bytesRead } = await this.handle.read(buffer, 0, want, this.position);
@@ -122,7 +133,7 @@ export class FileBody extends Readable {
     } catch (err) {
       this.destroy(err as Error);
     } finally {
-      if (large) largeLent -= LARGE;
+      if (held) held.lent -= held.size;
       this.off('close', gone);
       dest.off('close', gone);
     }

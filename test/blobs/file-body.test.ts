@@ -16,13 +16,15 @@ const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** A destination whose writes complete late, as a slow socket's do, keeping a copy of every byte. */
 class SlowSink extends Writable {
   readonly chunks: Buffer[] = [];
+  private received = 0;
   constructor(private readonly delayMs: number, private readonly failAfter = Infinity) {
     super({ highWaterMark: 1 });
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error) => void): void {
     // A copy: the source reuses its buffers once the callback came.
     this.chunks.push(Buffer.from(chunk));
-    const failed = Buffer.concat(this.chunks).length > this.failAfter;
+    this.received += chunk.length;
+    const failed = this.received > this.failAfter;
     setTimeout(() => callback(failed ? new Error('client went away') : undefined), this.delayMs);
   }
   get bytes(): Buffer {
@@ -102,6 +104,53 @@ describe('served blobs: reused buffers, piped', () => {
         });
         const [a, b] = range ? range.split('-').map(Number) : [0, blob.length - 1];
         assert.ok(got.equals(blob.subarray(a, b! + 1)), range || 'whole');
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    assert.equal(largeBuffersLent(), 0);
+  });
+
+  test('served over HTTP: 64 KiB chunks, then 256 KiB from 4 MiB moved, then 512 KiB from 16 MiB, whole and ranged', async () => {
+    let sizes: number[] = [];
+    const server = http.createServer((req, res) => {
+      const [start, end] = (req.url!.slice(1) || `0-${blob.length - 1}`).split('-').map(Number) as [number, number];
+      // What the body hands the socket, chunk by chunk (the response is still an http.ServerResponse).
+      const write = res.write.bind(res) as (chunk: Buffer, cb: (err?: Error | null) => void) => boolean;
+      res.write = ((chunk: Buffer, cb: (err?: Error | null) => void) => {
+        sizes.push(chunk.length);
+        return write(chunk, cb);
+      }) as typeof res.write;
+      void store.open(digest, { start, end }).then((body) => body.pipe(res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      for (const [start, end] of [[0, blob.length - 1], [3, (30 << 20) + 2], [1 << 20, (6 << 20) - 1]] as const) {
+        sizes = [];
+        const got = await new Promise<Buffer>((resolve, reject) => {
+          http.get({ port, host: '127.0.0.1', path: `/${start}-${end}`, agent: false }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+            res.on('error', reject);
+          });
+        });
+        assert.ok(got.equals(blob.subarray(start, end + 1)));
+        let moved = 0;
+        let buffer = 64 << 10;
+        for (const [i, size] of sizes.entries()) {
+          const left = end + 1 - start - moved;
+          // A larger buffer once enough has moved, if more than it is left (budgets are ample here).
+          if (buffer < 512 << 10 && moved >= 16 << 20 && left > 512 << 10) buffer = 512 << 10;
+          else if (buffer < 256 << 10 && moved >= 4 << 20 && left > 256 << 10) buffer = 256 << 10;
+          // Each chunk is the buffer's size, but the last.
+          if (i < sizes.length - 1) assert.equal(size, buffer, `chunk ${i} at ${moved} of ${start}-${end}`);
+          else assert.ok(size <= buffer && size === left, `last chunk at ${moved} of ${start}-${end}`);
+          moved += size;
+        }
+        assert.ok(sizes.includes(256 << 10) && (end - start < 17 << 20 || sizes.includes(512 << 10)), `${start}-${end}: took the larger buffers`);
+        assert.equal(moved, end + 1 - start);
       }
     } finally {
       await new Promise((r) => server.close(r));
