@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
-import { largeBuffersLent } from '../../src/blobs/file-body.js';
+import { buffersKept, largeBuffersLent } from '../../src/blobs/file-body.js';
 import { FilesystemBlobStore } from '../../src/blobs/filesystem.js';
 
 const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -156,6 +156,42 @@ describe('served blobs: reused buffers, piped', () => {
       await new Promise((r) => server.close(r));
     }
     assert.equal(largeBuffersLent(), 0);
+  });
+
+  test('buffers given back are kept for the next downloads, within their budgets, and serve the right bytes again', async () => {
+    const server = http.createServer((req, res) => {
+      const [start, end] = req.url!.slice(1).split('-').map(Number) as [number, number];
+      void store.open(digest, { start, end }).then((body) => body.pipe(res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const get = (start: number, end: number) =>
+      new Promise<Buffer>((resolve, reject) => {
+        http.get({ port, host: '127.0.0.1', path: `/${start}-${end}`, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+          res.on('error', reject);
+        });
+      });
+    // Budgets: 32 MiB of 256 KiB buffers, 64 MiB of 512 KiB ones, 256 of 64 KiB.
+    const bound = (32 << 20) + (64 << 20) + 256 * (64 << 10);
+    try {
+      const rounds: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const ranges = Array.from({ length: 12 }, (_, i) => [i * 1001 + round, blob.length - 1 - i * 997] as const);
+        const got = await Promise.all(ranges.map(([start, end]) => get(start, end)));
+        for (const [i, [start, end]] of ranges.entries()) assert.ok(got[i]!.equals(blob.subarray(start, end + 1)), `round ${round}, range ${i}`);
+        assert.equal(largeBuffersLent(), 0);
+        rounds.push(buffersKept());
+      }
+      assert.ok(rounds[0]! > 0, 'finished downloads gave their buffers back');
+      assert.ok(rounds.every((kept) => kept <= bound), `kept ${rounds.join(', ')} bytes, at most ${bound}`);
+      // Later rounds take the kept buffers instead of new ones: what is kept does not grow.
+      assert.ok(rounds[2]! <= rounds[0]!, `kept ${rounds.join(', ')} bytes`);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   test('read with for-await: the same bytes', async () => {
