@@ -26,6 +26,7 @@ import { Search } from './listings/search.js';
 import { SignatureChecker } from './images/signatures.js';
 import { SifBridge } from './images/sif-bridge.js';
 import { TagLocks } from './namespaces/tag-locks.js';
+import { DEFAULT_UPLOAD_IDLE_TTL, UploadEngine } from './storage/upload-engine.js';
 import { Uploads, type UploadSettings } from './storage/uploads.js';
 import { Policies, containerPath, immutableTag } from './namespaces/policies.js';
 import { Retention, type RetentionReport } from './storage/retention.js';
@@ -106,11 +107,13 @@ export class Registry {
     this.namespaces = new Namespaces(this.store, settings.defaultQuota);
     this.images = new Images(this.store, this.namespaces);
     this.quotas = new Quotas(this.store, settings.uploadsPerUser);
-    this.uploads = new Uploads(this.store, blobs, this.namespaces, this.images, this.quotas, settings);
+    // One engine for Library and OCI uploads: sessions, running hashes, the commit.
+    const uploadEngine = new UploadEngine(this.store, blobs, this.quotas, { library: settings.uploadUrlTtl, oci: settings.uploadIdleTtl ?? DEFAULT_UPLOAD_IDLE_TTL });
+    this.uploads = new Uploads(this.store, blobs, this.namespaces, this.images, this.quotas, settings, uploadEngine);
     this.search = new Search(this.store);
     this.listings = new Listings(this.store);
     this.browse = new Browse(this.store, this.namespaces, this.images, this.quotas, this.search);
-    this.ociBlobs = new OciBlobs(this.store, blobs, this.quotas, settings.uploadIdleTtl);
+    this.ociBlobs = new OciBlobs(this.store, blobs, this.quotas, settings.uploadIdleTtl, uploadEngine);
     this.manifests = new Manifests(this.store, blobs);
     this.bridge = new SifBridge(this.store, blobs, this.namespaces, this.images, this.uploads, this.manifests);
     this.libraryView = new LibraryView(this.store, blobs, this.manifests, this.images);

@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../../blobs/digest.js';
 import { BlobError, type BlobStore, type ByteRange } from '../../blobs/store.js';
@@ -8,18 +7,11 @@ import type { Principal } from '../accounts/accounts.js';
 import { RegistryError, notFound } from '../errors.js';
 import type { Container } from '../namespaces/namespaces.js';
 import type { Quotas } from '../storage/quota.js';
-import { linkPossessed, type Possession } from '../storage/blob-links.js';
+import type { Possession } from '../storage/blob-links.js';
+import { DEFAULT_UPLOAD_IDLE_TTL, UploadEngine } from '../storage/upload-engine.js';
 import { newSecret, nowIso } from '../util.js';
 
-/**
- * Running SHA-256 of an upload's bytes so far: a cache, rebuilt from the temporary object. Chunks
- * of one upload may arrive at different nodes; the bytes before the recorded length never change
- * (a chunk must start at it), so the cache is used only when its length is the recorded one.
- */
-interface RunningHash {
-  hash: Hash;
-  length: number;
-}
+export { DEFAULT_UPLOAD_IDLE_TTL };
 
 export interface UploadState {
   id: string;
@@ -27,21 +19,16 @@ export interface UploadState {
   received: number;
 }
 
-/** How long an upload session lives after its last chunk, unless configured. */
-export const DEFAULT_UPLOAD_IDLE_TTL = 24 * 3600;
-/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
-const RUNNING_CACHE = 256;
-
 /** OCI blobs per repository: links to the content-addressed store, upload sessions, mounts. */
 export class OciBlobs {
-  private readonly running = new Map<string, RunningHash>();
-
   constructor(
     private readonly store: MetaStore,
     private readonly blobs: BlobStore,
     private readonly quotas: Quotas,
     /** Seconds an upload session lives after its last chunk. */
-    private readonly idleTtl = DEFAULT_UPLOAD_IDLE_TTL,
+    idleTtl = DEFAULT_UPLOAD_IDLE_TTL,
+    /** Sessions, running hashes and the commit, shared with Library uploads. */
+    private readonly engine = new UploadEngine(store, blobs, quotas, { library: idleTtl, oci: idleTtl }),
   ) {}
 
   /** Size of a blob linked into the container, or null. */
@@ -71,12 +58,7 @@ export class OciBlobs {
   async link(container: Container, digest: string, size: number, proof: Possession): Promise<boolean> {
     const entity = container.collection.entity;
     await this.quotas.assertRoom(entity, digest, size);
-    return linkPossessed(this.store, this.blobs, container.id, digest, size, proof, {
-      check: async (tx) => {
-        await tx.lock('entity', [entity.id]);
-        await this.quotas.assertRoom(entity, digest, size, tx);
-      },
-    });
+    return this.engine.link(entity, container.id, digest, size, proof);
   }
 
   /** Unlinks a blob from one repository; the bytes stay for others (garbage collection frees them). */
@@ -108,9 +90,8 @@ export class OciBlobs {
       user_id: principal.userId,
       received: 0,
       created_at: new Date(now).toISOString(),
-      expires_at: this.expiry(now),
+      expires_at: this.engine.expiry('oci', now),
     });
-    this.running.set(id, { hash: createHash('sha256'), length: 0 });
     return id;
   }
 
@@ -147,13 +128,14 @@ export class OciBlobs {
       throw this.quotas.uploadQuotaError(entity, room, announced);
     }
     const cappedByQuota = room < (expected ?? Number.POSITIVE_INFINITY);
-    const running = this.running.get(state.id);
-    const extended = running && running.length === state.received ? running.hash.copy() : null;
+    // The bytes before the recorded length never change (a chunk must start at it): the running
+    // hash is extended when it ends exactly there.
+    const running = this.engine.extendFrom(state.id, state.received);
     let written: number;
     try {
       written = await this.blobs.writeTemp(state.id, state.received, body, {
         maxBytes: cappedByQuota ? room : expected,
-        observe: (chunk) => extended?.update(chunk),
+        observe: (chunk) => running?.hash.update(chunk),
       });
     } catch (err) {
       if (err instanceof BlobError && err.code === 'size-mismatch') {
@@ -172,12 +154,9 @@ export class OciBlobs {
       throw new RegistryError('invalid', `chunk has ${written} bytes, Content-Range says ${expected}`, 'upload');
     }
     const received = state.received + written;
-    this.running.delete(state.id);
-    if (extended) {
-      this.running.set(state.id, { hash: extended, length: received });
-      if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
-    }
-    await this.store.uploads.ociReceived(state.id, received, this.expiry());
+    if (running) this.engine.advance(state.id, running, written);
+    else this.engine.forget(state.id);
+    await this.store.uploads.ociReceived(state.id, received, this.engine.expiry('oci'));
     state.received = received;
     return received;
   }
@@ -189,12 +168,11 @@ export class OciBlobs {
     if (state.received === 0) await this.blobs.writeTemp(state.id, 0, Readable.from([]));
     // A chunk cut off mid-way may have left bytes past the acknowledged end.
     await this.blobs.truncateTemp(state.id, state.received);
-    const actual = await this.digestOf(state, parsed.algorithm);
-    if (actual !== digest) {
-      throw new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
-    }
+    const actual = await this.engine.digest(state.id, state.received, parsed.algorithm);
+    const target = { entity: state.container.collection.entity, containerId: state.container.id, size: state.received, value: undefined };
+    const mismatch = () => new RegistryError('digest-mismatch', `upload has digest ${actual}, not ${digest}`, 'digest');
     try {
-      await this.link(state.container, digest, state.received, { sent: state.id });
+      await this.engine.commit(state.id, digest, actual, mismatch, () => Promise.resolve(target));
     } catch (err) {
       if (isOutOfSpace(err)) await this.close(state.id).catch(() => undefined);
       throw err;
@@ -208,9 +186,7 @@ export class OciBlobs {
   }
 
   async sweepExpired(before = nowIso()): Promise<number> {
-    const expired = await this.store.uploads.expiredOci(before);
-    for (const id of expired) await this.close(id);
-    return expired.length;
+    return this.engine.sweepExpired('oci', before);
   }
 
   /** Ends an upload session and drops its bytes (garbage collection of abandoned uploads). */
@@ -218,29 +194,7 @@ export class OciBlobs {
     await this.close(id);
   }
 
-  private async digestOf(state: UploadState, algorithm: 'sha256' | 'sha512'): Promise<string> {
-    const running = this.running.get(state.id);
-    let hash: Hash;
-    let from = 0;
-    if (algorithm === 'sha256' && running && running.length <= state.received) {
-      hash = running.hash.copy();
-      from = running.length;
-    } else {
-      hash = createHash(algorithm);
-    }
-    if (from < state.received) {
-      for await (const chunk of await this.blobs.readTemp(state.id, { start: from, end: state.received - 1 })) hash.update(chunk as Buffer);
-    }
-    return `${algorithm}:${hash.digest('hex')}`;
-  }
-
-  private expiry(now = Date.now()): string {
-    return new Date(now + this.idleTtl * 1000).toISOString();
-  }
-
   private async close(id: string): Promise<void> {
-    this.running.delete(id);
-    await this.blobs.deleteTemp(id);
-    await this.store.uploads.closeOci(id);
+    await this.engine.close('oci', id);
   }
 }

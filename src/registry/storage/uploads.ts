@@ -1,9 +1,9 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/store.js';
 import { BlobError } from '../../blobs/store.js';
 import { isOutOfSpace } from '../../meta/errors.js';
-import type { MetaStore } from '../../meta/store.js';
+import type { MetaStore, TxRepositories } from '../../meta/store.js';
 import { access } from '../accounts/access.js';
 import { SYSTEM, type Principal } from '../accounts/accounts.js';
 import { RegistryError, invalid, notFound } from '../errors.js';
@@ -11,7 +11,8 @@ import type { ImageRow, Images } from '../images/images.js';
 import { containerChain, type Container, type Entity, type Namespaces } from '../namespaces/namespaces.js';
 import type { QuotaReport, Quotas } from './quota.js';
 import { RangeSource, readSifFacts, type SifFacts } from '../images/sif-facts.js';
-import { linkPossessed, type Possession } from './blob-links.js';
+import type { Possession } from './blob-links.js';
+import { DEFAULT_UPLOAD_IDLE_TTL, UploadEngine } from './upload-engine.js';
 import { newSecret, nowIso } from '../util.js';
 
 /** Full rights for the registry's own lookups, after the caller's rights were checked. */
@@ -28,26 +29,11 @@ export interface CommitResult {
 }
 
 /**
- * A running SHA-256 over the parts received in order by this process; a cache, rebuilt from the
- * stored bytes. Another node may receive (or re-send) parts of the same upload, so it is used
- * only while the tokens of the parts it covers still match those recorded in the database.
- */
-interface RunningHash {
-  hash: Hash;
-  nextPart: number;
-  tokens: string[];
-}
-
-/** Uploads whose hash state one process keeps at most (sessions finished elsewhere age out). */
-const RUNNING_CACHE = 256;
-
-/**
  * Library uploads: v1 (one POST), v2 single-part (capability URL) and v2 multipart.
  * Bytes are hashed on their way to a temporary object; the image becomes visible only after
  * digest, size and SIF header check out, in one metadata transaction.
  */
 export class Uploads {
-  private readonly running = new Map<string, RunningHash>();
   /** Told about every committed signed image, to verify it after the client's answer. */
   onSignedImage: (imageId: string) => void = () => {};
 
@@ -58,6 +44,8 @@ export class Uploads {
     private readonly images: Images,
     private readonly quotas: Quotas,
     private readonly settings: UploadSettings,
+    /** Sessions, running hashes and the commit, shared with OCI uploads. */
+    private readonly engine = new UploadEngine(store, blobs, quotas, { library: settings.uploadUrlTtl, oci: DEFAULT_UPLOAD_IDLE_TTL }),
   ) {}
 
   private async writableImage(principal: Principal | null, imageId: string) {
@@ -177,20 +165,15 @@ export class Uploads {
     const session = await this.session(uploadId, 'multipart');
     const expected = expectedPartSize(session, partNumber);
     const announced = await this.store.uploads.announcedSha256(uploadId, partNumber);
-    let running = this.running.get(uploadId);
-    // A part sent again after it was hashed may differ: forget the running hash, re-read at the end.
-    if (running && partNumber < running.nextPart) {
-      this.running.delete(uploadId);
-      running = undefined;
-    }
-    if (!running && partNumber === 1) running = { hash: createHash('sha256'), nextPart: 1, tokens: [] };
-    const inOrder = running?.nextPart === partNumber;
-    const whole = inOrder && running ? running.hash.copy() : null;
+    const offset = (partNumber - 1) * session.part_size;
+    // In order, the part continues the running hash (a part sent again after it was hashed may
+    // differ: the engine forgets the hash, and the bytes are re-read at the end).
+    const running = this.engine.extendFrom(uploadId, offset);
     let size: number;
     try {
-      size = await this.blobs.writeTemp(uploadId, (partNumber - 1) * session.part_size, body, {
+      size = await this.blobs.writeTemp(uploadId, offset, body, {
         maxBytes: expected,
-        observe: (chunk) => whole?.update(chunk),
+        observe: (chunk) => running?.hash.update(chunk),
       });
     } catch (err) {
       // A full disk: free what the whole upload holds at once.
@@ -202,16 +185,11 @@ export class Uploads {
     // Unique per receipt, so a part sent again through another node (perhaps different bytes
     // under the same announcement) tells every running hash that covered it that it is stale.
     const token = `${partNumber}-${newSecret(9)}`;
-    if (whole && running) {
-      running.hash = whole;
-      running.nextPart += 1;
-      running.tokens.push(token);
-      this.remember(uploadId, running);
-    }
+    if (running) this.engine.advance(uploadId, running, size, token);
     // One transaction (one log flush) per part: the part and the session's new expiry.
     await this.store.transaction(async (tx) => {
       await tx.uploads.savePart({ upload_id: uploadId, part_number: partNumber, size, sha256: sha, token });
-      await tx.uploads.extend(uploadId, this.expiry());
+      await tx.uploads.extend(uploadId, this.engine.expiry('library'));
     });
     return token;
   }
@@ -234,7 +212,11 @@ export class Uploads {
       if (token !== undefined && token !== part.token) throw invalid(`part ${n}: token does not match the uploaded part`);
     }
     try {
-      const digest = await this.finishHash(uploadId, session, parts);
+      // The running hash counts only while the parts it covers are those the database records:
+      // a part sent again through another node since makes it stale.
+      const digest = await this.engine.digest(uploadId, session.filesize, 'sha256', (tokens) =>
+        tokens.every((token, i) => parts.find((p) => p.part_number === i + 1)?.token === token),
+      );
       if (digest !== image.digest) await this.assertAnnouncedParts(uploadId, session, parts);
       const result = await this.commit(imageId, uploadId, session.filesize, digest);
       await this.closeSession(uploadId);
@@ -309,9 +291,7 @@ export class Uploads {
 
   /** Removes sessions (and their bytes) that expired before `before` (an ISO time, default now). */
   async sweepExpired(before = nowIso()): Promise<number> {
-    const expired = await this.store.uploads.expired(before);
-    for (const id of expired) await this.closeSession(id);
-    return expired.length;
+    return this.engine.sweepExpired('library', before);
   }
 
   /** Ends a session and drops its bytes (garbage collection of abandoned uploads). */
@@ -322,13 +302,18 @@ export class Uploads {
   private async commit(imageId: string, tempId: string, size: number, digest: string): Promise<CommitResult> {
     const image = await this.images.byId(imageId);
     if (!image) throw notFound(`image ${imageId}`);
-    if (digest !== image.digest) {
-      throw new RegistryError('digest-mismatch', `uploaded content ${digest} does not match the announced hash ${image.digest}`);
-    }
-    const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
-    const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
-    await this.quotas.assertRoom(container.collection.entity, digest, size);
-    await this.markUploaded(image, container, size, facts, { sent: tempId });
+    const { container, facts } = await this.engine.commit(
+      tempId,
+      image.digest,
+      digest,
+      () => new RegistryError('digest-mismatch', `uploaded content ${digest} does not match the announced hash ${image.digest}`),
+      async () => {
+        const container = await this.namespaces.getContainerById(SYSTEM, image.container_id);
+        const facts = await readSifFacts(new RangeSource(size, (range) => this.blobs.readTemp(tempId, range)));
+        return { entity: container.collection.entity, containerId: container.id, size, value: { container, facts } };
+      },
+      (tx, { container, facts }) => recordFacts(tx, image, container, size, facts),
+    );
     if (facts.fingerprints.length || (facts.info as { signatures?: unknown[] }).signatures?.length) this.onSignedImage(imageId);
     const updated = (await this.images.byId(imageId))!;
     this.images.events.emit({ type: 'push', containerId: container.id, data: { protocol: 'library', imageId, digest, size, arch: updated.arch } });
@@ -343,54 +328,10 @@ export class Uploads {
 
   /**
    * Makes the image uploaded, in one transaction: its bytes linked on proof of possession (false
-   * when it fails), and its facts recorded. Sent bytes are committed before that transaction
-   * opens (`linkPossessed`), so they are durable before the row that refers to them commits.
+   * when it fails), and its facts recorded (`UploadEngine.link`).
    */
   private async markUploaded(image: ImageRow, container: Container, size: number, facts: SifFacts, proof: Possession): Promise<boolean> {
-    const entity = container.collection.entity;
-    const now = nowIso();
-    return linkPossessed(this.store, this.blobs, container.id, image.digest, size, proof, {
-      check: async (tx) => {
-        await tx.lock('entity', [entity.id]);
-        await this.quotas.assertRoom(entity, image.digest, size, tx);
-      },
-      before: (tx) =>
-        tx.uploads.markImageUploaded(image.id, container.id, {
-          size,
-          arch: facts.arch ?? image.arch,
-          deffile: facts.deffile,
-          labels: JSON.stringify(facts.labels),
-          fingerprints: JSON.stringify(facts.fingerprints),
-          encrypted: facts.encrypted ? 1 : 0,
-          sif_info: JSON.stringify(facts.info),
-        }, now),
-    });
-  }
-
-  /** The whole-file digest: from the running hash where it covers every part, else re-read. */
-  private async finishHash(
-    uploadId: string,
-    session: { total_parts: number; part_size: number; filesize: number },
-    parts: Array<{ part_number: number; token: string }>,
-  ) {
-    let running = this.running.get(uploadId);
-    // Parts hashed here but sent again through another node since: the cache is stale.
-    if (running?.tokens.some((token, i) => parts.find((p) => p.part_number === i + 1)?.token !== token)) running = undefined;
-    let hash: Hash;
-    let from: number;
-    if (running) {
-      hash = running.hash.copy();
-      from = (running.nextPart - 1) * session.part_size;
-    } else {
-      hash = createHash('sha256');
-      from = 0;
-    }
-    if (from < session.filesize) {
-      for await (const chunk of await this.blobs.readTemp(uploadId, { start: from, end: session.filesize - 1 })) {
-        hash.update(chunk as Buffer);
-      }
-    }
-    return `sha256:${hash.digest('hex')}`;
+    return this.engine.link(container.collection.entity, container.id, image.digest, size, proof, (tx) => recordFacts(tx, image, container, size, facts));
   }
 
   /**
@@ -407,12 +348,6 @@ export class Uploads {
       const sha = hash.digest('hex');
       if (sha !== part.sha256) throw new RegistryError('digest-mismatch', `part ${part.part_number}: content sha256 ${sha} does not match ${part.sha256}`);
     }
-  }
-
-  private remember(uploadId: string, running: RunningHash): void {
-    this.running.delete(uploadId);
-    this.running.set(uploadId, running);
-    if (this.running.size > RUNNING_CACHE) this.running.delete(this.running.keys().next().value!);
   }
 
   private async openSession(
@@ -436,7 +371,7 @@ export class Uploads {
       part_size: partSize,
       total_parts: totalParts,
       created_at: nowIso(),
-      expires_at: this.expiry(),
+      expires_at: this.engine.expiry('library'),
     });
     return id;
   }
@@ -448,14 +383,21 @@ export class Uploads {
   }
 
   private async closeSession(uploadId: string): Promise<void> {
-    this.running.delete(uploadId);
-    await this.blobs.deleteTemp(uploadId);
-    await this.store.uploads.close(uploadId);
+    await this.engine.close('library', uploadId);
   }
+}
 
-  private expiry(): string {
-    return new Date(Date.now() + this.settings.uploadUrlTtl * 1000).toISOString();
-  }
+/** Records what the image's SIF told, with the image made uploaded (in the linking transaction). */
+async function recordFacts(tx: TxRepositories, image: ImageRow, container: Container, size: number, facts: SifFacts): Promise<void> {
+  await tx.uploads.markImageUploaded(image.id, container.id, {
+    size,
+    arch: facts.arch ?? image.arch,
+    deffile: facts.deffile,
+    labels: JSON.stringify(facts.labels),
+    fingerprints: JSON.stringify(facts.fingerprints),
+    encrypted: facts.encrypted ? 1 : 0,
+    sif_info: JSON.stringify(facts.info),
+  }, nowIso());
 }
 
 function expectedPartSize(session: { filesize: number; part_size: number; total_parts: number }, n: number): number {
