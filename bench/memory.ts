@@ -7,6 +7,7 @@ import { makeLargeSif } from '../test/helpers/sif.js';
 import { ADMIN_TOKEN, CLIENTS, startShelf, type TestShelf } from '../test/helpers/shelf.js';
 import { sha256File } from './library.js';
 import { rss, trackPeakRss } from './proc.js';
+import { SHIPPED_NODE_OPTIONS } from './shipped.js';
 
 const LIBCLIENT = path.join(CLIENTS, 'libclient');
 const ORAS = path.join(CLIENTS, 'orasclient');
@@ -132,6 +133,9 @@ async function makePushSifs(dir: string, n: number, mib: number): Promise<{ file
  * blob GET and by Library download, (b) PUSHES concurrent Library pushes, (c) one push and one
  * pull at each of FLAT_MIB.
  */
+/** The server's V8 flags: the shipped ones unless MEMORY_NODE_OPTIONS says otherwise (' ' for Node's defaults). */
+const NODE_OPTIONS = (process.env.MEMORY_NODE_OPTIONS ?? SHIPPED_NODE_OPTIONS).trim();
+
 export async function benchMemory(workDir: string): Promise<string[]> {
   await mkdir(workDir, { recursive: true });
   const lines = [
@@ -139,7 +143,7 @@ export async function benchMemory(workDir: string): Promise<string[]> {
   ];
 
   // (c) first, on a server of its own: one push and one pull per size.
-  let shelf = await startShelf({ dataDir: path.join(workDir, 'flat-data') });
+  let shelf = await startShelf({ dataDir: path.join(workDir, 'flat-data'), env: { NODE_OPTIONS } });
   try {
     lines.push(`  idle after start: ${((await rss(shelf.process.pid!)) / MB).toFixed(0)} MB`);
     const flat: Array<{ mib: number; push: number; pull: number }> = [];
@@ -166,7 +170,7 @@ export async function benchMemory(workDir: string): Promise<string[]> {
   }
 
   // Every curl comes from 127.0.0.1: room for all of them at once (a job array behind one NAT).
-  shelf = await startShelf({ dataDir: path.join(workDir, 'load-data'), env: { SHELF_LIMITS_CONNECTIONS_PER_ADDRESS: String(PULLS + 64) } });
+  shelf = await startShelf({ dataDir: path.join(workDir, 'load-data'), env: { NODE_OPTIONS, SHELF_LIMITS_CONNECTIONS_PER_ADDRESS: String(PULLS + 64) } });
   try {
     const pid = shelf.process.pid!;
     // (a) PULLS at once of one image, pushed by ORAS so both paths serve it.

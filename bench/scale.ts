@@ -6,6 +6,7 @@ import pg from 'pg';
 import { openMetaDb } from '../src/meta/db.js';
 import { seedLibrary, seededContainer, type Seeded } from '../test/helpers/bulk-seed.js';
 import { ADMIN_TOKEN, PG_ADMIN_URL, ROOT, freshPostgres, startShelf, type DbKind } from '../test/helpers/shelf.js';
+import { SHIPPED_NODE_OPTIONS } from './shipped.js';
 
 /** Requests per measured read (after a warm-up of 20). */
 const RUNS = Number(process.env.SCALE_RUNS ?? 300);
@@ -136,8 +137,6 @@ async function one(work: string, db: DbKind, size: number): Promise<string[]> {
 
   const probe = path.join(dir, 'memprobe.cjs');
   await writeFile(probe, MEMPROBE);
-  // What `npm start` and docs/shelf.service run the server with.
-  const SHIPPED_NODE_OPTIONS = '--max-semi-space-size=8';
   const nodeOptions = [`--require ${probe} --expose-gc`, process.env.SCALE_NODE_OPTIONS ?? SHIPPED_NODE_OPTIONS].join(' ').trim();
   const shelf = await startShelf({ dbUrl, dataDir: dir, env: { NODE_OPTIONS: nodeOptions, MEMPROBE_OUT: path.join(dir, 'mem.json') } });
   try {
