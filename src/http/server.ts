@@ -126,6 +126,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   limitConnections(app, limits, trustedProxies(trustProxy));
+  drainRefusedBodies(app);
   app.decorateRequest('principal', null);
   installAuditTrail(app, opts.registry);
 
@@ -174,3 +175,27 @@ function isClientAbort(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED';
 }
+
+/**
+ * An answer sent before its request's body was read whole (a quota stop, a refused chunk): the
+ * rest is read and dropped, so the client, still sending, reads the answer and may reuse the
+ * connection. Without it the socket stayed paused with the body half read, the client blocked
+ * writing, and the connection was cut by the idle timeout a minute later (ECONNRESET instead of
+ * the 403). Past DRAIN_BYTES the connection is closed instead.
+ */
+function drainRefusedBodies(app: FastifyInstance): void {
+  app.addHook('onResponse', async (req) => {
+    const raw = req.raw;
+    if (raw.complete || raw.destroyed) return;
+    let left = DRAIN_BYTES;
+    raw.on('data', (chunk: Buffer) => {
+      left -= chunk.length;
+      if (left < 0) raw.socket?.destroy();
+    });
+    raw.resume();
+    raw.socket?.resume();
+  });
+}
+
+/** The most of a refused request's body read and dropped before its connection is closed. */
+const DRAIN_BYTES = 64 << 20;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -110,6 +112,33 @@ for (const db of DB_KINDS) {
       assert.equal(again.status, 202, await again.text());
       assert.equal((await oci(second, { method: 'DELETE' })).status, 204);
       assert.equal((await post(`/v2/imagefile/${image}/_multipart`, { filesize: sif.length })).status, 200);
+    });
+
+    test('a chunk refused before its body is read: the answer arrives, the rest is dropped, the connection serves the next request', { timeout: 30_000 }, async () => {
+      const location = new URL(await start('tight/q/drain'));
+      // Far more than the socket buffers of both ends hold: the client finishes writing only if the server reads on.
+      const body = randomBytes(32 * MiB);
+      const socket = net.connect(Number(location.port), location.hostname);
+      await once(socket, 'connect');
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      const request = (method: string, extra: string) =>
+        `${method} ${location.pathname} HTTP/1.1\r\nhost: ${location.host}\r\nauthorization: ${auth}\r\n${extra}\r\n`;
+      try {
+        socket.write(request('PATCH', `content-type: application/octet-stream\r\ncontent-length: ${body.length}\r\n`));
+        // Sent whole, as a client that does not look for an early answer sends it.
+        await new Promise<void>((resolve, reject) => socket.write(body, (err) => (err ? reject(err) : resolve())));
+        for (let i = 0; i < 100 && !/\r\n\r\n\{[^]*\}/.test(received); i++) await sleep(50);
+        assert.match(received, /^HTTP\/1\.1 403 /, received.slice(0, 300));
+        assert.match(received, /exceed quota/);
+        const first = received.length;
+        socket.write(request('GET', ''));
+        for (let i = 0; i < 100 && !received.slice(first).startsWith('HTTP/1.1 204'); i++) await sleep(50);
+        assert.match(received.slice(first), /^HTTP\/1\.1 204 /, received.slice(first, first + 300));
+      } finally {
+        socket.destroy();
+        await oci(location.href, { method: 'DELETE' });
+      }
     });
 
     test('open sessions per user are capped (Library and OCI together); a finished one frees its slot', async () => {
