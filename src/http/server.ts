@@ -126,7 +126,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   limitConnections(app, limits, trustedProxies(trustProxy));
-  drainRefusedBodies(app);
+  closeAfterEarlyAnswers(app);
   app.decorateRequest('principal', null);
   installAuditTrail(app, opts.registry);
 
@@ -177,25 +177,13 @@ function isClientAbort(err: unknown): boolean {
 }
 
 /**
- * An answer sent before its request's body was read whole (a quota stop, a refused chunk): the
- * rest is read and dropped, so the client, still sending, reads the answer and may reuse the
- * connection. Without it the socket stayed paused with the body half read, the client blocked
- * writing, and the connection was cut by the idle timeout a minute later (ECONNRESET instead of
- * the 403). Past DRAIN_BYTES the connection is closed instead.
+ * An answer sent before its request's body was read whole (a quota stop, a refused chunk) closes
+ * the connection: the client reads the answer and sends its next request on a new one. Keeping
+ * the connection left the socket paused with the body half read; the client blocked writing the
+ * rest and the idle timeout cut it a minute later (ECONNRESET instead of the 403).
  */
-function drainRefusedBodies(app: FastifyInstance): void {
-  app.addHook('onResponse', async (req) => {
-    const raw = req.raw;
-    if (raw.complete || raw.destroyed) return;
-    let left = DRAIN_BYTES;
-    raw.on('data', (chunk: Buffer) => {
-      left -= chunk.length;
-      if (left < 0) raw.socket?.destroy();
-    });
-    raw.resume();
-    raw.socket?.resume();
+function closeAfterEarlyAnswers(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply) => {
+    if (!req.raw.complete) reply.header('connection', 'close');
   });
 }
-
-/** The most of a refused request's body read and dropped before its connection is closed. */
-const DRAIN_BYTES = 64 << 20;
