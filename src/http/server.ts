@@ -6,6 +6,7 @@ import { OUT_OF_SPACE, isOutOfSpace, isUniqueViolation } from '../meta/errors.js
 import { PayloadTooLarge } from './body.js';
 import { sendProtocolError, urlHasControl } from './envelope.js';
 import { limitConnections, type ConnectionLimits } from './limits.js';
+import { closeAfterEarlyAnswers } from './linger.js';
 import { trustedProxies } from './proxies.js';
 import { libraryStatusOf, sendLibraryError } from './library/errors.js';
 import rateLimit from '@fastify/rate-limit';
@@ -174,16 +175,4 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 function isClientAbort(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED';
-}
-
-/**
- * An answer sent before its request's body was read whole (a quota stop, a refused chunk) closes
- * the connection: the client reads the answer and sends its next request on a new one. Keeping
- * the connection left the socket paused with the body half read; the client blocked writing the
- * rest and the idle timeout cut it a minute later (ECONNRESET instead of the 403).
- */
-function closeAfterEarlyAnswers(app: FastifyInstance): void {
-  app.addHook('onSend', async (req, reply) => {
-    if (!req.raw.complete) reply.header('connection', 'close');
-  });
 }
