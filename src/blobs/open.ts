@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseByteSize } from '../config/schema.js';
 import { FilesystemBlobStore } from './filesystem.js';
-import { S3BlobStore, type S3StoreOptions } from './s3.js';
+import type { S3StoreOptions } from './s3.js';
 import type { BlobStore } from './store.js';
 
 export type BlobLocation = { kind: 'file'; root: string } | { kind: 's3'; options: S3StoreOptions };
@@ -70,6 +70,8 @@ export async function openBlobStore(location: BlobLocation): Promise<BlobStore> 
     await store.init();
     return store;
   }
+  // Loaded only for an S3 store: the SDK is a third of a filesystem server's idle memory.
+  const { S3BlobStore } = await import('./s3.js');
   const store = new S3BlobStore(location.options);
   try {
     await store.init();
