@@ -129,18 +129,20 @@ export class FilesystemBlobStore implements BlobStore {
     let pendingBytes = 0;
     let unsynced = 0;
     let flushing: Promise<void> | null = null;
+    let writing: Promise<void> | null = null;
     const write = async () => {
       if (pendingBytes === 0) return;
       const buffers = pending;
       const size = pendingBytes;
       pending = [];
       pendingBytes = 0;
+      const at = position;
+      position += size;
       let done = 0;
       while (done < size) {
-        const { bytesWritten } = await handle.writev(done === 0 ? buffers : [Buffer.concat(buffers).subarray(done)], position + done);
+        const { bytesWritten } = await handle.writev(done === 0 ? buffers : [Buffer.concat(buffers).subarray(done)], at + done);
         done += bytesWritten;
       }
-      position += size;
       unsynced += size;
       // Flush to disk while the next bytes arrive, so the commit's fsync has little left to do.
       if (unsynced >= SYNC_EVERY && !flushing) {
@@ -157,10 +159,17 @@ export class FilesystemBlobStore implements BlobStore {
         observe?.(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= WRITE_BATCH) await write();
+        if (pendingBytes >= WRITE_BATCH) {
+          // One write in flight while the next batch arrives: reading and writing overlap.
+          if (writing) await writing;
+          writing = write();
+          writing.catch(() => undefined);
+        }
       }
+      if (writing) await writing;
       await write();
     } finally {
+      await (writing as Promise<void> | null)?.catch(() => undefined);
       await (flushing as Promise<void> | null)?.catch(() => undefined);
       await handle.close();
     }
