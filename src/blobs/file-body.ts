@@ -30,6 +30,35 @@ const TIERS = [
 const smallFree: Buffer[] = [];
 const SMALL_KEPT = 256;
 
+/**
+ * Kept buffers are let go once no download has taken one for this long, so a burst of downloads
+ * (a job array's pull) does not hold its ~110 MB of buffers for the server's lifetime: measured,
+ * 200 concurrent pulls then 10 concurrent pushes peaked at 380 MB with them kept.
+ */
+let keepIdleMs = 10_000;
+let lastTake = 0;
+let releaseTimer: NodeJS.Timeout | null = null;
+
+/** Tests: how long kept buffers outlive the last download that took one. */
+export function keepBuffersIdleFor(ms: number): void {
+  keepIdleMs = ms;
+  if (releaseTimer) clearTimeout(releaseTimer);
+  releaseTimer = null;
+  releaseWhenIdle();
+}
+
+function releaseWhenIdle(): void {
+  if (releaseTimer) return;
+  releaseTimer = setTimeout(() => {
+    releaseTimer = null;
+    const idle = Date.now() - lastTake;
+    if (idle < keepIdleMs || TIERS.some((t) => t.lent > 0)) return releaseWhenIdle();
+    smallFree.length = 0;
+    for (const tier of TIERS) tier.free.length = 0;
+  }, keepIdleMs);
+  releaseTimer.unref();
+}
+
 /** Bytes of larger-than-SMALL buffers lent to downloads now (tests: every download gives its buffer back). */
 export const largeBuffersLent = (): number => TIERS.reduce((sum, t) => sum + t.lent, 0);
 
@@ -37,12 +66,14 @@ export const largeBuffersLent = (): number => TIERS.reduce((sum, t) => sum + t.l
 export const buffersKept = (): number => smallFree.length * SMALL + TIERS.reduce((sum, t) => sum + t.free.length * t.size, 0);
 
 function takeSmall(bytes: number): Buffer {
+  lastTake = Date.now();
   if (bytes < SMALL) return Buffer.allocUnsafeSlow(Math.max(bytes, 1));
   return smallFree.pop() ?? Buffer.allocUnsafeSlow(SMALL);
 }
 
 /** Gives a buffer back once nothing refers to its bytes any more (its last write called back). */
 function giveBack(buffer: Buffer, tier: (typeof TIERS)[number] | null): void {
+  releaseWhenIdle();
   if (tier) {
     if (buffer.length === tier.size && tier.lent + tier.free.length * tier.size <= tier.budget) tier.free.push(buffer);
   } else if (buffer.length === SMALL && smallFree.length < SMALL_KEPT) smallFree.push(buffer);

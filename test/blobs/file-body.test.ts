@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
-import { buffersKept, largeBuffersLent } from '../../src/blobs/file-body.js';
+import { buffersKept, keepBuffersIdleFor, largeBuffersLent } from '../../src/blobs/file-body.js';
 import { FilesystemBlobStore } from '../../src/blobs/filesystem.js';
 
 const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -189,7 +189,12 @@ describe('served blobs: reused buffers, piped', () => {
       assert.ok(rounds.every((kept) => kept <= bound), `kept ${rounds.join(', ')} bytes, at most ${bound}`);
       // Later rounds take the kept buffers instead of new ones: what is kept does not grow.
       assert.ok(rounds[2]! <= rounds[0]!, `kept ${rounds.join(', ')} bytes`);
+      // Once no download has taken a buffer for a while, the kept ones are let go.
+      keepBuffersIdleFor(100);
+      for (let i = 0; i < 50 && buffersKept() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(buffersKept(), 0, 'kept buffers are released when downloads stop');
     } finally {
+      keepBuffersIdleFor(10_000);
       await new Promise((r) => server.close(r));
     }
   });
