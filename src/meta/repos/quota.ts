@@ -5,20 +5,21 @@ import type { Database } from '../schema.js';
 export class QuotaRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /** The charged blobs linked into each entity's repositories, each digest once per entity. */
+  private chargedBlobs() {
+    return this.db
+      .selectFrom('repo_blobs')
+      .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
+      .innerJoin('collections', 'collections.id', 'containers.collection_id')
+      .where('repo_blobs.charged', '=', 1)
+      .select(['collections.entity_id as entity_id', 'repo_blobs.digest', 'repo_blobs.size'])
+      .distinct();
+  }
+
   /** Bytes of the charged blobs linked into the entity's repositories, each digest once. */
   async usage(entityId: string): Promise<number> {
     const row = await this.db
-      .selectFrom((eb) =>
-        eb
-          .selectFrom('repo_blobs')
-          .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-          .innerJoin('collections', 'collections.id', 'containers.collection_id')
-          .where('collections.entity_id', '=', entityId)
-          .where('repo_blobs.charged', '=', 1)
-          .select(['repo_blobs.digest', 'repo_blobs.size'])
-          .distinct()
-          .as('d'),
-      )
+      .selectFrom(this.chargedBlobs().where('collections.entity_id', '=', entityId).as('d'))
       .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('d.size'), sql<number>`0`).as('total'))
       .executeTakeFirstOrThrow();
     return Number(row.total);
@@ -81,16 +82,7 @@ export class QuotaRepo {
   /** Bytes each entity's repositories hold (each blob once per entity), the largest first. */
   async usageByEntity(): Promise<Array<{ name: string; quota: number; used: number }>> {
     const rows = await this.db
-      .selectFrom((eb) =>
-        eb
-          .selectFrom('repo_blobs')
-          .innerJoin('containers', 'containers.id', 'repo_blobs.container_id')
-          .innerJoin('collections', 'collections.id', 'containers.collection_id')
-          .where('repo_blobs.charged', '=', 1)
-          .select(['collections.entity_id as entity_id', 'repo_blobs.digest', 'repo_blobs.size'])
-          .distinct()
-          .as('d'),
-      )
+      .selectFrom(this.chargedBlobs().as('d'))
       .innerJoin('entities', 'entities.id', 'd.entity_id')
       .groupBy(['entities.id', 'entities.name', 'entities.quota'])
       .select((eb) => ['entities.name as name', 'entities.quota as quota', eb.fn.sum<number>('d.size').as('used')])
