@@ -21,7 +21,8 @@ type LingerSocket = Socket & { [LINGERING]?: boolean; destroySoon?: () => void }
  */
 export function closeAfterEarlyAnswers(app: FastifyInstance): void {
   app.addHook('onSend', async (req, reply) => {
-    if (req.raw.complete) return;
+    // HTTP/2 ends one stream, not the connection: nothing to do there.
+    if (req.raw.complete || req.raw.httpVersionMajor >= 2) return;
     reply.header('connection', 'close');
     const socket = reply.raw.socket ?? req.raw.socket;
     if (socket) armLingeringClose(socket as LingerSocket, req.raw);

@@ -78,6 +78,41 @@ describe('TLS built in: --tls-cert/--tls-key, HTTP/2, reload on SIGHUP', { concu
     assert.deepEqual(h1, { status: 200, version: '1.1' });
   });
 
+  test('over HTTP/2 an answer sent before the body was read arrives as itself (no connection header), and the session carries on', async () => {
+    const h2 = http2.connect(shelf.url, { ca: caPem });
+    try {
+      const ask = (headers: http2.OutgoingHttpHeaders, body?: Buffer) =>
+        new Promise<{ status: number; connection: unknown; text: string }>((resolve, reject) => {
+          const req = h2.request(headers);
+          let text = '';
+          let status = 0;
+          let connection: unknown;
+          req.setEncoding('utf8');
+          req.on('response', (h) => {
+            status = Number(h[':status']);
+            connection = h.connection;
+          });
+          req.on('data', (d: string) => (text += d));
+          req.on('end', () => resolve({ status, connection, text }));
+          // The server may reset the stream it no longer reads once it has answered.
+          req.on('error', (err) => (status ? resolve({ status, connection, text }) : reject(err)));
+          req.end(body);
+        });
+      const big = Buffer.alloc(2 << 20, 0x20);
+      const early = await ask(
+        { ':method': 'POST', ':path': '/v1/images', authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'content-length': String(big.length) },
+        big,
+      );
+      assert.equal(early.status, 413, early.text);
+      assert.equal(early.connection, undefined);
+      assert.match((JSON.parse(early.text) as { error: { message: string } }).error.message, /larger than 1048576 bytes/);
+      const next = await ask({ ':path': '/healthz' });
+      assert.equal(next.status, 200);
+    } finally {
+      h2.close();
+    }
+  });
+
   test('the real Library client pushes and pulls over https with the test CA (SSL_CERT_FILE), and refuses without it', async () => {
     const env = { SSL_CERT_FILE: ca.caFile };
     const file = path.join(FIXTURES, 'minimal-amd64.sif');
