@@ -37,7 +37,7 @@ export async function readJson(request: FastifyRequest): Promise<Record<string, 
 
 /**
  * A whole small body (JSON, a form, a manifest), at most `limit` bytes. A larger one is drained,
- * not cut off, so the client still reads the 413 on a connection that stays usable.
+ * not cut off, so the client still reads the 413 (the connection then closes: http/linger.ts).
  */
 export async function readBody(request: FastifyRequest, limit: number): Promise<Buffer> {
   const stream = request.body as Readable | undefined;

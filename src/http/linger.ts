@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How long, and how many bytes, a closing connection keeps reading what the client still sends. */
-export const LINGER_MS = 5_000;
-export const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 5_000;
+const LINGER_BYTES = 64 * 1024 * 1024;
 
 const LINGERING = Symbol('lingering close armed');
 type LingerSocket = Socket & { [LINGERING]?: boolean; destroySoon?: () => void };
